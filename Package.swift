@@ -9,7 +9,7 @@ func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
 
 let package = Package(
     name: "hivemind-swift",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Shared", targets: ["Shared"]),
         .executable(name: "hivemind-bench", targets: ["Bench"]),

@@ -1,0 +1,248 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCurl
+import Synchronization
+
+/// An HTTP client over one libcurl multi handle driven by one thread: many
+/// requests run in parallel without a thread each, connections to the same
+/// host are kept alive and reused, and every call has a connect and a total timeout.
+public final class HTTPClient: Sendable {
+    public struct Configuration: Sendable {
+        /// Seconds to establish a TCP connection.
+        public var connectTimeout = 3.0
+        /// Seconds for a whole exchange when the request names none.
+        public var timeout = 30.0
+        /// Idle connections kept for reuse.
+        public var connectionCacheSize = 256
+
+        public init(connectTimeout: Double = 3.0, timeout: Double = 30.0) {
+            self.connectTimeout = connectTimeout
+            self.timeout = timeout
+        }
+    }
+
+    /// A client shared by a process's callers (its connection cache is shared too).
+    public static let shared = HTTPClient()
+
+    public let configuration: Configuration
+    private let multi: CURLMultiHandle
+    private let queue = Mutex(Queue())
+
+    private struct Queue {
+        var pending: [Transfer] = []
+        var cancelled: Set<ObjectIdentifier> = []
+        var shuttingDown = false
+    }
+
+    public init(configuration: Configuration = Configuration()) {
+        _ = curlGlobalInit
+        self.configuration = configuration
+        multi = CURLMultiHandle()
+        ccurl_multi_setopt_long(multi.handle, CURLMOPT_MAXCONNECTS, configuration.connectionCacheSize)
+        var thread = pthread_t()
+        let client = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { argument in
+            Unmanaged<HTTPClient>.fromOpaque(argument!).takeRetainedValue().runLoop()
+            return nil
+        }, client)
+        pthread_detach(thread)
+    }
+
+    /// Ends the loop thread after cancelling what is still running.
+    public func shutdown() {
+        queue.withLock { $0.shuttingDown = true }
+        curl_multi_wakeup(multi.handle)
+    }
+
+    /// Sends a request and waits for the whole response.
+    /// - Throws: `HTTPClientError`; a status outside 2xx is `.httpStatus` with the server's error.
+    public func send(_ request: HTTPClientRequest) async throws(HTTPClientError) -> HTTPClientResponse {
+        let transfer = Transfer(request, timeout: request.timeout ?? configuration.timeout,
+                                connectTimeout: configuration.connectTimeout)
+        let id = ObjectIdentifier(transfer)
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    transfer.continuation = continuation
+                    queue.withLock { $0.pending.append(transfer) }
+                    curl_multi_wakeup(multi.handle)
+                }
+            } onCancel: {
+                queue.withLock { _ = $0.cancelled.insert(id) }
+                curl_multi_wakeup(multi.handle)
+            }
+        } catch let error as HTTPClientError {
+            throw error
+        } catch {
+            throw HTTPClientError(.transport, url: request.url, message: "\(error)")
+        }
+    }
+
+    public func get(_ url: String, timeout: Double? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
+        try await send(HTTPClientRequest(url: url, timeout: timeout))
+    }
+
+    /// POSTs (or PUTs) a JSON document.
+    public func send(_ method: String = "POST", _ url: String, json: JSON, timeout: Double? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
+        try await send(HTTPClientRequest(method: method, url: url, headers: [("Content-Type", "application/json")],
+                                         body: json.serializedBytes(), timeout: timeout))
+    }
+
+    /// POSTs a binary payload such as safetensors.
+    public func post(_ url: String, bytes: [UInt8], contentType: String = "application/octet-stream",
+                     headers: [(name: String, value: String)] = [], timeout: Double? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
+        try await send(HTTPClientRequest(method: "POST", url: url, headers: [("Content-Type", contentType)] + headers,
+                                         body: bytes, timeout: timeout))
+    }
+
+    // MARK: - The loop thread
+
+    private func runLoop() {
+        var active: [UnsafeMutableRawPointer: Transfer] = [:]
+        while true {
+            let (pending, cancelled, shuttingDown) = queue.withLock { queue in
+                defer { queue.pending = []; queue.cancelled = [] }
+                return (queue.pending, queue.cancelled, queue.shuttingDown)
+            }
+            for transfer in pending {
+                if cancelled.contains(ObjectIdentifier(transfer)) {
+                    transfer.finish(.failure(HTTPClientError(.cancelled, url: transfer.url, message: "cancelled")))
+                } else {
+                    active[transfer.easy] = transfer
+                    curl_multi_add_handle(multi.handle, transfer.easy)
+                }
+            }
+            for (easy, transfer) in active where shuttingDown || cancelled.contains(ObjectIdentifier(transfer)) {
+                curl_multi_remove_handle(multi.handle, easy)
+                active[easy] = nil
+                transfer.finish(.failure(HTTPClientError(.cancelled, url: transfer.url, message: "cancelled")))
+            }
+            if shuttingDown { break }
+
+            var running: Int32 = 0
+            curl_multi_perform(multi.handle, &running)
+            var remaining: Int32 = 0
+            while let message = curl_multi_info_read(multi.handle, &remaining) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
+                      let transfer = active.removeValue(forKey: easy) else { continue }
+                let code = message.pointee.data.result
+                curl_multi_remove_handle(multi.handle, easy)
+                transfer.finish(transfer.result(code))
+            }
+            curl_multi_poll(multi.handle, nil, 0, 1000, nil)
+        }
+    }
+}
+
+/// `curl_global_init` must run once before any other libcurl call.
+private let curlGlobalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
+
+/// The owner of the multi handle.
+private final class CURLMultiHandle: @unchecked Sendable {
+    // Sendable: after init only the loop thread uses the handle, except
+    // curl_multi_wakeup, which libcurl allows from any thread.
+    let handle: UnsafeMutableRawPointer
+    init() { handle = curl_multi_init() }
+    deinit { curl_multi_cleanup(handle) }
+}
+
+/// One exchange: its easy handle, the request body it sends and the response it collects.
+/// `@unchecked Sendable`: after `send` queues it, only the loop thread touches it.
+private final class Transfer: @unchecked Sendable {
+    let easy: UnsafeMutableRawPointer
+    let url: String
+    var continuation: CheckedContinuation<HTTPClientResponse, any Error>?
+    private let requestBody: UnsafeMutableRawBufferPointer
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    /// libcurl keeps this pointer and writes its detailed error text there.
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    var responseBody: [UInt8] = []
+    var responseHeaders: [String: String] = [:]
+
+    init(_ request: HTTPClientRequest, timeout: Double, connectTimeout: Double) {
+        easy = curl_easy_init()
+        url = request.url
+        requestBody = .allocate(byteCount: max(request.body.count, 1), alignment: 16)
+        errorBuffer[0] = 0
+        request.body.withUnsafeBytes { requestBody.copyMemory(from: $0) }
+
+        ccurl_easy_setopt_string(easy, CURLOPT_URL, request.url)
+        ccurl_easy_setopt_string(easy, CURLOPT_PROXY, "")  // loopback and peers never go through a proxy
+        ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(connectTimeout * 1000))
+        ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, Int(timeout * 1000)))
+        switch request.method {
+        case "GET": ccurl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1)
+        case "HEAD": ccurl_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
+        default: ccurl_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, request.method)
+        }
+        if !request.body.isEmpty || request.method == "POST" || request.method == "PUT" {
+            ccurl_easy_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
+            ccurl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, requestBody.baseAddress)
+        }
+        // "Expect:" turns off 100-continue, which would cost a round trip per large body.
+        for header in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:"] {
+            headerList = curl_slist_append(headerList, header)
+        }
+        ccurl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, headerList)
+        ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        ccurl_easy_setopt_write_function(easy) { data, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            transfer.responseBody.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
+            return size * count
+        }
+        ccurl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context)
+        ccurl_easy_setopt_header_function(easy) { data, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+            if let colon = line.firstIndex(of: ":") {
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].trimmingSpaces().trimmingCharacters("\r\n")
+                transfer.responseHeaders[name] = String(value)
+            }
+            return size * count
+        }
+        ccurl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context)
+    }
+
+    deinit {
+        curl_easy_cleanup(easy)
+        curl_slist_free_all(headerList)
+        requestBody.deallocate()
+        errorBuffer.deallocate()
+    }
+
+    /// The outcome of a finished exchange.
+    func result(_ code: CURLcode) -> Result<HTTPClientResponse, HTTPClientError> {
+        guard code == CURLE_OK else {
+            let detail = String(cString: errorBuffer)
+            let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            switch code {
+            case CURLE_OPERATION_TIMEDOUT: return .failure(HTTPClientError(.timeout, url: url, message: "timed out: \(message)"))
+            case CURLE_COULDNT_CONNECT: return .failure(HTTPClientError(.connectionRefused, url: url, message: "cannot connect: \(message)"))
+            default: return .failure(HTTPClientError(.transport, url: url, message: message))
+            }
+        }
+        var status = 0
+        var connects = 0
+        ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        ccurl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
+        guard (200..<300).contains(status) else { return .failure(.status(status, url: url, body: responseBody)) }
+        return .success(HTTPClientResponse(status: status, headers: responseHeaders, body: responseBody, connectionsOpened: connects))
+    }
+
+    func finish(_ result: Result<HTTPClientResponse, HTTPClientError>) {
+        continuation?.resume(with: result.mapError { $0 as any Error })
+        continuation = nil
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(_ characters: String) -> Substring {
+        var result = self
+        while let last = result.last, characters.contains(last) { result.removeLast() }
+        return result
+    }
+}

@@ -1,0 +1,290 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMicroHTTPD
+import Synchronization
+
+/// How a server listens and what it accepts.
+public struct HTTPServerConfiguration: Sendable {
+    /// An IPv4 address to bind (`0.0.0.0` for every interface; `localhost` means 127.0.0.1).
+    public var host = "127.0.0.1"
+    /// 0 lets the OS pick a free port; `HTTPServer.port` tells which.
+    public var port = 0
+    /// Larger request bodies are refused with 413.
+    public var maxBodyBytes = 256 << 20
+    /// libmicrohttpd's internal thread pool (each thread polls many connections).
+    public var threads = 4
+    public var connectionLimit = 1024
+    /// Seconds an idle keep-alive connection stays open.
+    public var idleTimeout = 120
+
+    public init(host: String = "127.0.0.1", port: Int = 0) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// A libmicrohttpd daemon serving a `Router`. Bodies are read fully (up to the
+/// limit), then each request runs as a Swift task while libmicrohttpd keeps the
+/// connection suspended, so a slow handler never blocks a polling thread.
+/// `GET /healthz` and `GET /metrics` are added to every server.
+public final class HTTPServer: @unchecked Sendable {
+    // Sendable: `daemon` is written once in init and read-only afterwards;
+    // libmicrohttpd synchronizes its own state; counters are atomics.
+    /// The port the server listens on (the OS's pick when configured with 0).
+    public private(set) var port = 0
+    public let metrics: Metrics
+    let router: Router
+    let logger: Logger
+    let maxBodyBytes: Int
+    private var daemon: OpaquePointer?
+    private let inFlight = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+
+    /// Starts listening at once.
+    /// - Throws: `HTTPServerError` if the address is invalid or the port is taken.
+    public init(configuration: HTTPServerConfiguration, router: Router, metrics: Metrics, logger: Logger) throws(HTTPServerError) {
+        var router = router
+        router.get("/healthz") { _ in .json(["status": "ok"]) }
+        router.get("/metrics") { [metrics] _ in .text(metrics.render(), contentType: "text/plain; version=0.0.4") }
+        self.router = router
+        self.metrics = metrics
+        self.logger = logger
+        self.maxBodyBytes = configuration.maxBodyBytes
+        metrics.declare("http_requests_total", .counter, help: "HTTP requests answered, by route, method and status.")
+        metrics.declare("http_request_duration_seconds", .histogram, help: "Time from a request's first byte to its response, by route.")
+        metrics.declare("http_connections_opened_total", .counter, help: "TCP connections accepted (fewer than requests when keep-alive works).")
+
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(truncatingIfNeeded: configuration.port).bigEndian)
+        let host = configuration.host == "localhost" ? "127.0.0.1" : configuration.host
+        guard (0...65535).contains(configuration.port), inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            throw HTTPServerError(message: "cannot listen on \(configuration.host):\(configuration.port): expected an IPv4 address and a port in 0...65535")
+        }
+        let flags = UInt32(MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue)
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        daemon = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                cmhd_start_daemon(flags, UInt16(configuration.port), socketAddress,
+                                  accessHandler, context, requestCompleted, context, connectionNotified, context,
+                                  UInt32(configuration.threads), UInt32(configuration.connectionLimit),
+                                  UInt32(configuration.idleTimeout))
+            }
+        }
+        guard let daemon else {
+            throw HTTPServerError(message: "cannot listen on \(host):\(configuration.port): the address is in use or not available here")
+        }
+        port = Int(cmhd_bound_port(daemon))
+    }
+
+    deinit {
+        assert(daemon == nil || stopped.load(ordering: .relaxed), "HTTPServer must be stopped before it is released")
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to
+    /// `timeout` seconds), then closes every connection. Call it from a plain
+    /// thread (a service's main); from async code use `stop(timeout:) async`.
+    public func stop(timeout: Double = 30) {
+        guard let listener = quiesce() else { return }
+        let deadline = Clock.now + timeout
+        while inFlight.load(ordering: .acquiring) > 0 && Clock.now < deadline { usleep(2_000) }
+        shutDown(listener)
+    }
+
+    /// Like `stop(timeout:)`, but waits without holding a thread that handlers need.
+    public func stop(timeout: Double = 30) async {
+        guard let listener = quiesce() else { return }
+        let deadline = Clock.now + timeout
+        while inFlight.load(ordering: .acquiring) > 0 && Clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        shutDown(listener)
+    }
+
+    /// Stops accepting new connections; returns the listening socket, or nil if already stopped.
+    private func quiesce() -> Int32? {
+        guard let daemon, !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return nil }
+        return MHD_quiesce_daemon(daemon)
+    }
+
+    private func shutDown(_ listener: Int32) {
+        let remaining = inFlight.load(ordering: .acquiring)
+        if remaining > 0 {
+            // libmicrohttpd aborts the process if stopped with suspended
+            // connections, so a daemon with stuck handlers is left running.
+            logger.warning("not stopping: requests still in flight", ["count": "\(remaining)"])
+            return
+        }
+        MHD_stop_daemon(daemon)
+        if listener >= 0 { close(listener) }
+    }
+
+    // MARK: - Called from libmicrohttpd's threads
+
+    fileprivate func begin(_ connection: OpaquePointer, method: String, url: String) -> RequestContext {
+        inFlight.add(1, ordering: .relaxed)
+        let context = RequestContext(method: method, path: url,
+                                     headers: Self.values(connection, .HEADER_KIND),
+                                     query: Self.values(connection, .GET_ARGUMENT_KIND))
+        if let length = context.headers["content-length"].flatMap({ Int($0) }), length > maxBodyBytes {
+            // Answer before reading the body; curl stops sending when it sees this.
+            context.tooLarge = true
+        }
+        return context
+    }
+
+    fileprivate func finish(_ context: RequestContext) {
+        inFlight.subtract(1, ordering: .releasing)
+    }
+
+    fileprivate func dispatch(_ context: RequestContext, on connection: OpaquePointer) {
+        if context.tooLarge {
+            let error = HTTPError.payloadTooLarge("the request body exceeds \(maxBodyBytes) bytes; send a smaller body or raise the server's --max-body-bytes")
+            complete(context, error.response, route: "unmatched")
+            Self.queue(error.response, on: connection)
+            return
+        }
+        let request = HTTPRequest(method: context.method, path: context.path, query: context.query,
+                                  headers: context.headers, body: context.body)
+        context.body = []
+        let handle = ConnectionHandle(connection: connection)
+        MHD_suspend_connection(connection)
+        Task { [self] in
+            let (response, route) = await router.respond(to: request, logger: logger)
+            complete(context, response, route: route)
+            context.response = response
+            MHD_resume_connection(handle.connection)
+        }
+    }
+
+    private func complete(_ context: RequestContext, _ response: HTTPResponse, route: String) {
+        let seconds = Clock.now - context.started
+        metrics.increment("http_requests_total", labels: ["route": route, "method": context.method, "status": String(response.status)])
+        metrics.observe("http_request_duration_seconds", labels: ["route": route], seconds)
+        if response.status >= 500 {
+            logger.error("request failed", ["method": context.method, "path": context.path, "status": String(response.status)])
+        }
+    }
+
+    fileprivate static func queue(_ response: HTTPResponse, on connection: OpaquePointer) {
+        let mhdResponse = response.body.withUnsafeBytes { bytes in
+            MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), .RESPMEM_MUST_COPY)
+        }
+        guard let mhdResponse else { return }
+        for (name, value) in response.headers { MHD_add_response_header(mhdResponse, name, value) }
+        MHD_queue_response(connection, UInt32(response.status), mhdResponse)
+        MHD_destroy_response(mhdResponse)
+    }
+
+    /// Headers (names lowercased) or query arguments of a connection.
+    private static func values(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [String: String] {
+        let collector = ValueCollector(lowercaseKeys: kind == .HEADER_KIND)
+        MHD_get_connection_values(connection, kind, { context, _, key, value in
+            let collector = Unmanaged<ValueCollector>.fromOpaque(context!).takeUnretainedValue()
+            if let key {
+                let name = String(cString: key)
+                collector.values[collector.lowercaseKeys ? name.lowercased() : name] = value.map { String(cString: $0) } ?? ""
+            }
+            return .YES
+        }, Unmanaged.passUnretained(collector).toOpaque())
+        return collector.values
+    }
+
+    fileprivate func connectionOpened() {
+        metrics.increment("http_connections_opened_total")
+    }
+}
+
+/// A server that could not start.
+public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+/// The state of one request across libmicrohttpd's calls.
+/// `@unchecked Sendable`: the body is written only by the polling thread
+/// before dispatch; `response` is written by the task before it resumes the
+/// connection, and read by the polling thread after (libmicrohttpd's resume
+/// orders the two).
+private final class RequestContext: @unchecked Sendable {
+    let method: String
+    let path: String
+    let headers: [String: String]
+    let query: [String: String]
+    let started = Clock.now
+    var body: [UInt8] = []
+    var tooLarge = false
+    var dispatched = false
+    var response: HTTPResponse?
+
+    init(method: String, path: String, headers: [String: String], query: [String: String]) {
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.query = query
+    }
+}
+
+/// A connection pointer carried into a task; libmicrohttpd allows resuming from any thread.
+private struct ConnectionHandle: @unchecked Sendable {
+    let connection: OpaquePointer
+}
+
+private final class ValueCollector {
+    let lowercaseKeys: Bool
+    var values: [String: String] = [:]
+    init(lowercaseKeys: Bool) { self.lowercaseKeys = lowercaseKeys }
+}
+
+// MARK: - C callbacks (nonisolated globals, never main-actor closures)
+
+private func server(_ context: UnsafeMutableRawPointer?) -> HTTPServer {
+    Unmanaged<HTTPServer>.fromOpaque(context!).takeUnretainedValue()
+}
+
+private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, _, uploadData, uploadSize, requestSlot in
+    guard let connection, let requestSlot, let uploadSize else { return .NO }
+    let server = server(cls)
+    guard let slot = requestSlot.pointee else {
+        let context = server.begin(connection, method: String(cString: method!), url: String(cString: url!))
+        requestSlot.pointee = Unmanaged.passRetained(context).toOpaque()
+        if context.tooLarge {
+            context.dispatched = true
+            server.dispatch(context, on: connection)
+        }
+        return .YES
+    }
+    let context = Unmanaged<RequestContext>.fromOpaque(slot).takeUnretainedValue()
+    if uploadSize.pointee > 0 {
+        if !context.tooLarge, let uploadData {
+            if context.body.count + uploadSize.pointee > server.maxBodyBytes {
+                context.tooLarge = true
+                context.body = []
+            } else {
+                context.body.append(contentsOf: UnsafeRawBufferPointer(start: uploadData, count: uploadSize.pointee))
+            }
+        }
+        uploadSize.pointee = 0
+        return .YES
+    }
+    if let response = context.response {
+        context.response = nil
+        HTTPServer.queue(response, on: connection)
+    } else if !context.dispatched {
+        context.dispatched = true
+        server.dispatch(context, on: connection)
+    }
+    return .YES
+}
+
+private let requestCompleted: MHD_RequestCompletedCallback = { cls, _, requestSlot, _ in
+    guard let slot = requestSlot?.pointee else { return }
+    let context = Unmanaged<RequestContext>.fromOpaque(slot).takeRetainedValue()
+    requestSlot?.pointee = nil
+    server(cls).finish(context)
+}
+
+private let connectionNotified: MHD_NotifyConnectionCallback = { cls, _, _, code in
+    if code == .CONNECTION_NOTIFY_STARTED { server(cls).connectionOpened() }
+}

@@ -1,0 +1,117 @@
+/// Handles one request. Handlers run off libmicrohttpd's threads, in Swift tasks.
+public typealias HTTPHandler = @Sendable (HTTPRequest) async throws -> HTTPResponse
+
+/// Maps method and path patterns such as `/v1/experts/{uid}/forward` to handlers,
+/// and turns every failure into a JSON error response.
+public struct Router: Sendable {
+    struct Route: Sendable {
+        let method: String
+        let pattern: String
+        let segments: [Substring]
+        /// Media types the body may have; empty accepts anything.
+        let accepts: [String]
+        let handler: HTTPHandler
+
+        /// The path parameters if `path` fits this route's pattern.
+        func match(_ pathSegments: [Substring]) -> [String: String]? {
+            guard pathSegments.count == segments.count else { return nil }
+            var parameters: [String: String] = [:]
+            for (expected, actual) in zip(segments, pathSegments) {
+                if expected.first == "{" && expected.last == "}" {
+                    guard !actual.isEmpty else { return nil }
+                    parameters[String(expected.dropFirst().dropLast())] = String(actual).removingPercentEncoding
+                } else if expected != actual {
+                    return nil
+                }
+            }
+            return parameters
+        }
+    }
+
+    private(set) var routes: [Route] = []
+
+    public init() {}
+
+    /// Adds a route. `accepts` lists the media types a request body may have
+    /// (a request with a body of another type gets 415).
+    public mutating func add(_ method: String, _ pattern: String, accepts: [String] = [], _ handler: @escaping HTTPHandler) {
+        routes.append(Route(method: method, pattern: pattern, segments: Self.segments(pattern), accepts: accepts, handler: handler))
+    }
+
+    public mutating func get(_ pattern: String, _ handler: @escaping HTTPHandler) {
+        add("GET", pattern, handler)
+    }
+
+    public mutating func post(_ pattern: String, accepts: [String] = [], _ handler: @escaping HTTPHandler) {
+        add("POST", pattern, accepts: accepts, handler)
+    }
+
+    public mutating func put(_ pattern: String, accepts: [String] = [], _ handler: @escaping HTTPHandler) {
+        add("PUT", pattern, accepts: accepts, handler)
+    }
+
+    public mutating func delete(_ pattern: String, _ handler: @escaping HTTPHandler) {
+        add("DELETE", pattern, handler)
+    }
+
+    private static func segments(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: true)
+    }
+
+    /// Answers a request; never throws. Returns the route pattern for metrics
+    /// ("unmatched" when no route fits, which keeps metric labels bounded).
+    public func respond(to request: HTTPRequest, logger: Logger? = nil) async -> (response: HTTPResponse, route: String) {
+        let pathSegments = Self.segments(request.path)
+        var allowed: [String] = []
+        for route in routes {
+            guard let parameters = route.match(pathSegments) else { continue }
+            guard route.method == request.method else {
+                allowed.append(route.method)
+                continue
+            }
+            if !route.accepts.isEmpty && !request.body.isEmpty {
+                let type = request.contentType ?? "none"
+                guard route.accepts.contains(type) else {
+                    let expected = route.accepts.joined(separator: " or ")
+                    return (HTTPError.unsupportedMediaType("Content-Type \(type) is not accepted here; expected \(expected)").response, route.pattern)
+                }
+            }
+            var request = request
+            request.pathParameters = parameters
+            do {
+                return (try await route.handler(request), route.pattern)
+            } catch let error as HTTPError {
+                return (error.response, route.pattern)
+            } catch let error as JSONFieldError {
+                return (HTTPError.badRequest("\(error)").response, route.pattern)
+            } catch {
+                logger?.error("unhandled error", ["route": route.pattern, "error": "\(error)"])
+                let internalError = HTTPError(status: 500, code: "internal", message: "internal error: \(error)")
+                return (internalError.response, route.pattern)
+            }
+        }
+        if !allowed.isEmpty {
+            return (HTTPError.methodNotAllowed(request.method, path: request.path, allowed: allowed).response, "unmatched")
+        }
+        return (HTTPError.notFound("no route for \(request.method) \(request.path)").response, "unmatched")
+    }
+}
+
+extension String {
+    /// Decodes `%XX` escapes; malformed escapes are kept as they are.
+    var removingPercentEncoding: String {
+        guard contains("%") else { return self }
+        var bytes: [UInt8] = []
+        var utf8 = Array(self.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "%"), utf8.count >= 2,
+               let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

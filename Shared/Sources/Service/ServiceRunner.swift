@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a service's HTTP server until SIGTERM or SIGINT, then stops it
+/// gracefully: no new connections, in-flight requests finish, exit 0.
+public enum ServiceRunner {
+    /// Starts `router` with the common options, prints the ready line, waits for
+    /// a termination signal, stops, and exits the process.
+    /// - Parameters:
+    ///   - details: extra fields for the ready line (e.g. the DHT node id).
+    ///   - onStop: runs after the server stopped (e.g. a final checkpoint).
+    public static func run(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
+                           details: [String: JSON] = [:], onStop: () -> Void = {}) -> Never {
+        installTerminationHandlers()
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(configuration: options.serverConfiguration(), router: router, metrics: metrics, logger: logger)
+        } catch {
+            logger.error("cannot start", ["reason": "\(error)"])
+            exit(1)
+        }
+        let url = options.string("announce-address") ?? "http://\(options.string("host") ?? "127.0.0.1"):\(server.port)"
+        printReadyLine(service: options.service, url: url, details: details)
+        logger.info("listening", ["url": url])
+        let signal = waitForTermination()
+        logger.info("stopping", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT"])
+        server.stop()
+        onStop()
+        logger.info("stopped")
+        exit(0)
+    }
+
+    /// One JSON line on standard output that a script can read:
+    /// `{"event":"listening","service":"...","url":"http://127.0.0.1:PORT",...}`.
+    public static func printReadyLine(service: String, url: String, details: [String: JSON] = [:]) {
+        var fields = details
+        fields["event"] = "listening"
+        fields["service"] = .string(service)
+        fields["url"] = .string(url)
+        // write(2), not print: stdout may be a pipe, and the line must not wait in a buffer.
+        let line = JSON.object(fields).serialized() + "\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
+    }
+
+    /// Routes SIGTERM and SIGINT to a pipe, so that waiting for them is a plain
+    /// blocking read on any thread, whichever thread the kernel delivers them to.
+    public static func installTerminationHandlers() {
+        guard signalPipe.read < 0 else { return }
+        var fds: [Int32] = [0, 0]
+        pipe(&fds)
+        signalPipe = (fds[0], fds[1])
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { signal in
+            var number = UInt8(truncatingIfNeeded: signal)
+            _ = write(signalPipe.write, &number, 1)
+        }
+        sigaction(SIGTERM, &action, nil)
+        sigaction(SIGINT, &action, nil)
+        signal(SIGPIPE, SIG_IGN)
+        // A parent started from a libdispatch thread passes on a mask that blocks
+        // every signal; threads started after this inherit the unblocked mask.
+        var termination = sigset_t()
+        sigemptyset(&termination)
+        sigaddset(&termination, SIGTERM)
+        sigaddset(&termination, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &termination, nil)
+    }
+
+    /// Blocks until SIGTERM or SIGINT arrives and returns which.
+    public static func waitForTermination() -> Int32 {
+        installTerminationHandlers()
+        var number: UInt8 = 0
+        while read(signalPipe.read, &number, 1) != 1 {}
+        return Int32(number)
+    }
+}
+
+/// Written once before the handlers are installed; the handler only reads it.
+nonisolated(unsafe) private var signalPipe: (read: Int32, write: Int32) = (-1, -1)

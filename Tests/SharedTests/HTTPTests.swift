@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+@testable import Shared
+
+/// Runs `body` against a server on a port chosen by the OS, and stops the
+/// server afterwards, also when `body` throws.
+func withTestServer<T>(maxBodyBytes: Int = 1 << 20, _ configure: (inout Router) -> Void,
+                       _ body: (_ url: String, _ server: HTTPServer) async throws -> T) async throws -> T {
+    var router = Router()
+    configure(&router)
+    var configuration = HTTPServerConfiguration()
+    configuration.maxBodyBytes = maxBodyBytes
+    let server = try HTTPServer(configuration: configuration, router: router,
+                                metrics: Metrics(namespace: "hivemind_test"), logger: Logger(service: "test", level: .error))
+    do {
+        let result = try await body("http://127.0.0.1:\(server.port)", server)
+        await server.stop(timeout: 10)
+        return result
+    } catch {
+        await server.stop(timeout: 10)
+        throw error
+    }
+}
+
+/// Routes that exercise each outcome.
+func exampleRoutes(_ router: inout Router) {
+    router.get("/items/{id}") { request in .json(["id": .string(request.parameter("id")), "q": .string(request.query["q"] ?? "")]) }
+    router.post("/echo") { request in .bytes(request.body) }
+    router.post("/json", accepts: ["application/json"]) { request in
+        let body = try request.jsonObject()
+        let count = try body.int("count")
+        guard count >= 0 else { throw HTTPError.unprocessable("field 'count' must be >= 0, got \(count)") }
+        return .json(["count": .int(count)])
+    }
+    router.get("/sleep") { request in
+        try await Task.sleep(for: .seconds(Double(request.query["seconds"] ?? "0") ?? 0))
+        return .json(["ok": true])
+    }
+}
+
+@Suite struct HTTPTests {
+    @Test func pathParametersAndQuery() async throws {
+        try await withTestServer(exampleRoutes) { url, _ in
+            let response = try await HTTPClient.shared.get("\(url)/items/a%20b?q=x%26y")
+            #expect(try response.json() == ["id": "a b", "q": "x&y"])
+        }
+    }
+
+    @Test func keepAliveReusesOneConnection() async throws {
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        try await withTestServer(exampleRoutes) { url, server in
+            var opened = 0
+            for index in 0..<20 {
+                let response = try await client.post("\(url)/echo", bytes: [UInt8(index)])
+                #expect(response.body == [UInt8(index)])
+                opened += response.connectionsOpened
+            }
+            #expect(opened == 1)
+            #expect(server.metrics.value("http_connections_opened_total") == 1)
+        }
+    }
+
+    @Test func twoHundredConcurrentRequestsSucceed() async throws {
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        try await withTestServer(exampleRoutes) { url, _ in
+            let bodies = try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        let payload = Array("request \(index)".utf8)
+                        return (index, try await client.post("\(url)/echo", bytes: payload).body)
+                    }
+                }
+                return try await group.reduce(into: [Int: [UInt8]]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(bodies.count == 200)
+            #expect(bodies.allSatisfy { $0.value == Array("request \($0.key)".utf8) })
+        }
+    }
+
+    @Test func slowHandlerTimesOutOnTime() async throws {
+        try await withTestServer(exampleRoutes) { url, _ in
+            let timeout = 0.5
+            let start = Clock.now
+            await #expect {
+                _ = try await HTTPClient.shared.send(HTTPClientRequest(url: "\(url)/sleep?seconds=1", timeout: timeout))
+            } throws: { error in
+                (error as? HTTPClientError)?.kind == .timeout
+            }
+            let elapsed = Clock.now - start
+            #expect(elapsed >= timeout * 0.8 && elapsed <= timeout * 1.2, "took \(elapsed) s for a \(timeout) s timeout")
+        }
+    }
+
+    @Test func refusedConnectionIsTyped() async throws {
+        let port = try await withTestServer(exampleRoutes) { _, server in server.port }
+        await #expect {
+            _ = try await HTTPClient.shared.get("http://127.0.0.1:\(port)/healthz", timeout: 2)
+        } throws: { error in
+            (error as? HTTPClientError)?.kind == .connectionRefused
+        }
+    }
+
+    static let errorCases: [(name: String, request: HTTPClientRequest, status: Int, code: String, mentions: String)] = [
+        ("malformed JSON", HTTPClientRequest(method: "POST", url: "/json", headers: [("Content-Type", "application/json")], body: Array("{\"count\": ".utf8)), 400, "bad_request", "line 1"),
+        ("missing field", HTTPClientRequest(method: "POST", url: "/json", headers: [("Content-Type", "application/json")], body: Array("{}".utf8)), 400, "bad_request", "count"),
+        ("unknown route", HTTPClientRequest(url: "/nowhere"), 404, "not_found", "/nowhere"),
+        ("wrong method", HTTPClientRequest(method: "DELETE", url: "/echo"), 405, "method_not_allowed", "POST"),
+        ("too large", HTTPClientRequest(method: "POST", url: "/echo", body: Array(repeating: 7, count: 2 << 20)), 413, "payload_too_large", "1048576"),
+        ("wrong content type", HTTPClientRequest(method: "POST", url: "/json", headers: [("Content-Type", "text/plain")], body: Array("x".utf8)), 415, "unsupported_media_type", "application/json"),
+        ("semantically invalid", HTTPClientRequest(method: "POST", url: "/json", headers: [("Content-Type", "application/json")], body: Array("{\"count\": -1}".utf8)), 422, "unprocessable", ">= 0"),
+    ]
+
+    @Test(arguments: errorCases.indices)
+    func everyErrorIsAClearJSONError(_ index: Int) async throws {
+        let testCase = Self.errorCases[index]
+        try await withTestServer(exampleRoutes) { url, _ in
+            var request = testCase.request
+            request.url = url + request.url
+            do {
+                _ = try await HTTPClient.shared.send(request)
+                Issue.record("\(testCase.name): expected HTTP \(testCase.status)")
+            } catch let error as HTTPClientError {
+                #expect(error.kind == .httpStatus)
+                #expect(error.status == testCase.status, "\(testCase.name)")
+                #expect(error.code == testCase.code, "\(testCase.name)")
+                #expect(error.message.contains(testCase.mentions), "\(testCase.name): \(error.message)")
+            }
+            // The server keeps serving after every kind of bad request.
+            #expect(try await HTTPClient.shared.get("\(url)/healthz").json() == ["status": "ok"])
+        }
+    }
+
+    @Test func metricsCountRequestsByRouteAndStatus() async throws {
+        try await withTestServer(exampleRoutes) { url, _ in
+            _ = try await HTTPClient.shared.get("\(url)/items/1")
+            _ = try? await HTTPClient.shared.get("\(url)/missing")
+            let text = String(decoding: try await HTTPClient.shared.get("\(url)/metrics").body, as: UTF8.self)
+            #expect(text.contains(#"hivemind_test_http_requests_total{method="GET",route="/items/{id}",status="200"} 1"#))
+            #expect(text.contains(#"hivemind_test_http_requests_total{method="GET",route="unmatched",status="404"} 1"#))
+            #expect(text.contains(#"hivemind_test_http_request_duration_seconds_count{route="/items/{id}"} 1"#))
+        }
+    }
+
+    @Test func sigtermLetsTheRequestInFlightFinish() async throws {
+        let service = try ServiceProcess("HTTPFixture", ["--port", "0"])
+        async let slow = HTTPClient.shared.get("\(service.url)/sleep?seconds=1", timeout: 10)
+        try await Task.sleep(for: .milliseconds(300))
+        service.signal(SIGTERM)
+        let response = try await slow
+        #expect(try response.json() == ["slept": 1.0])
+        #expect(service.waitForExit(timeout: 10) == 0)
+    }
+}

@@ -61,14 +61,14 @@ private func measureCodecs(count: Int) throws {
     var rng = SplitMix64(seed: 3)
     let tensor = Tensor.randomNormal(shape: [count], using: &rng)
     let inputBytes = Double(count * 4)
-    print("compression, \(count / 1_000_000)M-element standard-normal tensor (best of 3; GB/s of float32 input)")
+    print("compression, \(count / 1_000_000)M-element standard-normal tensor (best of 5; GB/s of float32 input)")
     print("  \(column("codec", 16)) \(column("compress", 10)) \(column("decompress", 11)) \(column("both", 8)) \(column("target", 8)) \(column("MSE", 10)) size")
     let targets: [CompressionCodec: Double] = [.float16: 3, .bfloat16: 3, .meanStd16: 2, .uniform8: 1.5, .blockwise8: 0.6, .quantile8: 0.3]
     for codec in CompressionCodec.allCases {
         var compressed = try codec.compress(tensor)
-        let compressTime = try bestTime(3) { compressed = try codec.compress(tensor) }
+        let compressTime = try bestTime(5) { compressed = try codec.compress(tensor) }
         var restored = try compressed.decompressed()
-        let decompressTime = try bestTime(3) { restored = try compressed.decompressed() }
+        let decompressTime = try bestTime(5) { restored = try compressed.decompressed() }
         var squares: Double = 0
         for i in 0..<count {
             let d = Double(tensor.scalars[i] - restored.scalars[i])

@@ -61,9 +61,13 @@ extension Tensor {
         }
     }
 
+    /// `lhs.adding(rhs)`: elementwise sum, broadcasting `rhs`.
     public static func + (lhs: Tensor, rhs: Tensor) throws(TensorError) -> Tensor { try lhs.adding(rhs) }
+    /// `lhs.subtracting(rhs)`: elementwise difference, broadcasting `rhs`.
     public static func - (lhs: Tensor, rhs: Tensor) throws(TensorError) -> Tensor { try lhs.subtracting(rhs) }
+    /// `lhs.multiplying(rhs)`: elementwise (Hadamard) product, broadcasting `rhs`; see `matmul` for matrix products.
     public static func * (lhs: Tensor, rhs: Tensor) throws(TensorError) -> Tensor { try lhs.multiplying(rhs) }
+    /// `lhs.dividing(rhs)`: elementwise quotient, broadcasting `rhs`.
     public static func / (lhs: Tensor, rhs: Tensor) throws(TensorError) -> Tensor { try lhs.dividing(rhs) }
 }
 
@@ -109,13 +113,12 @@ extension Tensor {
     private func binary(_ other: Tensor, _ operation: BinaryOperation) throws(TensorError) -> Tensor {
         let inner = try broadcastLength(of: other, operation)
         let count = self.count
-        let result = [Float](unsafeUninitializedCapacity: count) { out, initialized in
+        let result = FreshMemory.array(count: count) { (out: UnsafeMutablePointer<Float>) in
             scalars.withUnsafeBufferPointer { a in
                 other.scalars.withUnsafeBufferPointer { b in
-                    Tensor.broadcastLoop(a.baseAddress, b.baseAddress, out.baseAddress, count, inner, operation)
+                    Tensor.broadcastLoop(a.baseAddress, b.baseAddress, out, count, inner, operation)
                 }
             }
-            initialized = count
         }
         return Tensor(unchecked: shape, result)
     }
@@ -148,19 +151,32 @@ extension Tensor {
 
 /// Arithmetic with a scalar on either side; these cannot fail.
 extension Tensor {
+    /// Adds `rhs` to every element.
     public static func + (lhs: Tensor, rhs: Float) -> Tensor { lhs.scalarOp(rhs, .add) }
+    /// Subtracts `rhs` from every element.
     public static func - (lhs: Tensor, rhs: Float) -> Tensor { lhs.scalarOp(rhs, .subtract) }
+    /// Multiplies every element by `rhs`.
     public static func * (lhs: Tensor, rhs: Float) -> Tensor { lhs.scalarOp(rhs, .multiply) }
+    /// Divides every element by `rhs`.
     public static func / (lhs: Tensor, rhs: Float) -> Tensor { lhs.scalarOp(rhs, .divide) }
+    /// Adds `lhs` to every element.
     public static func + (lhs: Float, rhs: Tensor) -> Tensor { rhs.scalarOp(lhs, .add) }
+    /// Multiplies every element by `lhs`.
     public static func * (lhs: Float, rhs: Tensor) -> Tensor { rhs.scalarOp(lhs, .multiply) }
+    /// `lhs - x` for every element x.
     public static func - (lhs: Float, rhs: Tensor) -> Tensor { rhs.mapped { lhs - $0 } }
+    /// `lhs / x` for every element x.
     public static func / (lhs: Float, rhs: Tensor) -> Tensor { rhs.mapped { lhs / $0 } }
+    /// Negates every element.
     public static prefix func - (operand: Tensor) -> Tensor { operand.mapped { -$0 } }
 
+    /// Adds `rhs` to every element in place.
     public static func += (lhs: inout Tensor, rhs: Float) { lhs.formScalarOp(rhs, .add) }
+    /// Subtracts `rhs` from every element in place.
     public static func -= (lhs: inout Tensor, rhs: Float) { lhs.formScalarOp(rhs, .subtract) }
+    /// Multiplies every element by `rhs` in place (BLAS `sscal`).
     public static func *= (lhs: inout Tensor, rhs: Float) { lhs.scale(by: rhs) }
+    /// Divides every element by `rhs` in place.
     public static func /= (lhs: inout Tensor, rhs: Float) { lhs.formScalarOp(rhs, .divide) }
 
     /// A tensor of the same shape with `transform` applied to every element.
@@ -175,13 +191,10 @@ extension Tensor {
 
     private func scalarOp(_ value: Float, _ operation: BinaryOperation) -> Tensor {
         let count = self.count
-        let result = [Float](unsafeUninitializedCapacity: count) { out, initialized in
+        let result = FreshMemory.array(count: count) { (target: UnsafeMutablePointer<Float>) in
             scalars.withUnsafeBufferPointer { a in
-                if let source = a.baseAddress, let target = out.baseAddress {
-                    operation.apply(source, scalar: value, target, count)
-                }
+                if let source = a.baseAddress { operation.apply(source, scalar: value, target, count) }
             }
-            initialized = count
         }
         // Storage keeps its count, so the shape stays as valid as it was.
         var copy = self

@@ -61,12 +61,11 @@ extension Tensor {
             throw TensorError("transpose", "dimensions of \(describe(shape)) exceed the BLAS limit of \(Int32.max)")
         }
         guard count > 0 else { return Tensor(unchecked: [columns, rows], []) }
-        let result = [Float](unsafeUninitializedCapacity: count) { out, initialized in
+        let result = FreshMemory.array(count: count) { (out: UnsafeMutablePointer<Float>) in
             scalars.withUnsafeBufferPointer { x in
                 cblas_somatcopy(CblasRowMajor, CblasTrans, Int32(rows), Int32(columns), 1,
-                                x.baseAddress, Int32(columns), out.baseAddress, Int32(rows))
+                                x.baseAddress, Int32(columns), out, Int32(rows))
             }
-            initialized = count
         }
         return Tensor(unchecked: [columns, rows], result)
     }

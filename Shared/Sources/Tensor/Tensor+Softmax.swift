@@ -36,16 +36,15 @@ extension Tensor {
         try checkStorage(operation)
         guard let length = shape.last else { throw TensorError(operation, "needs at least one axis, got a scalar") }
         let count = self.count
-        let result = [Float](unsafeUninitializedCapacity: count) { out, initialized in
+        let result = FreshMemory.array(count: count) { (out: UnsafeMutablePointer<Float>) in
             scalars.withUnsafeBufferPointer { x in
-                guard length > 0, let x = x.baseAddress, let out = out.baseAddress else { return }
+                guard length > 0, let x = x.baseAddress else { return }
                 var offset = 0
                 while offset < count {
                     body(x + offset, out + offset, length)
                     offset += length
                 }
             }
-            initialized = count
         }
         return Tensor(unchecked: shape, result)
     }

@@ -24,7 +24,9 @@ public struct Tensor: Sendable, Equatable {
         self.scalars = scalars
     }
 
-    /// A tensor of zeros. Negative dimensions are treated as zero.
+    /// A tensor of zeros. Negative dimensions are treated as zero; the shape
+    /// must describe an allocatable tensor (check sizes that come from a
+    /// request first, or use `init(shape:scalars:)`, which validates).
     public init(zeros shape: [Int]) {
         self.init(repeating: 0, shape: shape)
     }

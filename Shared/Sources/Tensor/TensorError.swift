@@ -7,11 +7,13 @@ public struct TensorError: Error, CustomStringConvertible, Sendable, Equatable {
     /// What was wrong and what was expected, e.g. "inner dimensions differ: [2, 3] x [4, 5]".
     public let reason: String
 
+    /// An error of `operation` (e.g. "matmul") for `reason` (what was wrong and what was expected).
     public init(_ operation: String, _ reason: String) {
         self.operation = operation
         self.reason = reason
     }
 
+    /// "operation: reason", e.g. "matmul: inner dimensions differ: [2, 3] x [4, 5]".
     public var description: String { "\(operation): \(reason)" }
 }
 

@@ -7,14 +7,17 @@ public struct CompressedTensor: Sendable, Equatable {
     public struct Part: Sendable, Equatable {
         /// Appended to the tensor's name to name this part, e.g. ".codebook".
         public let suffix: String
+        /// The stored data.
         public let tensor: WireTensor
 
+        /// A part named by `suffix` ("" for the main part).
         public init(_ suffix: String, _ tensor: WireTensor) {
             self.suffix = suffix
             self.tensor = tensor
         }
     }
 
+    /// The codec that produced the parts.
     public let codec: CompressionCodec
     /// The shape of the original tensor.
     public let shape: [Int]
@@ -26,6 +29,7 @@ public struct CompressedTensor: Sendable, Equatable {
     /// except where a decoder needs them (`block_size`).
     public let parameters: [String: JSON]
 
+    /// Assembles a compressed tensor from received parts; `decompressed()` checks that they fit.
     public init(codec: CompressionCodec, shape: [Int], parts: [Part], parameters: [String: JSON] = [:]) {
         self.codec = codec
         self.shape = shape

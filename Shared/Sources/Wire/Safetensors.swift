@@ -6,15 +6,52 @@ public enum Safetensors {
     /// bytes so the data section stays aligned, as the reference writer does.
     /// - Throws: `SafetensorsError` for duplicate or reserved names.
     public static func encode(_ tensors: [(name: String, tensor: WireTensor)], metadata: [String: String] = [:]) throws(SafetensorsError) -> [UInt8] {
+        try encode(tensors.map { (name: $0.name, source: .wire($0.tensor)) }, metadata: metadata)
+    }
+
+    /// Where an encoded tensor's bytes come from: a wire tensor, or a float
+    /// tensor's storage directly (which saves a full copy for F32 payloads).
+    enum Source {
+        case wire(WireTensor)
+        case floats(Tensor)
+
+        var dtype: DType {
+            if case .wire(let tensor) = self { return tensor.dtype }
+            return .f32
+        }
+        var shape: [Int] {
+            switch self {
+            case .wire(let tensor): tensor.shape
+            case .floats(let tensor): tensor.shape
+            }
+        }
+        var byteCount: Int {
+            switch self {
+            case .wire(let tensor): tensor.bytes.count
+            case .floats(let tensor): tensor.count * 4
+            }
+        }
+        func copy(to target: UnsafeMutableRawPointer) {
+            switch self {
+            case .wire(let tensor):
+                tensor.bytes.withUnsafeBytes { if $0.count > 0 { FreshMemory.copy(target, $0.baseAddress!, byteCount: $0.count) } }
+            case .floats(let tensor):
+                tensor.scalars.withUnsafeBytes { if $0.count > 0 { FreshMemory.copy(target, $0.baseAddress!, byteCount: $0.count) } }
+            }
+        }
+    }
+
+    /// The encoder behind both public entry points; float sources must have consistent storage.
+    static func encode(_ tensors: [(name: String, source: Source)], metadata: [String: String]) throws(SafetensorsError) -> [UInt8] {
         var header: [String: JSON] = [:]
         var offset = 0
-        for (name, tensor) in tensors {
+        for (name, source) in tensors {
             guard name != "__metadata__" else {
                 throw SafetensorsError(.invalidTensor, "'__metadata__' is reserved and cannot name a tensor")
             }
             guard header[name] == nil else { throw SafetensorsError(.invalidTensor, "duplicate tensor name '\(name)'") }
-            let end = offset + tensor.bytes.count
-            header[name] = ["dtype": .string(tensor.dtype.name), "shape": .array(tensor.shape.map(JSON.int)),
+            let end = offset + source.byteCount
+            header[name] = ["dtype": .string(source.dtype.name), "shape": .array(source.shape.map(JSON.int)),
                             "data_offsets": [.int(offset), .int(end)]]
             offset = end
         }
@@ -28,11 +65,9 @@ public enum Safetensors {
             base.storeBytes(of: UInt64(headerBytes.count).littleEndian, as: UInt64.self)
             headerBytes.withUnsafeBytes { base.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             var position = 8 + headerBytes.count
-            for (_, tensor) in tensors {
-                tensor.bytes.withUnsafeBytes { raw in
-                    if raw.count > 0 { FreshMemory.copy(base + position, raw.baseAddress!, byteCount: raw.count) }
-                }
-                position += tensor.bytes.count
+            for (_, source) in tensors {
+                source.copy(to: base + position)
+                position += source.byteCount
             }
         }
     }
@@ -63,6 +98,7 @@ public struct SafetensorsPayload: Sendable, Equatable {
     /// The `__metadata__` entries.
     public var metadata: [String: String]
 
+    /// A payload of tensors (in data order) and metadata.
     public init(tensors: [(name: String, tensor: WireTensor)] = [], metadata: [String: String] = [:]) {
         self.tensors = tensors
         self.metadata = metadata
@@ -81,6 +117,7 @@ public struct SafetensorsPayload: Sendable, Equatable {
         try Safetensors.encode(tensors, metadata: metadata)
     }
 
+    /// Equal names, tensors (in order) and metadata.
     public static func == (lhs: SafetensorsPayload, rhs: SafetensorsPayload) -> Bool {
         lhs.metadata == rhs.metadata && lhs.tensors.elementsEqual(rhs.tensors) { $0.name == $1.name && $0.tensor == $1.tensor }
     }

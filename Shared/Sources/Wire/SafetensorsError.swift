@@ -32,6 +32,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable, Equata
         /// A compression codec name is not one we know.
         public static let unknownCodec = Kind(.unknownCodec)
 
+        /// The kind's name, e.g. "invalidHeader".
         public var description: String { code.rawValue }
     }
 
@@ -40,10 +41,12 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable, Equata
     /// What was wrong and what was expected.
     public let message: String
 
+    /// An error of `kind` whose `message` says what was wrong and what was expected.
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
 
+    /// The message.
     public var description: String { message }
 }

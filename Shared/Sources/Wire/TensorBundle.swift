@@ -15,6 +15,7 @@ public struct TensorBundle: Sendable, Equatable {
     /// Application metadata (request ids, expert uids...).
     public var metadata: [String: String]
 
+    /// A bundle of named tensors (in order) and metadata.
     public init(_ tensors: [(name: String, tensor: Tensor)] = [], metadata: [String: String] = [:]) {
         self.tensors = tensors
         self.metadata = metadata
@@ -38,13 +39,14 @@ public struct TensorBundle: Sendable, Equatable {
         if let reserved = metadata.keys.first(where: { $0 == TensorBundle.codecKey || $0.hasPrefix(TensorBundle.descriptorPrefix) }) {
             throw SafetensorsError(.invalidMetadata, "metadata key '\(reserved)' is reserved for compression descriptions")
         }
-        var stored: [(name: String, tensor: WireTensor)] = []
+        var stored: [(name: String, source: Safetensors.Source)] = []
         var allMetadata = metadata
         if codec != .none { allMetadata[TensorBundle.codecKey] = codec.rawValue }
         let ownNames = Set(tensors.map(\.name))
         for (name, tensor) in tensors {
             guard codec != .none else {
-                stored.append((name, try WireTensor(tensor, as: .f32)))
+                do { try tensor.checkStorage("encode") } catch { throw SafetensorsError(.invalidTensor, "tensor '\(name)': \(error)") }
+                stored.append((name, .floats(tensor)))
                 continue
             }
             let compressed = try codec.compress(tensor)
@@ -53,7 +55,7 @@ public struct TensorBundle: Sendable, Equatable {
                 if !part.suffix.isEmpty, ownNames.contains(partName) {
                     throw SafetensorsError(.invalidTensor, "tensor name '\(partName)' collides with a part of compressed tensor '\(name)'")
                 }
-                stored.append((partName, part.tensor))
+                stored.append((partName, .wire(part.tensor)))
             }
             allMetadata[TensorBundle.descriptorPrefix + name] = compressed.descriptor.serialized()
         }
@@ -135,6 +137,7 @@ public struct TensorBundle: Sendable, Equatable {
         return Tensor(unchecked: entry.shape, scalars)
     }
 
+    /// Equal names, tensors (in order) and metadata.
     public static func == (lhs: TensorBundle, rhs: TensorBundle) -> Bool {
         lhs.metadata == rhs.metadata && lhs.tensors.elementsEqual(rhs.tensors) { $0.name == $1.name && $0.tensor == $1.tensor }
     }

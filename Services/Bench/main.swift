@@ -1,1 +1,22 @@
-print("placeholder")
+import Foundation
+
+/// `hivemind-bench <suite>`: one benchmark suite per file, registered here.
+let suites: [(name: String, summary: String, run: () throws -> Void)] = [
+    ("tensors", "sgemm, memcpy, safetensors encode/decode and compression codecs", runTensorsSuite),
+]
+
+@MainActor func usage() -> String {
+    "usage: hivemind-bench <suite>\n\nsuites:\n" + suites.map { "  \($0.name.padding(toLength: 12, withPad: " ", startingAt: 0))\($0.summary)" }.joined(separator: "\n") + "\n"
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+guard arguments.count == 1, let suite = suites.first(where: { $0.name == arguments.first }) else {
+    FileHandle.standardError.write(Data(usage().utf8))
+    exit(2)
+}
+do {
+    try suite.run()
+} catch {
+    FileHandle.standardError.write(Data("hivemind-bench \(suite.name): \(error)\n".utf8))
+    exit(1)
+}

@@ -81,10 +81,10 @@ func exampleRoutes(_ router: inout Router) {
 
     @Test func slowHandlerTimesOutOnTime() async throws {
         try await withTestServer(exampleRoutes) { url, _ in
-            let timeout = 0.5
+            let timeout = 1.0
             let start = Clock.now
             await #expect {
-                _ = try await HTTPClient.shared.send(HTTPClientRequest(url: "\(url)/sleep?seconds=1", timeout: timeout))
+                _ = try await HTTPClient.shared.send(HTTPClientRequest(url: "\(url)/sleep?seconds=2", timeout: timeout))
             } throws: { error in
                 (error as? HTTPClientError)?.kind == .timeout
             }

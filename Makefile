@@ -1,0 +1,38 @@
+# The two commands a user needs: `make demo` and `make test`.
+# Both install what is missing first (Debian packages, then Python packages).
+
+SWIFT ?= swift
+APT_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansson-dev pkg-config gzip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps demo test bench build-release
+
+## Installs the C libraries (with `apt-get update` first) and the Python test packages when missing.
+deps:
+	@missing=""; for package in $(APT_PACKAGES); do \
+		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
+	done; \
+	command -v python3 >/dev/null || missing="$$missing python3 python3-pip"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+	@python3 -c "import numpy, safetensors" 2>/dev/null || \
+		python3 -m pip install --quiet numpy safetensors 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages numpy safetensors
+
+## The main job.
+demo: deps build-release
+	@bash deploy/demo.sh
+
+## Every test: unit tests and multi-process integration tests on loopback.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+build-release:
+	$(SWIFT) build -c release
+
+## Benchmarks (not tests): `make bench SUITE=tensors`.
+bench: deps build-release
+	$(SWIFT) run -c release --skip-build hivemind-bench $(SUITE)

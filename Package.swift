@@ -26,8 +26,10 @@ let package = Package(
             path: "Shared/Sources",
             linkerSettings: [.linkedLibrary("m")]
         ),
+        .target(name: "ExpertHost", dependencies: ["Shared"], path: "Services/ExpertHost/Sources"),
         .executableTarget(name: "Bench", dependencies: ["Shared"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
+        .testTarget(name: "ExpertHostTests", dependencies: ["ExpertHost", "Shared"], path: "Tests/ExpertHostTests"),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture"], path: "Tests/SharedTests"),
     ]
 )

@@ -27,9 +27,11 @@ let package = Package(
             linkerSettings: [.linkedLibrary("m")]
         ),
         .target(name: "ExpertHost", dependencies: ["Shared"], path: "Services/ExpertHost/Sources"),
+        .target(name: "Gateway", dependencies: ["Shared"], path: "Services/Gateway/Sources"),
         .executableTarget(name: "Bench", dependencies: ["Shared"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
         .testTarget(name: "ExpertHostTests", dependencies: ["ExpertHost", "Shared"], path: "Tests/ExpertHostTests"),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Shared"], path: "Tests/GatewayTests"),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture"], path: "Tests/SharedTests"),
     ]
 )

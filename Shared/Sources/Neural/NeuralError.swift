@@ -23,7 +23,7 @@ public struct NeuralError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let parameterMismatch = Kind(.parameterMismatch)
         /// No expert class is registered under the requested name.
         public static let unknownExpertClass = Kind(.unknownExpertClass)
-        /// A data set file is missing or malformed.
+        /// A data set or checkpoint file is missing or malformed.
         public static let invalidData = Kind(.invalidData)
 
         /// The kind's name, e.g. "invalidInput".

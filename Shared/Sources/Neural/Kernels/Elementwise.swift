@@ -1,13 +1,16 @@
 /// Elementwise passes for activations and their gradients, split across
 /// cores when long (a GELU over a `[256, 4096]` activation is a million
 /// transcendental evaluations).
+///
+/// The functions are types rather than closures: each pass is specialized
+/// for its function, which inlines into the loop and vectorizes; through a
+/// closure every element would cost an indirect call.
 enum Elementwise {
     /// Elements per chunk below which a pass stays on the calling thread.
     static let minimumChunk = 1 << 15
 
     /// `f(x)` for every element, into a new tensor of the same shape.
-    @inline(__always)
-    static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+    static func map<F: UnaryFunction>(_ x: Tensor, _ f: F) -> Tensor {
         let count = x.count
         return Tensor.filled(shape: x.shape) { out in
             x.read { x in
@@ -20,8 +23,7 @@ enum Elementwise {
 
     /// `f(a, b)` for every pair of elements of two tensors with the same
     /// element count, into a new tensor shaped like `a`.
-    @inline(__always)
-    static func map(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+    static func map<F: BinaryFunction>(_ a: Tensor, _ b: Tensor, _ f: F) -> Tensor {
         let count = a.count
         return Tensor.filled(shape: a.shape) { out in
             a.read { a in
@@ -56,4 +58,31 @@ enum Elementwise {
         let exponent = (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23
         return p * Float(bitPattern: exponent)
     }
+}
+
+/// A function of one float, applied by `Elementwise.map`.
+protocol UnaryFunction {
+    func callAsFunction(_ x: Float) -> Float
+}
+
+/// A function of two floats, applied by `Elementwise.map`.
+protocol BinaryFunction {
+    func callAsFunction(_ a: Float, _ b: Float) -> Float
+}
+
+/// `scale · a · b`: masks (dropout) and products.
+struct ScaledProduct: BinaryFunction {
+    var scale: Float = 1
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b * scale }
+}
+
+/// `a + b`: residual sums and the gradients of paths that meet.
+struct Sum: BinaryFunction {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b }
+}
+
+/// `scale · (a - b)`: the squared error's gradient.
+struct ScaledDifference: BinaryFunction {
+    let scale: Float
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { (a - b) * scale }
 }

@@ -27,14 +27,14 @@ public struct Dropout: Sendable {
         try checkStorage(x, "Dropout")
         guard let seed, probability > 0 else { return (x, Cache(mask: nil)) }
         let mask = Dropout.mask(shape: x.shape, probability: probability, seed: seed)
-        return (Elementwise.map(x, mask) { $0 * $1 }, Cache(mask: mask))
+        return (Elementwise.map(x, mask, ScaledProduct()), Cache(mask: mask))
     }
 
     /// `gradOutput` times the mask forward used.
     public func backward(_ cache: Cache, gradOutput: Tensor) throws(NeuralError) -> Tensor {
         guard let mask = cache.mask else { return gradOutput }
         try checkSameShape(gradOutput, mask, "Dropout")
-        return Elementwise.map(gradOutput, mask) { $0 * $1 }
+        return Elementwise.map(gradOutput, mask, ScaledProduct())
     }
 
     /// A mask of `0` (with probability `probability`) and `1 / (1 - probability)`.
@@ -73,14 +73,12 @@ public struct DeterministicDropout: Sendable {
     public func forward(_ x: Tensor, mask: Tensor) throws(NeuralError) -> (output: Tensor, cache: Cache) {
         try checkStorage(x, "DeterministicDropout")
         try checkSameShape(mask, x, "DeterministicDropout", "mask")
-        let scale = 1 / keepProbability
-        return (Elementwise.map(x, mask) { $0 * $1 * scale }, Cache(mask: mask))
+        return (Elementwise.map(x, mask, ScaledProduct(scale: 1 / keepProbability)), Cache(mask: mask))
     }
 
     /// `gradOutput · mask / keepProbability`. The mask gets no gradient (it is a choice, not a value).
     public func backward(_ cache: Cache, gradOutput: Tensor) throws(NeuralError) -> Tensor {
         try checkSameShape(gradOutput, cache.mask, "DeterministicDropout")
-        let scale = 1 / keepProbability
-        return Elementwise.map(gradOutput, cache.mask) { $0 * $1 * scale }
+        return Elementwise.map(gradOutput, cache.mask, ScaledProduct(scale: 1 / keepProbability))
     }
 }

@@ -31,8 +31,8 @@ public struct GELU: Sendable {
     public func forward(_ x: Tensor) throws(NeuralError) -> (output: Tensor, cache: Cache) {
         try checkStorage(x, "GELU")
         let output = switch approximation {
-        case .none: Elementwise.map(x) { GELU.exact($0) }
-        case .tanh: Elementwise.map(x) { GELU.tanhForm($0) }
+        case .none: Elementwise.map(x, ExactGELU())
+        case .tanh: Elementwise.map(x, TanhGELU())
         }
         return (output, Cache(input: x))
     }
@@ -41,42 +41,45 @@ public struct GELU: Sendable {
     public func backward(_ cache: Cache, gradOutput: Tensor) throws(NeuralError) -> Tensor {
         try checkSameShape(gradOutput, cache.input, "GELU")
         return switch approximation {
-        case .none: Elementwise.map(cache.input, gradOutput) { x, dy in dy * GELU.exactDerivative(x) }
-        case .tanh: Elementwise.map(cache.input, gradOutput) { x, dy in dy * GELU.tanhFormDerivative(x) }
+        case .none: Elementwise.map(cache.input, gradOutput, ExactGELUGradient())
+        case .tanh: Elementwise.map(cache.input, gradOutput, TanhGELUGradient())
         }
     }
+}
 
-    // MARK: Formulas
+private let sqrtHalf: Float = 0.707_106_781_186_547_5
+private let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
+private let sqrt2OverPi: Float = 0.797_884_560_802_865_4
+private let cubic: Float = 0.044_715
 
-    private static let sqrtHalf: Float = 0.707_106_781_186_547_5
-    private static let inverseSqrt2Pi: Float = 0.398_942_280_401_432_7
-    private static let sqrt2OverPi: Float = 0.797_884_560_802_865_4
-    private static let cubic: Float = 0.044_715
+/// `0.5 · x · (1 + erf(x / √2))`.
+private struct ExactGELU: UnaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { 0.5 * x * (1 + erf(x * sqrtHalf)) }
+}
 
-    @inline(__always)
-    static func exact(_ x: Float) -> Float { 0.5 * x * (1 + erf(x * sqrtHalf)) }
-
-    /// `Φ(x) + x · φ(x)`.
-    @inline(__always)
-    static func exactDerivative(_ x: Float) -> Float {
-        0.5 * (1 + erf(x * sqrtHalf)) + x * inverseSqrt2Pi * Foundation.exp(-0.5 * x * x)
+/// `dy · (Φ(x) + x · φ(x))`.
+private struct ExactGELUGradient: BinaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float, _ dy: Float) -> Float {
+        dy * (0.5 * (1 + erf(x * sqrtHalf)) + x * inverseSqrt2Pi * exp(-0.5 * x * x))
     }
+}
 
-    /// The tanh form, rewritten with `0.5 · (1 + tanh(u)) = 1 / (1 + e^(-2u))`:
-    /// no cancellation for negative x, and one vectorizable `exp`.
-    @inline(__always)
-    static func tanhForm(_ x: Float) -> Float {
+/// The tanh form, rewritten with `0.5 · (1 + tanh(u)) = 1 / (1 + e^(-2u))`:
+/// no cancellation for negative x, and one vectorizable `exp`.
+private struct TanhGELU: UnaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float {
         let u = sqrt2OverPi * (x + cubic * x * x * x)
         return x / (1 + Elementwise.exp(-2 * u))
     }
+}
 
-    /// With `s = 1 / (1 + e^(-2u))`: `s + 2 · x · s · (1 - s) · du/dx`
-    /// (since `1 - tanh²(u) = 4 · s · (1 - s)`).
-    @inline(__always)
-    static func tanhFormDerivative(_ x: Float) -> Float {
+/// With `s = 1 / (1 + e^(-2u))`: `dy · (s + 2 · x · s · (1 - s) · du/dx)`
+/// (since `1 - tanh²(u) = 4 · s · (1 - s)`).
+private struct TanhGELUGradient: BinaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float, _ dy: Float) -> Float {
         let u = sqrt2OverPi * (x + cubic * x * x * x)
         let s = 1 / (1 + Elementwise.exp(-2 * u))
         let du = sqrt2OverPi * (1 + 3 * cubic * x * x)
-        return s + 2 * x * s * (1 - s) * du
+        return dy * (s + 2 * x * s * (1 - s) * du)
     }
 }

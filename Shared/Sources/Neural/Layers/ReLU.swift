@@ -11,13 +11,23 @@ public struct ReLU: Sendable {
     /// `max(0, x)` for every element.
     public func forward(_ x: Tensor) throws(NeuralError) -> (output: Tensor, cache: Cache) {
         try checkStorage(x, "ReLU")
-        let output = Elementwise.map(x) { $0 > 0 ? $0 : 0 }
+        let output = Elementwise.map(x, Rectify())
         return (output, Cache(output: output))
     }
 
     /// `gradOutput` where the input was positive, 0 elsewhere.
     public func backward(_ cache: Cache, gradOutput: Tensor) throws(NeuralError) -> Tensor {
         try checkSameShape(gradOutput, cache.output, "ReLU")
-        return Elementwise.map(cache.output, gradOutput) { y, dy in y > 0 ? dy : 0 }
+        return Elementwise.map(cache.output, gradOutput, RectifyGradient())
     }
+}
+
+/// `max(0, x)`.
+private struct Rectify: UnaryFunction {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? x : 0 }
+}
+
+/// `dy` where the output `y` is positive, else 0.
+private struct RectifyGradient: BinaryFunction {
+    @inline(__always) func callAsFunction(_ y: Float, _ dy: Float) -> Float { y > 0 ? dy : 0 }
 }

@@ -7,7 +7,7 @@ public struct ResidualAdd: Sendable {
     public func forward(_ x: Tensor, _ branch: Tensor) throws(NeuralError) -> Tensor {
         try checkStorage(x, "ResidualAdd")
         try checkSameShape(branch, x, "ResidualAdd", "branch")
-        return Elementwise.map(x, branch) { $0 + $1 }
+        return Elementwise.map(x, branch, Sum())
     }
 
     /// The output gradient flows unchanged into both summands.

@@ -7,8 +7,7 @@ extension Loss {
         try checkStorage(prediction, name, "prediction")
         try checkSameShape(target, prediction, name, "target")
         guard prediction.count > 0 else { throw .input(name, "prediction is empty (shape \(describe(prediction.shape)))") }
-        let scale = 2 / Float(prediction.count)
-        let gradient = Elementwise.map(prediction, target) { ($0 - $1) * scale }
+        let gradient = Elementwise.map(prediction, target, ScaledDifference(scale: 2 / Float(prediction.count)))
         var total: Double = 0
         prediction.read { p in
             target.read { t in

@@ -1,0 +1,85 @@
+import COpenBLAS
+import Foundation
+import Shared
+
+/// The neural suite: an `ffn` expert (hidden 1024, batch 256), forward and
+/// forward + backward, against the sgemm roofline of its own matrix
+/// products measured at the same sizes in the same run.
+func runNeuralSuite() throws {
+    let hidden = 1024, batch = 256, inner = 4 * hidden
+    print("hivemind-bench neural  (\(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(openblas_get_num_threads()) threads)")
+    print()
+
+    // The expert's products: forward x·W1ᵀ and a·W2ᵀ; backward per layer dy·W (input) and dyᵀ·x (weight).
+    let forward = [Product(m: batch, n: inner, k: hidden, transposeB: true), Product(m: batch, n: hidden, k: inner, transposeB: true)]
+    let backward = [Product(m: batch, n: inner, k: hidden), Product(m: hidden, n: inner, k: batch, transposeA: true),
+                    Product(m: batch, n: hidden, k: inner), Product(m: inner, n: hidden, k: batch, transposeA: true)]
+    let products = Set(forward + backward).sorted { $0.label < $1.label }
+    var operands = products.map { $0.operands() }
+    let expert = try ExpertRegistry.standard.make("ffn", hiddenSize: hidden, seed: 1)
+    var generator = SplitMix64(seed: 2)
+    let x = Tensor.randomNormal(shape: [batch, hidden], using: &generator)
+    let gradOutput = Tensor.randomNormal(shape: [batch, hidden], using: &generator)
+
+    // Rounds interleave the products and the expert, so both see the same
+    // machine (a shared host's speed drifts); each keeps its best time.
+    var productTimes = [Double](repeating: .infinity, count: products.count)
+    var forwardTime = Double.infinity, stepTime = Double.infinity
+    let rounds = 12
+    for round in 0...rounds {
+        let times = try products.indices.map { index in try products[index].time(&operands[index]) }
+        let forwardSeconds = try bestTime(1) { consume(try expert.forward(inputs: [x])) }
+        let stepSeconds = try bestTime(1) {
+            consume(try expert.forward(inputs: [x]))
+            consume(try expert.backward(inputs: [x], gradOutputs: [gradOutput]))
+        }
+        // Round 0 warms up threads, caches and buffers; it is not timed.
+        guard round > 0 else { continue }
+        productTimes = zip(times, productTimes).map(min)
+        forwardTime = min(forwardTime, forwardSeconds)
+        stepTime = min(stepTime, stepSeconds)
+    }
+    print("sgemm at the expert's sizes (best of \(rounds), interleaved with the expert's runs)")
+    var seconds: [Product: Double] = [:]
+    for (product, time) in zip(products, productTimes) {
+        seconds[product] = time
+        print("  \(column(product.label, 30)) \(format(product.flops / time / 1e9, 1)) GFLOP/s")
+    }
+    let forwardRoofline = forward.reduce(0) { $0 + seconds[$1]! }
+    // Backward recomputes the forward pass, so a training step is two forwards and a backward.
+    let stepRoofline = 2 * forwardRoofline + backward.reduce(0) { $0 + seconds[$1]! }
+    let forwardFlops = forward.reduce(0) { $0 + $1.flops }
+    let stepFlops = 2 * forwardFlops + backward.reduce(0) { $0 + $1.flops }
+    print()
+
+    print("ffn expert, hidden \(hidden), batch \(batch) (best of \(rounds))")
+    print("  \(column("", 20)) \(column("samples/s", 11)) \(column("MFLOP/sample", 13)) \(column("GFLOP/s", 9)) roofline")
+    for (label, time, flops, roofline, target) in [("forward", forwardTime, forwardFlops, forwardRoofline, nil),
+                                                   ("forward + backward", stepTime, stepFlops, stepRoofline, 0.8)] {
+        let fraction = roofline / time
+        let verdict = target.map { " (target >= \(format($0, 1)): " + (fraction >= $0 ? "ok)" : "MISS)") } ?? ""
+        print("  \(column(label, 20)) \(column(format(Double(batch) / time, 0), 11)) \(column(format(flops / Double(batch) / 1e6, 1), 13)) "
+            + "\(column(format(flops / time / 1e9, 1), 9)) \(format(fraction)) of sgemm\(verdict)")
+    }
+}
+
+/// One `op(A)[m, k] · op(B)[k, n]` product the expert computes.
+private struct Product: Hashable {
+    let m: Int, n: Int, k: Int
+    var transposeA = false, transposeB = false
+
+    var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+    var label: String { "\(m)x\(n)x\(k)" + (transposeA ? " Aᵀ" : "") + (transposeB ? " Bᵀ" : "") }
+
+    /// Random operands and an output buffer for this product.
+    func operands() -> (a: Tensor, b: Tensor, c: Tensor) {
+        var generator = SplitMix64(seed: 3)
+        return (Tensor.randomNormal(shape: transposeA ? [k, m] : [m, k], using: &generator),
+                Tensor.randomNormal(shape: transposeB ? [n, k] : [k, n], using: &generator), Tensor(zeros: [m, n]))
+    }
+
+    /// The seconds one product takes into the operands' output buffer.
+    func time(_ operands: inout (a: Tensor, b: Tensor, c: Tensor)) throws -> Double {
+        try bestTime(1) { try Tensor.matmul(operands.a, operands.b, transposeA: transposeA, transposeB: transposeB, into: &operands.c) }
+    }
+}

@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "Shared", targets: ["Shared"]),
         .executable(name: "hivemind-bench", targets: ["Bench"]),
+        .executable(name: "hivemind-expert-host", targets: ["ExpertHostMain"]),
     ],
     dependencies: [],
     targets: [
@@ -27,6 +28,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("m")]
         ),
         .target(name: "ExpertHost", dependencies: ["Shared"], path: "Services/ExpertHost/Sources"),
+        .executableTarget(name: "ExpertHostMain", dependencies: ["ExpertHost", "Shared"], path: "Services/ExpertHost/Main"),
         .target(name: "Gateway", dependencies: ["Shared"], path: "Services/Gateway/Sources"),
         .executableTarget(name: "Bench", dependencies: ["Shared"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),

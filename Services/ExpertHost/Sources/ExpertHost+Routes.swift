@@ -10,6 +10,18 @@ extension ExpertHost {
         router.get("/v1/experts/{uid}") { [self] request in
             .json(try backend(request.parameter("uid")).info)
         }
+        router.get("/v1/experts/{uid}/state") { [self] request in
+            try authorize(request, token: configuration.backwardToken, action: "reading an expert's state")
+            return .bytes(try backend(request.parameter("uid")).checkpoint())
+        }
+        router.post("/v1/checkpoint") { [self] request in
+            try authorize(request, token: configuration.backwardToken, action: "checkpointing")
+            guard configuration.checkpointDirectory != nil else {
+                throw HTTPError.conflict("this host has no --checkpoint-dir to write checkpoints to")
+            }
+            try saveCheckpoints()
+            return .json(["experts": .array(uids.map { .string($0.description) })])
+        }
         router.post("/v1/experts/{uid}/forward", accepts: ["application/octet-stream"]) { [self] request in
             try authorize(request, token: configuration.forwardToken, action: "forward")
             let backend = try backend(request.parameter("uid"))

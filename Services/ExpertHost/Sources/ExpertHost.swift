@@ -22,14 +22,18 @@ public final class ExpertHost: Sendable {
         runtime = BatchingRuntime(maxBatchSize: configuration.maxBatchSize, metrics: metrics)
         var backends: [String: ExpertBackend] = [:]
         for (index, uid) in uids.enumerated() {
-            // Each expert gets its own seed so the grid does not start as copies of one expert.
             let expert = try registry.make(configuration.expertClass, hiddenSize: configuration.hiddenSize,
-                                           seed: configuration.seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+                                           seed: Self.expertSeed(base: configuration.seed, index: index))
             backends[uid.description] = ExpertBackend(uid: uid, className: configuration.expertClass, expert: expert,
                                                       optimizer: configuration.optimizer, runtime: runtime, metrics: metrics)
         }
         self.backends = backends
         try restoreCheckpoints()
+    }
+
+    /// Each expert gets its own seed so the grid does not start as copies of one expert.
+    static func expertSeed(base: UInt64, index: Int) -> UInt64 {
+        base &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15
     }
 
     /// The uids served, sorted.

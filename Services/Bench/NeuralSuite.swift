@@ -61,6 +61,37 @@ func runNeuralSuite() throws {
         print("  \(column(label, 20)) \(column(format(Double(batch) / time, 0), 11)) \(column(format(flops / Double(batch) / 1e6, 1), 13)) "
             + "\(column(format(flops / time / 1e9, 1), 9)) \(format(fraction)) of sgemm\(verdict)")
     }
+    print()
+    try measureOptimizerSteps(expert, gradients: expert.backward(inputs: [x], gradOutputs: [gradOutput]).parameterGradients)
+}
+
+/// The optimizer step an expert host runs after every backward batch,
+/// against memory bandwidth: an update reads and writes each parameter and
+/// its buffers and reads the gradient, so it is bound by memory traffic.
+private func measureOptimizerSteps(_ expert: any Expert, gradients: [String: Tensor]) throws {
+    let count = expert.parameterCount
+    let bandwidth = memcpyBandwidth(bytes: 64 << 20)
+    print("optimizer step on the ffn expert, \(count / 1_000_000)M parameters (best of 5; memcpy \(format(bandwidth / 1e9)) GB/s)")
+    print("  \(column("", 24)) \(column("ms", 8)) \(column("GB/s", 8)) of memcpy")
+    // Bytes moved per parameter: read p, g and each buffer; write p and each buffer.
+    for (label, rule, buffers) in [("sgd momentum", UpdateRule.sgd(momentum: 0.9), 1), ("adam", .adam(), 2), ("adamw + clipping", .adamW(), 2)] {
+        var target = expert
+        var optimizer = try Optimizer(rule: rule, learningRate: 1e-6, maxGradientNorm: label.contains("clipping") ? 1 : nil)
+        try optimizer.step(&target, gradients: gradients)
+        let seconds = try bestTime(5) { try optimizer.step(&target, gradients: gradients) }
+        let rate = Double(count * 4 * (3 + 2 * buffers)) / seconds
+        print("  \(column(label, 24)) \(column(format(seconds * 1e3), 8)) \(column(format(rate / 1e9), 8)) \(format(rate / bandwidth))")
+    }
+}
+
+/// memcpy's rate in bytes per second (counting bytes read plus bytes written, like the optimizer's traffic).
+private func memcpyBandwidth(bytes: Int) -> Double {
+    let source = [UInt8](repeating: 1, count: bytes)
+    var target = [UInt8](repeating: 0, count: bytes)
+    let seconds = source.withUnsafeBytes { source in
+        target.withUnsafeMutableBytes { target in bestTime(10) { memcpy(target.baseAddress!, source.baseAddress!, bytes) } }
+    }
+    return 2 * Double(bytes) / seconds
 }
 
 /// One `op(A)[m, k] · op(B)[k, n]` product the expert computes.

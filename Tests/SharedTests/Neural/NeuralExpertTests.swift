@@ -41,13 +41,19 @@ import Testing
 
     @Test func customClassesRegisterWithoutTouchingTheHost() throws {
         var registry = ExpertRegistry.standard
-        try registry.register(name: "wide_ffn") { (hiddenSize, seed) throws(NeuralError) in
+        try registry.register(name: "wide_ffn") { hiddenSize, seed in
             var generator = SplitMix64(seed: seed)
             return HostedExpert(try FeedForwardExpert(hiddenSize: 2 * hiddenSize, using: &generator), dropoutSeed: seed)
         }
         #expect(try registry.make("wide_ffn", hiddenSize: 4, seed: 2).schema.inputs[0].shape == [-1, 8])
-        #expect(throws: NeuralError.self) { try registry.register(name: "ffn") { _, _ throws(NeuralError) in fatalError() } }
-        #expect(throws: NeuralError.self) { try registry.register(name: "") { _, _ throws(NeuralError) in fatalError() } }
+        #expect(throws: NeuralError.self) { try registry.register(name: "ffn") { _, _ in fatalError() } }
+        #expect(throws: NeuralError.self) { try registry.register(name: "") { _, _ in fatalError() } }
+        // A factory's own errors reach the caller as configuration errors.
+        struct Refusal: Error {}
+        try registry.register(name: "refuses") { _, _ in throw Refusal() }
+        #expect(throws: NeuralError(.invalidConfiguration, "refuses: cannot build an expert of hidden size 4: Refusal()")) {
+            try registry.make("refuses", hiddenSize: 4, seed: 0)
+        }
     }
 
     @Test func requestsAreValidatedAgainstTheSchema() throws {

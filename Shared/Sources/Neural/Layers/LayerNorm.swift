@@ -62,7 +62,7 @@ public struct LayerNorm: Module {
                 for row in 0..<rows.count {
                     let (input, centered) = (x + row * width, normalized + row * width)
                     // Two passes (mean, then squared deviations) keep the variance accurate for large means.
-                    let mean = RowKernels.sum(input, width) / Float(width)
+                    let mean = rowSum(input, width) / Float(width)
                     for i in 0..<width { centered[i] = input[i] - mean }
                     let variance = RowKernels.dot(centered, centered, width) / Float(width)
                     let scale = 1 / (variance + epsilon).squareRoot()
@@ -108,7 +108,7 @@ public struct LayerNorm: Module {
                                         g[i] = dyRow[i] * gamma[i]
                                         dGamma[i] += dyRow[i] * xRow[i]
                                     }
-                                    let meanG = RowKernels.sum(g, width) / Float(width)
+                                    let meanG = rowSum(g, width) / Float(width)
                                     let meanGX = RowKernels.dot(g, xRow, width) / Float(width)
                                     let scale = cache.inverseDeviation[row]
                                     for i in 0..<width { dxRow[i] = scale * (g[i] - meanG - xRow[i] * meanGX) }

@@ -17,21 +17,21 @@ extension UpdateRule {
                 switch self {
                 case .sgd(let momentum, let dampening, let nesterov, let weightDecay):
                     guard momentum != 0 else {
-                        chunks(count) { offset, n in
-                            let parameter = Lanes.load(p, offset, n)
-                            let d = Lanes.load(g, offset, n) * gradientScale + weightDecay * parameter
-                            Lanes.store(parameter - lr * d, p, offset, n)
+                        chunks(count) { range in
+                            for i in range { p[i] -= lr * (g[i] * gradientScale + weightDecay * p[i]) }
                         }
                         return
                     }
                     buffers[0].write { b in
                         let first = step == 1
-                        chunks(count) { offset, n in
-                            let parameter = Lanes.load(p, offset, n)
-                            let d = Lanes.load(g, offset, n) * gradientScale + weightDecay * parameter
-                            let buffer = first ? d : momentum * Lanes.load(b, offset, n) + (1 - dampening) * d
-                            Lanes.store(parameter - lr * (nesterov ? d + momentum * buffer : buffer), p, offset, n)
-                            Lanes.store(buffer, b, offset, n)
+                        chunks(count) { range in
+                            for i in range {
+                                let parameter = p[i]
+                                let d = g[i] * gradientScale + weightDecay * parameter
+                                let buffer = first ? d : momentum * b[i] + (1 - dampening) * d
+                                p[i] = parameter - lr * (nesterov ? d + momentum * buffer : buffer)
+                                b[i] = buffer
+                            }
                         }
                     }
                 case .adam(let beta1, let beta2, let epsilon, let weightDecay), .adamW(let beta1, let beta2, let epsilon, let weightDecay):
@@ -45,17 +45,20 @@ extension UpdateRule {
                     buffers.withUnsafeMutableBufferPointer { moments in
                         moments[0].write { m in
                             moments[1].write { v in
-                                chunks(count) { offset, n in
-                                    let parameter = Lanes.load(p, offset, n)
-                                    let d = Lanes.load(g, offset, n) * gradientScale + coupledDecay * parameter
-                                    // PyTorch moves the first moment with a lerp.
-                                    let first = Lanes.load(m, offset, n)
-                                    let newFirst = first + (d - first) * (1 - beta1)
-                                    let newSecond = beta2 * Lanes.load(v, offset, n) + (1 - beta2) * d * d
-                                    let denominator = Lanes.squareRoot(newSecond) * inverseCorrection2 + epsilon
-                                    Lanes.store(parameter * shrink - stepSize * newFirst / denominator, p, offset, n)
-                                    Lanes.store(newFirst, m, offset, n)
-                                    Lanes.store(newSecond, v, offset, n)
+                                chunks(count) { range in
+                                    for i in range {
+                                        // Each array is read once and written once: as far as the compiler
+                                        // knows the pointers may alias, and re-reading would stop vectorizing.
+                                        let (parameter, first, second) = (p[i], m[i], v[i])
+                                        let d = g[i] * gradientScale + coupledDecay * parameter
+                                        // PyTorch moves the first moment with a lerp.
+                                        let newFirst = first + (d - first) * (1 - beta1)
+                                        let newSecond = beta2 * second + (1 - beta2) * d * d
+                                        let denominator = Elementwise.squareRoot(newSecond) * inverseCorrection2 + epsilon
+                                        p[i] = parameter * shrink - stepSize * newFirst / denominator
+                                        m[i] = newFirst
+                                        v[i] = newSecond
+                                    }
                                 }
                             }
                         }
@@ -65,10 +68,9 @@ extension UpdateRule {
         }
     }
 
-    /// Runs `body(offset, count)` over groups of eight elements of `0..<count`,
-    /// in chunks that run concurrently when long (chunk boundaries fall on groups).
+    /// Runs `body` over `0..<count` in chunks, concurrently when long.
     @inline(__always)
-    private func chunks(_ count: Int, _ body: (Int, Int) -> Void) {
-        Parallel.forEachChunk(count, minimumChunk: 1 << 16, alignment: 8) { range in Lanes.forEachGroup(range, body) }
+    private func chunks(_ count: Int, _ body: (Range<Int>) -> Void) {
+        Parallel.forEachChunk(count, minimumChunk: 1 << 16, body)
     }
 }

@@ -22,14 +22,17 @@ extension UpdateRule {
                         }
                         return
                     }
+                    // Coefficients instead of branches in the loop, which then vectorizes: the first step
+                    // sets the buffer to the gradient (it starts at zero), Nesterov adds the gradient back.
+                    let (keep, add) = step == 1 ? (Float(0), Float(1)) : (momentum, 1 - dampening)
+                    let (direct, viaBuffer) = nesterov ? (Float(1), momentum) : (Float(0), Float(1))
                     buffers[0].write { b in
-                        let first = step == 1
                         chunks(count) { range in
                             for i in range {
                                 let parameter = p[i]
                                 let d = g[i] * gradientScale + weightDecay * parameter
-                                let buffer = first ? d : momentum * b[i] + (1 - dampening) * d
-                                p[i] = parameter - lr * (nesterov ? d + momentum * buffer : buffer)
+                                let buffer = keep * b[i] + add * d
+                                p[i] = parameter - lr * (direct * d + viaBuffer * buffer)
                                 b[i] = buffer
                             }
                         }

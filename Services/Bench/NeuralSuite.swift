@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 import Shared
 
@@ -7,7 +6,7 @@ import Shared
 /// products measured at the same sizes in the same run.
 func runNeuralSuite() throws {
     let hidden = 1024, batch = 256, inner = 4 * hidden
-    print("hivemind-bench neural  (\(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(openblas_get_num_threads()) threads)")
+    print("hivemind-bench neural  (\(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(BLAS.threadCount) threads)")
     print()
 
     // The expert's products: forward x·W1ᵀ and a·W2ᵀ; backward per layer dy·W (input) and dyᵀ·x (weight).

@@ -5,7 +5,10 @@ import COpenBLAS
 /// Layers validate shapes before they get here (and keep every dimension
 /// within BLAS's 32-bit range through `Matrix`), so these wrappers only
 /// translate to OpenBLAS's calling convention.
-enum BLAS {
+public enum BLAS {
+    /// The threads OpenBLAS uses for one call (set by OPENBLAS_NUM_THREADS, else the core count).
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
     /// `c = alpha · op(a) · op(b) + beta · c` for row-major operands with
     /// explicit leading dimensions, so a layer can multiply sub-matrices in
     /// place (one attention head's columns of a packed projection, say).

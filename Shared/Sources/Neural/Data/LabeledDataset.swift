@@ -30,9 +30,12 @@ public struct LabeledDataset: Sendable, Equatable {
         var width: Int?
         for (index, line) in text.split(whereSeparator: \.isNewline).enumerated() {
             let fields = line.split(separator: ",", omittingEmptySubsequences: false)
-            guard fields.count >= 2, fields.count == width ?? fields.count, let label = Int(fields.last!), label >= 0 else {
-                throw NeuralError(.invalidData, "line \(index + 1): expected \((width ?? 2) - 1)+ feature values and a "
-                    + "non-negative integer label, got '\(line.prefix(80))'")
+            guard fields.count >= 2, fields.count == width ?? fields.count else {
+                let expected = width.map { "\($0 - 1) feature values" } ?? "feature values"
+                throw NeuralError(.invalidData, "line \(index + 1): expected \(expected) and a label, got \(fields.count) fields")
+            }
+            guard let label = Int(fields.last!), label >= 0 else {
+                throw NeuralError(.invalidData, "line \(index + 1): the label '\(fields.last!)' is not a non-negative integer")
             }
             width = fields.count
             for field in fields.dropLast() {

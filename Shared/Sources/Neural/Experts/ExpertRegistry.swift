@@ -4,8 +4,9 @@
 public struct ExpertRegistry: Sendable {
     /// Builds an expert of one class for a hidden size; `seed` fixes its
     /// initial parameters and its dropout masks. Throws for a hidden size the
-    /// class cannot take.
-    public typealias Factory = @Sendable (_ hiddenSize: Int, _ seed: UInt64) throws(NeuralError) -> any Expert
+    /// class cannot take (a `NeuralError` passes through `make` as is, any
+    /// other error becomes an `.invalidConfiguration` one).
+    public typealias Factory = @Sendable (_ hiddenSize: Int, _ seed: UInt64) throws -> any Expert
 
     private var factories: [String: Factory] = [:]
 
@@ -16,21 +17,21 @@ public struct ExpertRegistry: Sendable {
     public static let standard: ExpertRegistry = {
         var registry = ExpertRegistry()
         // Each model draws its parameters first; the dropout seed stream continues the same generator.
-        try! registry.register(name: "ffn") { (hiddenSize, seed) throws(NeuralError) in
+        try! registry.register(name: "ffn") { hiddenSize, seed in
             var generator = SplitMix64(seed: seed)
             return HostedExpert(try FeedForwardExpert(hiddenSize: hiddenSize, using: &generator), dropoutSeed: generator.next())
         }
-        try! registry.register(name: "transformer") { (hiddenSize, seed) throws(NeuralError) in
+        try! registry.register(name: "transformer") { hiddenSize, seed in
             var generator = SplitMix64(seed: seed)
             return HostedExpert(try TransformerExpert(hiddenSize: hiddenSize, using: &generator), dropoutSeed: generator.next())
         }
-        try! registry.register(name: "nop") { (hiddenSize, seed) throws(NeuralError) in
+        try! registry.register(name: "nop") { hiddenSize, seed in
             HostedExpert(try NopExpert(hiddenSize: hiddenSize), dropoutSeed: seed)
         }
-        try! registry.register(name: "nop_delay") { (hiddenSize, seed) throws(NeuralError) in
+        try! registry.register(name: "nop_delay") { hiddenSize, seed in
             HostedExpert(try NopExpert(hiddenSize: hiddenSize, delay: 0.5), dropoutSeed: seed)
         }
-        try! registry.register(name: "det_dropout") { (hiddenSize, seed) throws(NeuralError) in
+        try! registry.register(name: "det_dropout") { hiddenSize, seed in
             var generator = SplitMix64(seed: seed)
             return HostedExpert(try DeterministicDropoutExpert(hiddenSize: hiddenSize, using: &generator), dropoutSeed: generator.next())
         }
@@ -59,6 +60,12 @@ public struct ExpertRegistry: Sendable {
         guard let factory = factories[name] else {
             throw NeuralError(.unknownExpertClass, "no expert class '\(name)'; registered classes are \(names.joined(separator: ", "))")
         }
-        return try factory(hiddenSize, seed)
+        do {
+            return try factory(hiddenSize, seed)
+        } catch let error as NeuralError {
+            throw error
+        } catch {
+            throw .configuration(name, "cannot build an expert of hidden size \(hiddenSize): \(error)")
+        }
     }
 }

@@ -60,6 +60,26 @@ enum Elementwise {
     }
 }
 
+extension Elementwise {
+    /// `√x` for `x >= 0`, within 3e-7 of the correctly rounded root, in a
+    /// form loops can vectorize.
+    ///
+    /// `Float.squareRoot()` compiles to a `sqrtf` call on Linux (it must set
+    /// `errno` for negative input), and a call stops a loop from vectorizing.
+    /// This is the classic bit-level estimate of `1/√x` (within 3.5%),
+    /// refined by three Newton steps (each squares the error: 2e-3, 5e-6,
+    /// then float rounding), times `x`. `√0 = 0`.
+    @inline(__always)
+    static func squareRoot(_ x: Float) -> Float {
+        var inverse = Float(bitPattern: 0x5F37_59DF &- (x.bitPattern >> 1))
+        let half = 0.5 * x
+        inverse *= 1.5 - half * inverse * inverse
+        inverse *= 1.5 - half * inverse * inverse
+        inverse *= 1.5 - half * inverse * inverse
+        return x * inverse
+    }
+}
+
 /// A function of one float, applied by `Elementwise.map`.
 protocol UnaryFunction {
     func callAsFunction(_ x: Float) -> Float

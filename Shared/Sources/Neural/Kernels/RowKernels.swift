@@ -1,5 +1,6 @@
 /// Reductions over one contiguous row, eight lanes at a time (a plain
 /// float loop would not vectorize: the compiler may not reorder its sums).
+/// The tensor module's `rowSum` is the plain sum.
 enum RowKernels {
     /// `Σ a[i] · b[i]` over `count` elements.
     @inline(__always)
@@ -19,8 +20,4 @@ enum RowKernels {
         }
         return total
     }
-
-    /// `Σ a[i]` over `count` elements.
-    @inline(__always)
-    static func sum(_ a: UnsafePointer<Float>, _ count: Int) -> Float { rowSum(a, count) }
 }

@@ -57,24 +57,27 @@ public struct LayerNorm: Module {
         let rows = try Rows(x, width: size, "LayerNorm")
         let width = rows.width
         var inverseDeviation = [Float](repeating: 0, count: rows.count)
-        var normalized = Tensor(unchecked: x.shape, [])
+        let normalized = Tensor.filled(shape: x.shape) { normalized in
+            x.read { x in
+                for row in 0..<rows.count {
+                    let (input, centered) = (x + row * width, normalized + row * width)
+                    // Two passes (mean, then squared deviations) keep the variance accurate for large means.
+                    let mean = rowSum(input, width) / Float(width)
+                    for i in 0..<width { centered[i] = input[i] - mean }
+                    let variance = RowKernels.dot(centered, centered, width) / Float(width)
+                    let scale = 1 / (variance + epsilon).squareRoot()
+                    inverseDeviation[row] = scale
+                    for i in 0..<width { centered[i] *= scale }
+                }
+            }
+        }
         let output = Tensor.filled(shape: x.shape) { y in
-            normalized = Tensor.filled(shape: x.shape) { centered in
-                x.read { x in
-                    weight.read { gamma in
-                        bias.read { beta in
-                            for row in 0..<rows.count {
-                                let (input, c, out) = (x + row * width, centered + row * width, y + row * width)
-                                let mean = RowKernels.sum(input, width) / Float(width)
-                                for i in 0..<width { c[i] = input[i] - mean }
-                                let variance = RowKernels.dot(c, c, width) / Float(width)
-                                let scale = 1 / (variance + epsilon).squareRoot()
-                                inverseDeviation[row] = scale
-                                for i in 0..<width {
-                                    c[i] *= scale
-                                    out[i] = c[i] * gamma[i] + beta[i]
-                                }
-                            }
+            normalized.read { normalized in
+                weight.read { gamma in
+                    bias.read { beta in
+                        for row in 0..<rows.count {
+                            let (n, out) = (normalized + row * width, y + row * width)
+                            for i in 0..<width { out[i] = n[i] * gamma[i] + beta[i] }
                         }
                     }
                 }
@@ -105,7 +108,7 @@ public struct LayerNorm: Module {
                                         g[i] = dyRow[i] * gamma[i]
                                         dGamma[i] += dyRow[i] * xRow[i]
                                     }
-                                    let meanG = RowKernels.sum(g, width) / Float(width)
+                                    let meanG = rowSum(g, width) / Float(width)
                                     let meanGX = RowKernels.dot(g, xRow, width) / Float(width)
                                     let scale = cache.inverseDeviation[row]
                                     for i in 0..<width { dxRow[i] = scale * (g[i] - meanG - xRow[i] * meanGX) }

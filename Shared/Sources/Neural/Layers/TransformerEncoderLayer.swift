@@ -91,6 +91,7 @@ public struct TransformerEncoderLayer: Module {
         let gradActivated = try dropout.backward(cache.dropout, gradOutput: gradDroppedHidden)
         let gradHidden = try activation.backward(cache.activation, gradOutput: gradActivated)
         let (gradNormalized1FeedForward, linear1Gradients) = try linear1.backward(cache.linear1, gradOutput: gradHidden)
+        // n1 feeds both the feed-forward block and the second residual sum: the two gradients add.
         let gradNormalized1 = try residual.forward(gradNormalized1Direct, gradNormalized1FeedForward)
         let (gradSum1, norm1Gradients) = try norm1.backward(cache.norm1, gradOutput: gradNormalized1)
         let (gradInputDirect, gradDropped1) = residual.backward(gradOutput: gradSum1)
@@ -103,6 +104,7 @@ public struct TransformerEncoderLayer: Module {
         gradients.linear2 = linear2Gradients
         gradients.norm1 = norm1Gradients
         gradients.norm2 = norm2Gradients
+        // Likewise x feeds attention and the first residual sum.
         return (try residual.forward(gradInputDirect, gradInputAttention), gradients)
     }
 }

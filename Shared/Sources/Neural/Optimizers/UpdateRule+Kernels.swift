@@ -22,13 +22,18 @@ extension UpdateRule {
                         }
                         return
                     }
+                    // Coefficients instead of branches in the loop, which then vectorizes: the first step
+                    // sets the buffer to the gradient (it starts at zero), Nesterov adds the gradient back.
+                    let (keep, add) = step == 1 ? (Float(0), Float(1)) : (momentum, 1 - dampening)
+                    let (direct, viaBuffer) = nesterov ? (Float(1), momentum) : (Float(0), Float(1))
                     buffers[0].write { b in
-                        let first = step == 1
                         chunks(count) { range in
                             for i in range {
-                                let d = g[i] * gradientScale + weightDecay * p[i]
-                                b[i] = first ? d : momentum * b[i] + (1 - dampening) * d
-                                p[i] -= lr * (nesterov ? d + momentum * b[i] : b[i])
+                                let parameter = p[i]
+                                let d = g[i] * gradientScale + weightDecay * parameter
+                                let buffer = keep * b[i] + add * d
+                                p[i] = parameter - lr * (direct * d + viaBuffer * buffer)
+                                b[i] = buffer
                             }
                         }
                     }
@@ -37,19 +42,25 @@ extension UpdateRule {
                     let coupledDecay = decoupled ? 0 : weightDecay
                     let shrink = decoupled ? 1 - lr * weightDecay : 1
                     let stepSize = Float(Double(lr) / (1 - pow(Double(beta1), Double(step))))
-                    let correction2 = Float((1 - pow(Double(beta2), Double(step))).squareRoot())
+                    // Multiplying by the inverse saves a division per element (the loop is compute-bound).
+                    let inverseCorrection2 = Float(1 / (1 - pow(Double(beta2), Double(step))).squareRoot())
                     // Through the array's buffer, the two moments can be written at once.
                     buffers.withUnsafeMutableBufferPointer { moments in
                         moments[0].write { m in
                             moments[1].write { v in
                                 chunks(count) { range in
                                     for i in range {
-                                        let d = g[i] * gradientScale + coupledDecay * p[i]
-                                        p[i] *= shrink
+                                        // Each array is read once and written once: as far as the compiler
+                                        // knows the pointers may alias, and re-reading would stop vectorizing.
+                                        let (parameter, first, second) = (p[i], m[i], v[i])
+                                        let d = g[i] * gradientScale + coupledDecay * parameter
                                         // PyTorch moves the first moment with a lerp.
-                                        m[i] += (d - m[i]) * (1 - beta1)
-                                        v[i] = beta2 * v[i] + (1 - beta2) * d * d
-                                        p[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + epsilon)
+                                        let newFirst = first + (d - first) * (1 - beta1)
+                                        let newSecond = beta2 * second + (1 - beta2) * d * d
+                                        let denominator = Elementwise.squareRoot(newSecond) * inverseCorrection2 + epsilon
+                                        p[i] = parameter * shrink - stepSize * newFirst / denominator
+                                        m[i] = newFirst
+                                        v[i] = newSecond
                                     }
                                 }
                             }

@@ -13,8 +13,12 @@ let package = Package(
     products: [
         .library(name: "Shared", targets: ["Shared"]),
         .executable(name: "hivemind-bench", targets: ["Bench"]),
+        .executable(name: "hivemind-dht", targets: ["DHTNodeMain"]),
     ],
-    dependencies: [],
+    dependencies: [
+        // Ed25519 signatures of DHT records and SHA-1 ids.
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
     targets: [
         systemLibrary("CMicroHTTPD", pkgConfig: "libmicrohttpd", apt: "libmicrohttpd-dev"),
         systemLibrary("CCurl", pkgConfig: "libcurl", apt: "libcurl4-openssl-dev"),
@@ -22,13 +26,17 @@ let package = Package(
         systemLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
         .target(
             name: "Shared",
-            dependencies: ["CMicroHTTPD", "CCurl", "CJansson", "COpenBLAS"],
+            dependencies: ["CMicroHTTPD", "CCurl", "CJansson", "COpenBLAS", .product(name: "Crypto", package: "swift-crypto")],
             path: "Shared/Sources",
             linkerSettings: [.linkedLibrary("m")]
         ),
-        .executableTarget(name: "Bench", dependencies: ["Shared"], path: "Services/Bench"),
+        .target(name: "DHTNode", dependencies: ["Shared"], path: "Services/DHTNode/Sources"),
+        .executableTarget(name: "DHTNodeMain", dependencies: ["DHTNode"], path: "Services/DHTNode/Main"),
+        .executableTarget(name: "Bench", dependencies: ["Shared", "DHTNode"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
-        .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture"], path: "Tests/SharedTests"),
+        .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support"),
+        .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture", "TestSupport"], path: "Tests/SharedTests"),
+        .testTarget(name: "DHTNodeTests", dependencies: ["DHTNode", "DHTNodeMain", "TestSupport"], path: "Tests/DHTNodeTests"),
     ]
 )
 

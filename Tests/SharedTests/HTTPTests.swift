@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Shared
+import TestSupport
 
 /// Runs `body` against a server on a port chosen by the OS, and stops the
 /// server afterwards, also when `body` throws.

@@ -34,7 +34,8 @@ public struct Traversal: Sendable {
     private struct QueryState: Sendable {
         /// Nodes not yet asked, nearest first (some may have been asked for another query's sake).
         var candidates: [(distance: DHTID, id: DHTID)] = []
-        /// The beam: the nearest nodes known, nearest first, at most `beamSize`.
+        /// Every live node known, nearest first; the first `beamSize` are the beam. Nodes past
+        /// the beam are kept so that they move up when a node of the beam turns out dead.
         var nearest: [(distance: DHTID, id: DHTID)] = []
         var known: Set<DHTID> = []
         var visited: Set<DHTID> = []
@@ -77,8 +78,8 @@ public struct Traversal: Sendable {
         for query in unfinished {
             var state = QueryState()
             for node in initial where !excluded.contains(node) && state.known.insert(node).inserted {
-                Self.insert((node ^ query, node), into: &state.candidates, limit: .max)
-                Self.insert((node ^ query, node), into: &state.nearest, limit: beamSize)
+                Self.insert((node ^ query, node), into: &state.candidates)
+                Self.insert((node ^ query, node), into: &state.nearest)
             }
             states[query] = state
         }
@@ -129,10 +130,8 @@ public struct Traversal: Sendable {
             }
             for node in result.neighbors where !excluded.contains(node) && states[query]!.known.insert(node).inserted {
                 depths[node] = min(depths[node] ?? .max, depth)
-                let distance = node ^ query
-                guard distance < upperBound(query) || states[query]!.nearest.count < beamSize else { continue }
-                Self.insert((distance, node), into: &states[query]!.candidates, limit: .max)
-                Self.insert((distance, node), into: &states[query]!.nearest, limit: beamSize)
+                Self.insert((node ^ query, node), into: &states[query]!.candidates)
+                Self.insert((node ^ query, node), into: &states[query]!.nearest)
             }
         }
     }
@@ -151,7 +150,7 @@ public struct Traversal: Sendable {
         guard let index = unfinished.firstIndex(of: query) else { return }
         unfinished.remove(at: index)
         let state = states[query]!
-        finished.append(Finished(query: query, nearest: state.nearest.map(\.id), requests: state.requests, hops: state.hops))
+        finished.append(Finished(query: query, nearest: state.nearest.prefix(beamSize).map(\.id), requests: state.requests, hops: state.hops))
     }
 
     /// Queries finished since the last call, in the order they finished.
@@ -172,10 +171,10 @@ public struct Traversal: Sendable {
         for query in queries { states[query]?.active -= 1 }
     }
 
-    /// The distance of the farthest node in a full beam: nothing farther can enter it.
+    /// The distance of the farthest node in a full beam: a candidate farther than that cannot improve it.
     private func upperBound(_ query: DHTID) -> DHTID {
         let nearest = states[query]!.nearest
-        return nearest.count >= beamSize ? nearest[nearest.count - 1].distance : .max
+        return nearest.count >= beamSize ? nearest[beamSize - 1].distance : .max
     }
 
     private func hasCandidates(_ query: DHTID) -> Bool {
@@ -183,15 +182,13 @@ public struct Traversal: Sendable {
         return first.distance <= upperBound(query)
     }
 
-    /// Inserts into a list sorted by distance, keeping at most `limit` entries.
-    private static func insert(_ entry: (distance: DHTID, id: DHTID), into list: inout [(distance: DHTID, id: DHTID)], limit: Int) {
+    /// Inserts into a list sorted by distance.
+    private static func insert(_ entry: (distance: DHTID, id: DHTID), into list: inout [(distance: DHTID, id: DHTID)]) {
         var lower = 0, upper = list.count
         while lower < upper {
             let middle = (lower + upper) / 2
             if list[middle].distance < entry.distance { lower = middle + 1 } else { upper = middle }
         }
-        guard lower < limit else { return }
         list.insert(entry, at: lower)
-        if list.count > limit { list.removeLast() }
     }
 }

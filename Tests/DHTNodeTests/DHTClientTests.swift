@@ -9,13 +9,13 @@ import Testing
             let reader = DHTClient(nodes: [simulation.urls[4]], http: http)
             let expiration = expiring()
             let results = try await writer.storeMany([
-                DHTRecord(key: "ffn.3.14", value: ["host": "http://10.0.0.1:8000"], expirationTime: expiration),
+                DHTRecord(key: "ffn.3.14", value: ["host": "http://127.0.0.1:8000"], expirationTime: expiration),
                 DHTRecord(key: "ffn.3.", subkey: "14", value: "ffn.3.14", expirationTime: expiration),
                 DHTRecord(key: "ffn.3.", subkey: "15", value: "ffn.3.15", expirationTime: expiration),
             ])
             #expect(results.map(\.stored) == [true, true, true])
             let found = try await reader.getMany(["ffn.3.14", "ffn.3.", "ffn.4."])
-            #expect(found["ffn.3.14"]?.value == ["host": "http://10.0.0.1:8000"])
+            #expect(found["ffn.3.14"]?.value == ["host": "http://127.0.0.1:8000"])
             #expect(found["ffn.3.14"]?.expirationTime == expiration)
             #expect(found["ffn.3."]?.subkeys?.mapValues(\.value) == ["14": "ffn.3.14", "15": "ffn.3.15"])
             #expect(found["ffn.4."] == nil)

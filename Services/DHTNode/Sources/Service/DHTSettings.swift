@@ -27,7 +27,7 @@ public struct DHTSettings: Sendable {
     public init(_ options: ServiceOptions) throws(OptionError) {
         initialPeers = options.list("initial-peers")
         for peer in initialPeers where !(peer.hasPrefix("http://") || peer.hasPrefix("https://")) {
-            throw OptionError("--initial-peers: '\(peer)' is not a URL; expected e.g. http://10.0.0.5:31337")
+            throw OptionError("--initial-peers: '\(peer)' is not a URL; expected e.g. http://dht-1.example.org:31337")
         }
         allowUnreachablePeers = try options.bool("allow-unreachable-peers")
         identityPath = options.string("identity")

@@ -32,7 +32,7 @@ let package = Package(
         ),
         .target(name: "DHTNode", dependencies: ["Shared"], path: "Services/DHTNode/Sources"),
         .executableTarget(name: "DHTNodeMain", dependencies: ["DHTNode"], path: "Services/DHTNode/Main"),
-        .executableTarget(name: "Bench", dependencies: ["Shared", "DHTNode"], path: "Services/Bench"),
+        .executableTarget(name: "Bench", dependencies: ["Shared", "DHTNode", "TestSupport"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
         .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support"),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture", "TestSupport"], path: "Tests/SharedTests"),

@@ -96,8 +96,13 @@ public final class ServiceProcess: Sendable {
     /// error) and returns its status and what it printed; kills it after `timeout`.
     /// Waits on a thread of its own.
     public static func runToExit(_ product: String, _ arguments: [String], timeout: Double = 20) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let path = try executable(product).path
-        return try await onOwnThread {
+        try await run(executable(product).path, arguments, timeout: timeout)
+    }
+
+    /// Runs any executable, given by its full path (e.g. `/usr/bin/env` to find
+    /// `python3`), like `runToExit`.
+    public static func run(_ path: String, _ arguments: [String], timeout: Double = 20) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await onOwnThread {
             let child = try Spawned(path, arguments, environment: [:], captureStandardError: true)
             let (stdout, stderr) = child.readAll(until: Clock.now + timeout)
             child.closePipes()

@@ -54,4 +54,17 @@ import Testing
             }
         }
     }
+
+    @Test func keysMayHoldAnyCharacter() async throws {
+        try await withSimulation(3) { simulation, http in
+            let client = DHTClient(nodes: [simulation.urls[0]], http: http)
+            let key = "ffn/3.14 [ü] 100%"
+            #expect(try await client.store(key, value: 1, expirationTime: expiring()).stored)
+            #expect(try await DHTClient(nodes: [simulation.urls[2]], http: http).get(key)?.value == 1)
+            // In a URL, escapes are decoded once: %2541 is the key "a%41".
+            let body: JSON = ["value": 2, "expiration_time": .double(expiring())]
+            _ = try await http.send("PUT", "\(simulation.urls[1])/v1/records/a%2541", json: body)
+            #expect(try await client.get("a%41")?.value == 2)
+        }
+    }
 }

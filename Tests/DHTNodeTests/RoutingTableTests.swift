@@ -72,4 +72,13 @@ import Testing
         #expect(table.peers == [new])
         #expect(table.id(at: "http://a") == new.id)
     }
+
+    @Test func aNodeThatMovesIsKnownAtItsNewAddressOnly() {
+        var table = RoutingTable(ownID: .zero)
+        let id = DHTID(high: 1, middle: 0, low: 0)
+        _ = table.addOrUpdate(DHTPeer(id: id, address: "http://old"), now: 0)
+        _ = table.addOrUpdate(DHTPeer(id: id, address: "http://new"), now: 1)
+        #expect(table.peers == [DHTPeer(id: id, address: "http://new")])
+        #expect(table.id(at: "http://old") == nil && table.id(at: "http://new") == id)
+    }
 }

@@ -44,6 +44,8 @@ func exampleRoutes(_ router: inout Router) {
         try await withTestServer(exampleRoutes) { url, _ in
             let response = try await HTTPClient.shared.get("\(url)/items/a%20b?q=x%26y")
             #expect(try response.json() == ["id": "a b", "q": "x&y"])
+            let escapedPercent = try await HTTPClient.shared.get("\(url)/items/a%2541")
+            #expect(try escapedPercent.json()["id"] == "a%41", "decoded once, not twice")
         }
     }
 

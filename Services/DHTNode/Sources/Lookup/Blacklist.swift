@@ -19,6 +19,14 @@ struct Blacklist: Sendable {
     /// A node did not answer: ban it, unless it is banned already.
     mutating func registerFailure(_ address: String, now: Double) {
         guard baseSeconds > 0, !isBanned(address, now: now) else { return }
+        if bannedUntil.count >= 4096 {
+            // Nodes that died for good would otherwise be remembered forever; an hour
+            // after its ban ended, a node's failures no longer count.
+            for (stale, until) in bannedUntil where until < now - 3600 {
+                bannedUntil[stale] = nil
+                failures[stale] = nil
+            }
+        }
         let count = failures[address, default: 0]
         bannedUntil[address] = now + baseSeconds * pow(backoff, count)
         failures[address] = count + 1

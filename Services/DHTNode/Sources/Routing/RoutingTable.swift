@@ -28,7 +28,11 @@ public struct RoutingTable: Sendable {
 
     /// Whether the node is known, as an active node or a replacement.
     public func contains(_ id: DHTID) -> Bool {
-        buckets[bucketIndex(for: id)].nodes.contains { $0.id == id } || buckets[bucketIndex(for: id)].replacements.contains { $0.id == id }
+        address(of: id, in: buckets[bucketIndex(for: id)]) != nil
+    }
+
+    private func address(of id: DHTID, in bucket: KBucket) -> String? {
+        (bucket.nodes.first { $0.id == id } ?? bucket.replacements.first { $0.id == id })?.address
     }
 
     /// The id of the node known at `address`.
@@ -44,6 +48,10 @@ public struct RoutingTable: Sendable {
             remove(previous)
         }
         let index = bucketIndex(for: peer.id)
+        if let old = address(of: peer.id, in: buckets[index]), old != peer.address, idsByAddress[old] == peer.id {
+            // The node moved: failures at its old address are no longer its own.
+            idsByAddress[old] = nil
+        }
         if buckets[index].addOrUpdate(peer, now: now) {
             idsByAddress[peer.address] = peer.id
             return nil
@@ -61,7 +69,7 @@ public struct RoutingTable: Sendable {
     /// Forgets a node (e.g. after it failed to answer); a replacement takes its place.
     public mutating func remove(_ id: DHTID) {
         let index = bucketIndex(for: id)
-        let address = (buckets[index].nodes + buckets[index].replacements).first { $0.id == id }?.address
+        let address = address(of: id, in: buckets[index])
         buckets[index].remove(id)
         if let address, idsByAddress[address] == id { idsByAddress[address] = nil }
     }

@@ -56,4 +56,23 @@ import Testing
             #expect(reader.info()["cached_records"] == 1)
         }
     }
+
+    @Test func aCachedKeyInUseIsRefreshedBeforeItExpires() async throws {
+        try await withSimulation(6) { simulation, _ in
+            let writer = simulation.members[0].node
+            _ = await writer.store([DHTRecord(key: "hot", value: 1, expirationTime: expiring(in: 4))])
+            let reader = simulation.members.map(\.node).first { $0.info()["records"] == 0 }!
+            #expect(await reader.get(["hot"], latest: false)["hot"]?.value == 1)
+            _ = await writer.store([DHTRecord(key: "hot", value: 2, expirationTime: expiring(in: 60))])
+            // Read from the reader's cache: it expires within 5 s, so a refresh is due at once.
+            #expect(await reader.get(["hot"], latest: false)["hot"]?.value == 1)
+            var value: JSON?
+            for _ in 0..<30 where value != 2 {
+                try? await Task.sleep(for: .milliseconds(100))
+                value = await reader.get(["hot"], latest: false)["hot"]?.value
+            }
+            #expect(value == 2, "the background refresh fetched the newer value into the cache")
+        }
+    }
 }
+

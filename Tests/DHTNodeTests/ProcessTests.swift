@@ -89,4 +89,18 @@ import TestSupport
             (error as? HTTPClientError)?.status == 404
         }
     }
+
+    @Test func simulationModeHostsManyNodesInOneProcess() async throws {
+        let simulation = try await ServiceProcess.start("hivemind-dht", Self.quiet + ["--nodes", "8"])
+        let nodes = try #require(simulation.readyLine["nodes"]?.arrayValue)
+        #expect(nodes.count == 8)
+        let urls = nodes.compactMap { $0["url"]?.stringValue }
+        #expect(Set(urls).count == 8 && urls.first == simulation.url)
+        let stored = try await DHTClient(nodes: [urls[0]]).store("simulated", value: "yes", expirationTime: expiring())
+        #expect(stored.replicas == 5)
+        #expect(try await DHTClient(nodes: [urls[7]]).get("simulated")?.value == "yes")
+        simulation.signal(SIGTERM)
+        #expect(await simulation.exitStatus(timeout: 20) == 0)
+    }
 }
+

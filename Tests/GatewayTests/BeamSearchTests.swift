@@ -7,7 +7,7 @@ import Shared
     /// built from the declaration records themselves.
     static func prefixIndex(_ uids: [ExpertUID]) -> [String: PrefixChildren] {
         var index: [String: PrefixChildren] = [:]
-        for record in ExpertDeclaration.records(for: uids, hostURL: "http://host") {
+        for record in ExpertDeclaration.records(for: uids, hostURL: "http://host", expirationTime: 1) {
             guard let subkey = record.subkey, let coordinate = Int(subkey),
                   let (uid, url) = ExpertDeclaration.parse(record.value) else { continue }
             index[record.key, default: [:]][coordinate] = ExpertInfo(uid: uid, url: url)

@@ -34,7 +34,7 @@ import Testing
 
     @Test func declarationHasEveryPrefixOnce() throws {
         let uids = ["ffn.0.1", "ffn.0.2"].compactMap(ExpertUID.init)
-        let records = ExpertDeclaration.records(for: uids, hostURL: "http://h:1")
+        let records = ExpertDeclaration.records(for: uids, hostURL: "http://h:1", expirationTime: 1)
         let keys = records.map { "\($0.key)|\($0.subkey ?? "-")" }
         #expect(keys == ["ffn.0.1|-", "ffn.|0", "ffn.0.|1", "ffn.0.2|-", "ffn.0.|2"])
         let parsed = try #require(ExpertDeclaration.parse(records[2].value))

@@ -5,22 +5,15 @@
 ///   subkey `3` -> it too (any expert under `ffn.3.`, enough to know the
 ///   prefix is alive).
 public enum ExpertDeclaration {
-    /// One DHT record to store.
-    public struct Record: Sendable, Equatable {
-        public let key: String
-        public let subkey: String?
-        public let value: JSON
-    }
-
-    /// The records that declare `uids` as served at `hostURL`.
-    public static func records(for uids: [ExpertUID], hostURL: String) -> [Record] {
-        var records: [Record] = []
+    /// The records that declare `uids` as served at `hostURL` until `expirationTime`.
+    public static func records(for uids: [ExpertUID], hostURL: String, expirationTime: Double) -> [DHTRecord] {
+        var records: [DHTRecord] = []
         var declaredSubkeys = Set<String>()
         for uid in uids {
             let value = expertValue(uid: uid, url: hostURL)
-            records.append(Record(key: uid.description, subkey: nil, value: value))
+            records.append(DHTRecord(key: uid.description, value: value, expirationTime: expirationTime))
             for (prefix, coordinate) in uid.prefixSteps where declaredSubkeys.insert("\(prefix)\u{0}\(coordinate)").inserted {
-                records.append(Record(key: prefix, subkey: String(coordinate), value: value))
+                records.append(DHTRecord(key: prefix, subkey: String(coordinate), value: value, expirationTime: expirationTime))
             }
         }
         return records

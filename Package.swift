@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "Shared", targets: ["Shared"]),
         .executable(name: "hivemind-dht", targets: ["DHTNodeMain"]),
         .executable(name: "hivemind-expert-host", targets: ["ExpertHostMain"]),
+        .executable(name: "hivemind-gateway", targets: ["GatewayMain"]),
         .executable(name: "hivemind-bench", targets: ["Bench"]),
     ],
     dependencies: [
@@ -41,8 +42,6 @@ let package = Package(
             path: "Shared/Sources",
             linkerSettings: [.linkedLibrary("m")]
         ),
-        .target(name: "Gateway", dependencies: ["Shared"], path: "Services/Gateway/Sources"),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Shared", "TestSupport"], path: "Tests/GatewayTests"),
         .executableTarget(name: "Bench", dependencies: ["Shared", "DHTNode", "TestSupport"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
         .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support"),
@@ -50,6 +49,7 @@ let package = Package(
     ]
         + service("DHTNode", folder: "DHTNode")
         + service("ExpertHost", folder: "ExpertHost")
+        + service("Gateway", folder: "Gateway")
 )
 
 // Every Swift target gets the same strict settings.

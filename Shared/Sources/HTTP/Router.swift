@@ -34,6 +34,9 @@ public struct Router: Sendable {
 
     public init() {}
 
+    /// Every route's method and pattern, e.g. to check them against an OpenAPI document.
+    public var endpoints: [(method: String, pattern: String)] { routes.map { ($0.method, $0.pattern) } }
+
     /// Adds a route. `accepts` lists the media types a request body may have
     /// (a request with a body of another type gets 415).
     public mutating func add(_ method: String, _ pattern: String, accepts: [String] = [], _ handler: @escaping HTTPHandler) {

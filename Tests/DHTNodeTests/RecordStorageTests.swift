@@ -58,7 +58,7 @@ import Testing
     }
 
     @Test func overTheLimitsTheSoonestExpiringGoFirst() {
-        var storage = RecordStorage(limits: .init(maxRecords: 3, maxBytes: 1 << 20))
+        var storage = RecordStorage(limits: StorageLimits(maxRecords: 3, maxBytes: 1 << 20))
         _ = verdicts(&storage, [150.0, 110, 130, 120].enumerated().map { index, expiration in
             DHTRecord(key: "k\(index)", value: .int(index), expirationTime: expiration)
         })
@@ -66,7 +66,7 @@ import Testing
         #expect(storage.count == 3)
         #expect(soonest == nil && latest != nil)
 
-        var small = RecordStorage(limits: .init(maxRecords: 100, maxBytes: 2_000))
+        var small = RecordStorage(limits: StorageLimits(maxRecords: 100, maxBytes: 2_000))
         let big = JSON.string(String(repeating: "x", count: 600))
         _ = verdicts(&small, (0..<5).map { DHTRecord(key: "b\($0)", value: big, expirationTime: 200 + Double($0)) })
         let kept = [small.get(DHTID(key: "b3"), now: 100), small.get(DHTID(key: "b4"), now: 100)]

@@ -11,10 +11,13 @@ import Synchronization
 /// then `start(address:initialPeers:)` with the server's URL; `shutdown()`
 /// ends its background work.
 public final class DHTNode: Sendable {
+    /// Our 160-bit id: which keys we hold, and where we sit in others' routing tables.
     public let id: DHTID
+    /// The settings the node was created with.
     public let configuration: DHTConfiguration
     /// Set when the node was started with an identity (its id is then the SHA-1 of the public key).
     public let identity: Identity?
+    /// The node's metrics, served on `GET /metrics` by the server that serves its router.
     public let metrics: Metrics
     let logger: Logger
     let peers: PeerClient
@@ -63,9 +66,6 @@ public final class DHTNode: Sendable {
         guard !configuration.clientMode, let address else { return nil }
         return DHTPeer(id: id, address: address)
     }
-
-    /// Active nodes in the routing table.
-    public var routingTableSize: Int { state.withLock { $0.routing.count } }
 
     /// `GET /v1/node`: who this node is and what it holds.
     public func info() -> JSON {

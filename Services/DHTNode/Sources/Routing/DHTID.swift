@@ -14,7 +14,9 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// Bits in an id.
     public static let bitCount = 160
+    /// The smallest id.
     public static let zero = DHTID(high: 0, middle: 0, low: 0)
+    /// The largest id (and the largest distance).
     public static let max = DHTID(high: .max, middle: .max, low: .max)
 
     init(high: UInt32, middle: UInt64, low: UInt64) {
@@ -54,6 +56,7 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
               low: .random(in: 0...UInt64.max, using: &generator))
     }
 
+    /// A random id from the system's generator (a node's id without an identity).
     public static func random() -> DHTID {
         var generator = SystemRandomNumberGenerator()
         return random(using: &generator)
@@ -66,6 +69,7 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
         return (self & mask) | (DHTID.random() & ~mask)
     }
 
+    /// The 20 big-endian bytes.
     public var bytes: [UInt8] {
         (0..<4).map { UInt8(truncatingIfNeeded: high >> (24 - 8 * $0)) }
             + (0..<8).map { UInt8(truncatingIfNeeded: middle >> (56 - 8 * $0)) }
@@ -75,18 +79,6 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// 40 lowercase hex digits.
     public var hex: String { bytes.hexString }
     public var description: String { hex }
-
-    /// The XOR distance, itself an id-sized number.
-    public func distance(to other: DHTID) -> DHTID { self ^ other }
-
-    /// Bit `index` counted from the most significant (0) to the least (159).
-    public func bit(_ index: Int) -> Bool {
-        switch index {
-        case 0..<32: high >> (31 - index) & 1 == 1
-        case 32..<96: middle >> (95 - index) & 1 == 1
-        default: low >> (159 - index) & 1 == 1
-        }
-    }
 
     /// This id with bit `index` (0 = most significant) set.
     func settingBit(_ index: Int) -> DHTID {
@@ -108,6 +100,7 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
         (lhs.high, lhs.middle, lhs.low) < (rhs.high, rhs.middle, rhs.low)
     }
 
+    /// The XOR distance, itself an id-sized number.
     static func ^ (lhs: DHTID, rhs: DHTID) -> DHTID {
         DHTID(high: lhs.high ^ rhs.high, middle: lhs.middle ^ rhs.middle, low: lhs.low ^ rhs.low)
     }

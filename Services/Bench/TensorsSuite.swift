@@ -1,11 +1,10 @@
-import COpenBLAS
 import Foundation
 import Shared
 
 /// The tensor suite: the machine's limits (sgemm, memcpy) and, as ratios to
 /// them, what the wire format and the compression codecs achieve.
 func runTensorsSuite() throws {
-    print("hivemind-bench tensors  (\(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(openblas_get_num_threads()) threads)")
+    print("hivemind-bench tensors  (\(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS \(BLAS.threadCount) threads)")
     print()
     let gflops = measureSgemm(size: 1024)
     print("sgemm 1024x1024x1024        \(format(gflops, 1)) GFLOP/s (best of 5)")

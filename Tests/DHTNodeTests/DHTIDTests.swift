@@ -15,7 +15,7 @@ extension DHTTests {
             let ids = (0..<200).map { _ in DHTID.random(using: &generator) }
             for id in ids {
                 #expect(DHTID(bytes: id.bytes) == id)
-                #expect(DHTID(hex: id.hex) == id)
+                #expect(DHTID(hex: id.hex) == id && DHTID(hex: id.hex.uppercased()) == id)
             }
             #expect(ids.sorted().map(\.hex) == ids.map(\.hex).sorted(), "ids order like their big-endian bytes")
             #expect(DHTID(hex: "xyz") == nil && DHTID(bytes: [1, 2]) == nil)

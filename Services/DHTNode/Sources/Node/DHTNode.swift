@@ -36,6 +36,8 @@ public final class DHTNode: Sendable {
         /// Cached keys that were read, with when to fetch them again before they expire.
         var cacheRefresh: [DHTID: (key: String, at: Double)] = [:]
         var maintenance: Task<Void, Never>?
+        /// The gauge values last published (routing table, storage, cache), to skip unchanged ones.
+        var published = [-1, -1, -1]
     }
 
     /// - Parameters:
@@ -89,13 +91,18 @@ public final class DHTNode: Sendable {
         state.withLock { $0.maintenance }?.cancel()
     }
 
-    /// Runs `body` on the state under the lock, then publishes the gauges it may have changed.
+    /// Runs `body` on the state under the lock, then publishes the gauges it changed
+    /// (this runs for every RPC, so unchanged gauges are not touched).
     func withState<T>(_ body: (inout State) -> T) -> T {
         state.withLock { state in
             let result = body(&state)
-            metrics.set("routing_table_size", to: Double(state.routing.count))
-            metrics.set("records", labels: ["store": "storage"], to: Double(state.storage.count))
-            metrics.set("records", labels: ["store": "cache"], to: Double(state.cache.count))
+            let current = [state.routing.count, state.storage.count, state.cache.count]
+            if current != state.published {
+                metrics.set("routing_table_size", to: Double(current[0]))
+                metrics.set("records", labels: ["store": "storage"], to: Double(current[1]))
+                metrics.set("records", labels: ["store": "cache"], to: Double(current[2]))
+                state.published = current
+            }
             return result
         }
     }

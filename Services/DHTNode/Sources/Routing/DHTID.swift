@@ -34,10 +34,25 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.init(high: word(0..<4, as: UInt32.self), middle: word(4..<12, as: UInt64.self), low: word(12..<20, as: UInt64.self))
     }
 
-    /// The id written as 40 hex digits.
+    /// The id written as 40 hex digits (either case).
     public init?(hex: String) {
-        guard hex.utf8.count == 40, let bytes = [UInt8](hex: hex) else { return nil }
-        self.init(bytes: bytes)
+        var text = hex
+        let words = text.withUTF8 { utf8 -> (UInt32, UInt64, UInt64)? in
+            guard utf8.count == 40 else { return nil }
+            func word<T: FixedWidthInteger>(_ range: Range<Int>, as _: T.Type) -> T? {
+                var value = T.zero
+                for index in range {
+                    guard let digit = Hex.value(utf8[index]) else { return nil }
+                    value = value << 4 | T(digit)
+                }
+                return value
+            }
+            guard let high = word(0..<8, as: UInt32.self), let middle = word(8..<24, as: UInt64.self),
+                  let low = word(24..<40, as: UInt64.self) else { return nil }
+            return (high, middle, low)
+        }
+        guard let words else { return nil }
+        self.init(high: words.0, middle: words.1, low: words.2)
     }
 
     /// The id of a key: SHA-1 of its UTF-8 bytes.
@@ -77,7 +92,16 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     /// 40 lowercase hex digits.
-    public var hex: String { bytes.hexString }
+    public var hex: String {
+        String(unsafeUninitializedCapacity: 40) { text in
+            for index in 0..<8 { text[index] = Hex.digit(UInt8(truncatingIfNeeded: high >> (28 - 4 * index)) & 0x0f) }
+            for index in 0..<16 {
+                text[8 + index] = Hex.digit(UInt8(truncatingIfNeeded: middle >> (60 - 4 * index)) & 0x0f)
+                text[24 + index] = Hex.digit(UInt8(truncatingIfNeeded: low >> (60 - 4 * index)) & 0x0f)
+            }
+            return 40
+        }
+    }
     public var description: String { hex }
 
     /// This id with bit `index` (0 = most significant) set.

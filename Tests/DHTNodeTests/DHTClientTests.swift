@@ -68,5 +68,23 @@ extension DHTTests {
                 #expect(try await client.get("a%41")?.value == 2)
             }
         }
+
+        @Test func aServerThatIsNotADHTNodeIsSkipped() async throws {
+            var router = Router()
+            router.post("/v1/batch/get") { _ in .text("not a DHT node") }
+            let impostor = try HTTPServer(configuration: HTTPServerConfiguration(), router: router,
+                                          metrics: Metrics(namespace: "impostor"), logger: quietLogger)
+            do {
+                try await withSimulation(2) { simulation, http in
+                    _ = try await DHTClient(nodes: [simulation.urls[0]], http: http).store("k", value: 1, expirationTime: expiring())
+                    let client = DHTClient(nodes: ["http://127.0.0.1:\(impostor.port)", simulation.urls[1]], http: http)
+                    #expect(try await client.get("k")?.value == 1)
+                }
+            } catch {
+                await impostor.stop(timeout: 5)
+                throw error
+            }
+            await impostor.stop(timeout: 5)
+        }
     }
 }

@@ -139,7 +139,7 @@ private func runReferenceProtocol(peers count: Int, initialPeers: Int, rounds: I
     }
 
     let target = count <= 16 ? 0.050 : 0.120
-    print("reference protocol: \(count) peers, \(initialPeers) initial peers each, \(rounds) rounds, 8 stores + 8 gets (latest) per round, \(doomed.count) peers killed")
+    print("reference protocol: \(count) peers, \(initialPeers) initial peers each, \(rounds) rounds, 8 stores + 8 gets (latest) per round, \(doomed.count) killed with SIGKILL")
     print("  start-up of \(count) processes      \(format(startup, 2)) s")
     print("  store wall time per round      mean \(milliseconds(mean(storeTimes)))  std \(milliseconds(standardDeviation(storeTimes)))  max \(milliseconds(storeTimes.max()!))  target mean < \(Int(target * 1000)) ms \(verdict(mean(storeTimes) < target))")
     print("  get wall time per round        mean \(milliseconds(mean(getTimes)))  std \(milliseconds(standardDeviation(getTimes)))  max \(milliseconds(getTimes.max()!))  target mean < \(Int(target * 1000)) ms \(verdict(mean(getTimes) < target))")

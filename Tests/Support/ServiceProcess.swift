@@ -10,6 +10,7 @@ import Synchronization
 /// and so never does once the test process has more than 1024 descriptors
 /// open (as a 64-node simulation has).
 public final class ServiceProcess: Sendable {
+    /// The child's process id.
     public let pid: pid_t
     /// The `url` field of the ready line.
     public let url: String
@@ -57,6 +58,7 @@ public final class ServiceProcess: Sendable {
         }
     }
 
+    /// Sends a signal, e.g. SIGTERM for a graceful stop or SIGKILL for a crash.
     public func signal(_ signal: Int32) { kill(pid, signal) }
 
     /// Waits for the process to exit and returns its status (nil on timeout),
@@ -240,6 +242,7 @@ private func withCStrings<T>(_ strings: [String], _ body: ([UnsafeMutablePointer
 
 /// A service process that did not start as a test expected.
 public struct ServiceProcessError: Error, CustomStringConvertible {
+    /// What went wrong.
     public let description: String
     public init(_ description: String) { self.description = description }
 }

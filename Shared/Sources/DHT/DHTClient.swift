@@ -102,22 +102,19 @@ public final class DHTClient: Sendable {
             let index = (first + offset) % nodes.count
             do {
                 let response = try await call(nodes[index])
-                preferred.store(index, ordering: .relaxed)
-                do {
-                    return try response.json()
-                } catch {
-                    throw DHTClientError(.malformedResponse, message: "\(nodes[index]) answered with invalid JSON: \(error)")
+                guard let json = try? response.json() else {
+                    // Not a DHT node's answer (a wrong URL?): another node may do better.
+                    failures.append("\(nodes[index]): answered with something that is not JSON")
+                    continue
                 }
-            } catch let error as HTTPClientError {
+                preferred.store(index, ordering: .relaxed)
+                return json
+            } catch {
                 if error.kind == .httpStatus, let status = error.status, status < 500 {
                     throw DHTClientError(.rejected, message: error.message, status: status, code: error.code)
                 }
                 if error.kind == .cancelled { throw DHTClientError(.cancelled, message: "cancelled") }
                 failures.append(error.description)
-            } catch let error as DHTClientError {
-                throw error
-            } catch {
-                failures.append("\(nodes[index]): \(error)")
             }
         }
         throw DHTClientError(.unavailable, message: "no DHT node answered: \(failures.joined(separator: "; "))")

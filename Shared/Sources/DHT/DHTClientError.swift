@@ -1,5 +1,6 @@
 /// Why a DHT call failed.
 public struct DHTClientError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, broadly (decides whether retrying elsewhere can help).
     public enum Kind: Sendable, Equatable {
         /// A node refused the request as invalid (4xx): bad key, value too large, bad signature...
         case rejected
@@ -11,7 +12,9 @@ public struct DHTClientError: Error, CustomStringConvertible, Sendable {
         case cancelled
     }
 
+    /// The broad kind.
     public let kind: Kind
+    /// What went wrong, for a person: the node's own message for `.rejected`.
     public let message: String
     /// For `.rejected`: the HTTP status and the error code from the node's JSON error body.
     public let status: Int?

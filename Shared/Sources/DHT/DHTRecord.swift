@@ -12,6 +12,7 @@ public struct DHTRecord: Sendable, Equatable {
     /// Hex Ed25519 signature by the owner that the key or subkey names (see `RecordOwnership`).
     public var signature: String?
 
+    /// A record; sign it with `Identity.sign` if its key or subkey names an owner.
     public init(key: String, subkey: String? = nil, value: JSON, expirationTime: Double, signature: String? = nil) {
         self.key = key
         self.subkey = subkey
@@ -35,6 +36,7 @@ public struct DHTRecord: Sendable, Equatable {
         try self.init(key: fields.string("key"), fields: fields)
     }
 
+    /// `{"key", "subkey"?, "value", "expiration_time", "signature"?}`.
     public var json: JSON {
         var members: [String: JSON] = ["key": .string(key), "value": value, "expiration_time": .double(expirationTime)]
         if let subkey { members["subkey"] = .string(subkey) }
@@ -49,22 +51,26 @@ public struct DHTRecord: Sendable, Equatable {
 /// A value with its expiration (and signature, if its record is owned), as
 /// stored under a key or under one subkey.
 public struct DHTItem: Sendable, Equatable {
+    /// Any JSON value.
     public var value: JSON
     public var expirationTime: Double
     public var signature: String?
 
+    /// An item as stored or found.
     public init(value: JSON, expirationTime: Double, signature: String? = nil) {
         self.value = value
         self.expirationTime = expirationTime
         self.signature = signature
     }
 
+    /// Reads `{"value", "expiration_time", "signature"?}`.
     public init(fields: JSONObjectReader) throws(JSONFieldError) {
         value = try fields.value("value")
         expirationTime = try fields.double("expiration_time")
         signature = try fields.optional("signature", JSONObjectReader.string)
     }
 
+    /// `{"value", "expiration_time", "signature"?}`.
     public var json: JSON {
         var members: [String: JSON] = ["value": value, "expiration_time": .double(expirationTime)]
         if let signature { members["signature"] = .string(signature) }
@@ -76,14 +82,17 @@ public struct DHTItem: Sendable, Equatable {
 /// JSON: `{"key", "expiration_time", "value", "signature"?}` or
 /// `{"key", "expiration_time", "subkeys": {"name": {"value", "expiration_time", "signature"?}}}`.
 public struct DHTEntry: Sendable, Equatable {
+    /// One value, or a dictionary of subkeys, each with its own expiration.
     public enum Content: Sendable, Equatable {
         case value(DHTItem)
         case dictionary([String: DHTItem])
     }
 
+    /// The key as the client wrote it (not its id).
     public var key: String
     public var content: Content
 
+    /// An entry of one value or of subkeys.
     public init(key: String, content: Content) {
         self.key = key
         self.content = content
@@ -122,6 +131,7 @@ public struct DHTEntry: Sendable, Equatable {
         }
     }
 
+    /// Reads either JSON form (a `subkeys` field makes it a dictionary).
     public init(fields: JSONObjectReader) throws(JSONFieldError) {
         key = try fields.string("key")
         if fields.members["subkeys"] != nil {
@@ -136,6 +146,7 @@ public struct DHTEntry: Sendable, Equatable {
         }
     }
 
+    /// The JSON form described on the type.
     public var json: JSON {
         switch content {
         case .value(let item):
@@ -151,6 +162,7 @@ public struct DHTEntry: Sendable, Equatable {
 
 /// The outcome of storing one record through the DHT.
 public struct DHTStoreResult: Sendable, Equatable {
+    /// The record's key and subkey, so results can be matched to records.
     public var key: String
     public var subkey: String?
     /// True if at least one node accepted the record (none had a later expiration for it).
@@ -158,6 +170,7 @@ public struct DHTStoreResult: Sendable, Equatable {
     /// How many nodes accepted it (the DHT aims for its number of replicas, 5 by default).
     public var replicas: Int
 
+    /// A result as the node reports it.
     public init(key: String, subkey: String?, stored: Bool, replicas: Int) {
         self.key = key
         self.subkey = subkey
@@ -165,6 +178,7 @@ public struct DHTStoreResult: Sendable, Equatable {
         self.replicas = replicas
     }
 
+    /// Reads `{"key", "subkey"?, "stored", "replicas"}`.
     public init(fields: JSONObjectReader) throws(JSONFieldError) {
         key = try fields.string("key")
         subkey = try fields.optional("subkey", JSONObjectReader.string)
@@ -172,6 +186,7 @@ public struct DHTStoreResult: Sendable, Equatable {
         replicas = try fields.int("replicas")
     }
 
+    /// `{"key", "subkey"?, "stored", "replicas"}`.
     public var json: JSON {
         var members: [String: JSON] = ["key": .string(key), "stored": .bool(stored), "replicas": .int(replicas)]
         if let subkey { members["subkey"] = .string(subkey) }

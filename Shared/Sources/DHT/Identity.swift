@@ -8,6 +8,7 @@ import Crypto
 /// with `--identity` takes its node id from the public key.
 public struct Identity: @unchecked Sendable {
     // @unchecked: swift-crypto's key is an immutable value that it does not mark Sendable.
+    /// The private key; keep it secret (the key file is created with mode 0600).
     public let privateKey: Curve25519.Signing.PrivateKey
 
     /// A new random key pair.
@@ -26,6 +27,7 @@ public struct Identity: @unchecked Sendable {
 
     /// The raw 32-byte public key.
     public var publicKey: [UInt8] { Array(privateKey.publicKey.rawRepresentation) }
+    /// The public key as 64 hex digits, as owner markers write it.
     public var publicKeyHex: String { publicKey.hexString }
 
     /// `[owner:<public key>]`: put it into a key or subkey so that only this identity can write it.
@@ -72,6 +74,7 @@ public struct Identity: @unchecked Sendable {
 
 /// An identity that cannot be read or created.
 public struct IdentityError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong with the file, for a person.
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }

@@ -71,6 +71,7 @@ public enum RecordOwnership {
 
 /// Why an owned record was refused.
 public struct RecordOwnershipError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// A stable code, also the `code` of the 4xx a node answers with.
     public enum Code: String, Sendable {
         /// `[owner:...]` that does not hold a public key.
         case malformedOwner = "malformed_owner"
@@ -82,6 +83,7 @@ public struct RecordOwnershipError: Error, CustomStringConvertible, Sendable, Eq
         case badSignature = "bad_signature"
     }
 
+    /// Which rule the record broke.
     public let code: Code
     public let message: String
 

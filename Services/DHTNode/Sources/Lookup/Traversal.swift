@@ -10,8 +10,8 @@
 /// The driver calls `next()` and executes the action: send a find request,
 /// wait for a response, or stop. Responses come back through `receive` and
 /// `fail`; finished queries are collected with `takeFinished()`.
-public struct Traversal: Sendable {
-    public enum Action: Equatable, Sendable {
+struct Traversal: Sendable {
+    enum Action: Equatable, Sendable {
         /// Ask `peer` for its nearest nodes to each of `queries` (and their values).
         case request(peer: DHTID, queries: [DHTID])
         /// Wait for a response before calling `next()` again.
@@ -21,14 +21,14 @@ public struct Traversal: Sendable {
     }
 
     /// A query whose lookup ended.
-    public struct Finished: Equatable, Sendable {
-        public let query: DHTID
+    struct Finished: Equatable, Sendable {
+        let query: DHTID
         /// Up to `beamSize` nodes nearest to the query, nearest first.
-        public let nearest: [DHTID]
+        let nearest: [DHTID]
         /// Requests that included this query.
-        public let requests: Int
+        let requests: Int
         /// The longest chain of referrals to a node asked for this query (1 = a node we knew).
-        public let hops: Int
+        let hops: Int
     }
 
     private struct QueryState: Sendable {
@@ -44,9 +44,9 @@ public struct Traversal: Sendable {
         var hops = 0
     }
 
-    public let beamSize: Int
-    public let parallelism: Int
-    public let queriesPerRequest: Int
+    let beamSize: Int
+    let parallelism: Int
+    let queriesPerRequest: Int
     private var states: [DHTID: QueryState] = [:]
     /// Unfinished queries in their original order (keeps choices deterministic).
     private var unfinished: [DHTID]
@@ -56,7 +56,7 @@ public struct Traversal: Sendable {
     private var inFlight = 0
     private var finished: [Finished] = []
     /// Find requests sent so far.
-    public private(set) var requestsSent = 0
+    private(set) var requestsSent = 0
 
     /// - Parameters:
     ///   - queries: the ids to look up.
@@ -65,7 +65,7 @@ public struct Traversal: Sendable {
     ///   - beamSize: nodes kept per query; the lookup ends when the beam's nodes have all been asked.
     ///   - parallelism: requests in flight at most (alpha).
     ///   - queriesPerRequest: queries packed into one request at most.
-    public init(queries: [DHTID], initial: [DHTID], excluded: Set<DHTID> = [], beamSize: Int = 20,
+    init(queries: [DHTID], initial: [DHTID], excluded: Set<DHTID> = [], beamSize: Int = 20,
                 parallelism: Int = 3, queriesPerRequest: Int = 16) {
         precondition(beamSize > 0 && parallelism > 0 && queriesPerRequest > 0)
         self.beamSize = beamSize
@@ -86,7 +86,7 @@ public struct Traversal: Sendable {
     }
 
     /// What to do next.
-    public mutating func next() -> Action {
+    mutating func next() -> Action {
         while true {
             for query in unfinished where !hasCandidates(query) && states[query]!.active == 0 {
                 finish(query)
@@ -119,7 +119,7 @@ public struct Traversal: Sendable {
 
     /// `peer` answered the request for `queries`: per query, the nodes it knows
     /// nearest to it, and whether that query is done (e.g. a value was found).
-    public mutating func receive(from peer: DHTID, queries: [DHTID], results: [DHTID: (neighbors: [DHTID], stop: Bool)]) {
+    mutating func receive(from peer: DHTID, queries: [DHTID], results: [DHTID: (neighbors: [DHTID], stop: Bool)]) {
         complete(queries)
         let depth = (depths[peer] ?? 1) + 1
         for query in queries where states[query] != nil && unfinished.contains(query) {
@@ -137,7 +137,7 @@ public struct Traversal: Sendable {
     }
 
     /// `peer` did not answer: it is dropped from every beam, so a store never picks it.
-    public mutating func fail(_ peer: DHTID, queries: [DHTID]) {
+    mutating func fail(_ peer: DHTID, queries: [DHTID]) {
         complete(queries)
         excluded.insert(peer)
         for query in unfinished {
@@ -146,7 +146,7 @@ public struct Traversal: Sendable {
     }
 
     /// Ends the lookup of `query` now (the caller has what it needs).
-    public mutating func finish(_ query: DHTID) {
+    mutating func finish(_ query: DHTID) {
         guard let index = unfinished.firstIndex(of: query) else { return }
         unfinished.remove(at: index)
         let state = states[query]!
@@ -154,15 +154,13 @@ public struct Traversal: Sendable {
     }
 
     /// Queries finished since the last call, in the order they finished.
-    public mutating func takeFinished() -> [Finished] {
+    mutating func takeFinished() -> [Finished] {
         defer { finished = [] }
         return finished
     }
 
-    public var isFinished: Bool { unfinished.isEmpty }
-
     /// Ends every unfinished lookup now (e.g. when its time is up).
-    public mutating func finishAll() {
+    mutating func finishAll() {
         for query in unfinished { finish(query) }
     }
 

@@ -26,12 +26,30 @@ public struct DHTConfiguration: Sendable {
     public var maxBatch = 1024
     /// Clocks of peers may differ from ours by at most this many seconds.
     public var maxClockSkew = 3.0
-    public var storageLimits = RecordStorage.Limits()
-    public var cacheLimits = RecordStorage.Limits(maxRecords: 10_000, maxBytes: 64 << 20)
+    /// Records this node keeps for the DHT.
+    public var storageLimits = StorageLimits()
+    /// Values it fetched or was sent for caching; evicted first, since the DHT holds them elsewhere.
+    public var cacheLimits = StorageLimits(maxRecords: 10_000, maxBytes: 64 << 20)
     /// After a get, push the value to this many nearest visited nodes that lacked it.
     public var cacheNearest = 1
     /// Refresh a cached value that was read this many seconds before it expires.
     public var cacheRefreshBeforeExpiry = 5.0
 
+    /// The reference's defaults.
     public init() {}
+}
+
+/// Bounds on the records a node keeps; when over a bound, the records that
+/// expire soonest go first.
+public struct StorageLimits: Sendable {
+    /// Records kept at most.
+    public var maxRecords: Int
+    /// Approximate bytes of keys, values and signatures.
+    public var maxBytes: Int
+
+    /// The defaults: 100,000 records and 256 MiB.
+    public init(maxRecords: Int = 100_000, maxBytes: Int = 256 << 20) {
+        self.maxRecords = maxRecords
+        self.maxBytes = maxBytes
+    }
 }

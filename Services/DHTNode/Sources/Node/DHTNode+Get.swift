@@ -59,7 +59,7 @@ extension DHTNode {
                 if search.isSatisfied { done.insert(keyID) }
             }
             return done
-        }, onFinished: { finished, _ in
+        }, onFinished: { finished in
             let keyID = finished.query
             let search = searches[keyID]!
             let entry = search.result(now: Clock.epoch)

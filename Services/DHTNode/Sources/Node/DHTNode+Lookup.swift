@@ -18,7 +18,7 @@ extension DHTNode {
     ///   - onFinished: called as each query finishes, while others may still run.
     func lookup(_ queries: [DHTID], purpose: String,
                 onResponse: (DHTPeer, [DHTID: FindResult]) -> Set<DHTID> = { _, _ in [] },
-                onFinished: (Traversal.Finished, [DHTID: String]) -> Void = { _, _ in }) async -> LookupResult {
+                onFinished: (Traversal.Finished) -> Void = { _ in }) async -> LookupResult {
         var result = LookupResult()
         guard !queries.isEmpty else { return result }
         metrics.increment("lookups_total", labels: ["purpose": purpose], by: Double(queries.count))
@@ -47,7 +47,7 @@ extension DHTNode {
                 for finished in traversal.takeFinished() {
                     metrics.observe("lookup_requests", Double(finished.requests))
                     metrics.observe("lookup_hops", Double(finished.hops))
-                    onFinished(finished, result.addresses)
+                    onFinished(finished)
                     result.finished.append(finished)
                 }
             }

@@ -83,6 +83,7 @@ extension DHTNode {
 
 /// A node that was told to join through initial peers and could join none of them.
 public struct DHTBootstrapError: Error, CustomStringConvertible, Sendable {
+    /// Why each initial peer could not be joined.
     public let message: String
     public var description: String { message }
 }

@@ -11,10 +11,13 @@ import Synchronization
 /// then `start(address:initialPeers:)` with the server's URL; `shutdown()`
 /// ends its background work.
 public final class DHTNode: Sendable {
+    /// Our 160-bit id: which keys we hold, and where we sit in others' routing tables.
     public let id: DHTID
+    /// The settings the node was created with.
     public let configuration: DHTConfiguration
     /// Set when the node was started with an identity (its id is then the SHA-1 of the public key).
     public let identity: Identity?
+    /// The node's metrics, served on `GET /metrics` by the server that serves its router.
     public let metrics: Metrics
     let logger: Logger
     let peers: PeerClient
@@ -33,6 +36,8 @@ public final class DHTNode: Sendable {
         /// Cached keys that were read, with when to fetch them again before they expire.
         var cacheRefresh: [DHTID: (key: String, at: Double)] = [:]
         var maintenance: Task<Void, Never>?
+        /// The gauge values last published (routing table, storage, cache), to skip unchanged ones.
+        var published = [-1, -1, -1]
     }
 
     /// - Parameters:
@@ -64,9 +69,6 @@ public final class DHTNode: Sendable {
         return DHTPeer(id: id, address: address)
     }
 
-    /// Active nodes in the routing table.
-    public var routingTableSize: Int { state.withLock { $0.routing.count } }
-
     /// `GET /v1/node`: who this node is and what it holds.
     public func info() -> JSON {
         state.withLock { state in
@@ -89,13 +91,18 @@ public final class DHTNode: Sendable {
         state.withLock { $0.maintenance }?.cancel()
     }
 
-    /// Runs `body` on the state under the lock, then publishes the gauges it may have changed.
+    /// Runs `body` on the state under the lock, then publishes the gauges it changed
+    /// (this runs for every RPC, so unchanged gauges are not touched).
     func withState<T>(_ body: (inout State) -> T) -> T {
         state.withLock { state in
             let result = body(&state)
-            metrics.set("routing_table_size", to: Double(state.routing.count))
-            metrics.set("records", labels: ["store": "storage"], to: Double(state.storage.count))
-            metrics.set("records", labels: ["store": "cache"], to: Double(state.cache.count))
+            let current = [state.routing.count, state.storage.count, state.cache.count]
+            if current != state.published {
+                metrics.set("routing_table_size", to: Double(current[0]))
+                metrics.set("records", labels: ["store": "storage"], to: Double(current[1]))
+                metrics.set("records", labels: ["store": "cache"], to: Double(current[2]))
+                state.published = current
+            }
             return result
         }
     }

@@ -5,44 +5,44 @@ import Shared
 // its routing table; a node in client mode leaves `peer` out and is never added.
 
 /// `POST /v1/dht/ping`: "are you there, and what is your id?"
-public struct PingRequest: Sendable {
-    public var sender: DHTPeer?
+struct PingRequest: Sendable {
+    var sender: DHTPeer?
     /// Ask the receiver to ping the sender back, to prove the sender is reachable at its address.
-    public var validate: Bool
+    var validate: Bool
 
-    public var json: JSON {
+    var json: JSON {
         var members: [String: JSON] = ["validate": .bool(validate)]
         if let sender { members["peer"] = sender.json }
         return .object(members)
     }
 
-    public init(sender: DHTPeer?, validate: Bool) {
+    init(sender: DHTPeer?, validate: Bool) {
         self.sender = sender
         self.validate = validate
     }
 
-    public init(fields: JSONObjectReader) throws(JSONFieldError) {
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
         sender = try fields.optional("peer", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTPeer(fields: reader) }
         validate = try fields.optional("validate", JSONObjectReader.bool) ?? false
     }
 }
 
-public struct PingResponse: Sendable {
-    public var peer: DHTPeer
+struct PingResponse: Sendable {
+    var peer: DHTPeer
     /// The responder's clock (epoch seconds), for the caller's clock-skew check.
-    public var time: Double
+    var time: Double
     /// With `validate`: whether the responder could ping the sender back.
-    public var available: Bool
+    var available: Bool
 
-    public var json: JSON { ["peer": peer.json, "time": .double(time), "available": .bool(available)] }
+    var json: JSON { ["peer": peer.json, "time": .double(time), "available": .bool(available)] }
 
-    public init(peer: DHTPeer, time: Double, available: Bool) {
+    init(peer: DHTPeer, time: Double, available: Bool) {
         self.peer = peer
         self.time = time
         self.available = available
     }
 
-    public init(fields: JSONObjectReader) throws(JSONFieldError) {
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
         peer = try DHTPeer(fields: fields.object("peer"))
         time = try fields.double("time")
         available = try fields.bool("available")
@@ -50,19 +50,19 @@ public struct PingResponse: Sendable {
 }
 
 /// `POST /v1/dht/store`: store many records at once.
-public struct StoreRequest: Sendable {
-    public var sender: DHTPeer?
-    public var records: [DHTRecord]
+struct StoreRequest: Sendable {
+    var sender: DHTPeer?
+    var records: [DHTRecord]
     /// Per record: keep it in the cache (evictable) rather than in storage.
-    public var inCache: [Bool]
+    var inCache: [Bool]
 
-    public init(sender: DHTPeer?, records: [DHTRecord], inCache: Bool = false) {
+    init(sender: DHTPeer?, records: [DHTRecord], inCache: Bool = false) {
         self.sender = sender
         self.records = records
         self.inCache = Array(repeating: inCache, count: records.count)
     }
 
-    public var json: JSON {
+    var json: JSON {
         let items = zip(records, inCache).map { record, inCache -> JSON in
             guard inCache, case .object(var members) = record.json else { return record.json }
             members["in_cache"] = true
@@ -73,7 +73,7 @@ public struct StoreRequest: Sendable {
         return .object(members)
     }
 
-    public init(fields: JSONObjectReader) throws(JSONFieldError) {
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
         sender = try fields.optional("peer", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTPeer(fields: reader) }
         records = []
         inCache = []
@@ -85,19 +85,19 @@ public struct StoreRequest: Sendable {
     }
 }
 
-public struct StoreResponse: Sendable {
-    public var peer: DHTPeer
+struct StoreResponse: Sendable {
+    var peer: DHTPeer
     /// Per record: stored, or refused (a later value is held, the expiration is past, or the record is invalid).
-    public var results: [Bool]
+    var results: [Bool]
 
-    public var json: JSON { ["peer": peer.json, "results": .array(results.map(JSON.bool))] }
+    var json: JSON { ["peer": peer.json, "results": .array(results.map(JSON.bool))] }
 
-    public init(peer: DHTPeer, results: [Bool]) {
+    init(peer: DHTPeer, results: [Bool]) {
         self.peer = peer
         self.results = results
     }
 
-    public init(fields: JSONObjectReader) throws(JSONFieldError) {
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
         peer = try DHTPeer(fields: fields.object("peer"))
         results = try fields.array("results").enumerated().map { index, value throws(JSONFieldError) in
             guard let stored = value.boolValue else { throw JSONFieldError(path: "results[\(index)]", expected: "a boolean", found: value.typeName) }
@@ -107,22 +107,22 @@ public struct StoreResponse: Sendable {
 }
 
 /// `POST /v1/dht/find`: per id, the value held (if any) and the nearest nodes known.
-public struct FindRequest: Sendable {
-    public var sender: DHTPeer?
-    public var ids: [DHTID]
+struct FindRequest: Sendable {
+    var sender: DHTPeer?
+    var ids: [DHTID]
 
-    public init(sender: DHTPeer?, ids: [DHTID]) {
+    init(sender: DHTPeer?, ids: [DHTID]) {
         self.sender = sender
         self.ids = ids
     }
 
-    public var json: JSON {
+    var json: JSON {
         var members: [String: JSON] = ["ids": .array(ids.map { .string($0.hex) })]
         if let sender { members["peer"] = sender.json }
         return .object(members)
     }
 
-    public init(fields: JSONObjectReader) throws(JSONFieldError) {
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
         sender = try fields.optional("peer", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTPeer(fields: reader) }
         ids = try fields.array("ids").enumerated().map { index, value throws(JSONFieldError) in
             guard let hex = value.stringValue, let id = DHTID(hex: hex) else {
@@ -133,20 +133,20 @@ public struct FindRequest: Sendable {
     }
 }
 
-public struct FindResult: Sendable {
+struct FindResult: Sendable {
     /// What the responder holds under the id (storage or cache, whichever expires later).
-    public var entry: DHTEntry?
+    var entry: DHTEntry?
     /// The responder's nearest known nodes to the id, nearest first, without the requester.
-    public var nearest: [DHTPeer]
+    var nearest: [DHTPeer]
 
-    public init(entry: DHTEntry?, nearest: [DHTPeer]) {
+    init(entry: DHTEntry?, nearest: [DHTPeer]) {
         self.entry = entry
         self.nearest = nearest
     }
 
-    public var json: JSON { ["entry": entry?.json ?? .null, "nearest": .array(nearest.map(\.json))] }
+    var json: JSON { ["entry": entry?.json ?? .null, "nearest": .array(nearest.map(\.json))] }
 
-    public init(fields: JSONObjectReader) throws(JSONFieldError) {
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
         entry = try fields.optional("entry", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTEntry(fields: reader) }
         nearest = try fields.array("nearest").enumerated().map { index, value throws(JSONFieldError) in
             try DHTPeer(fields: JSONObjectReader(value, path: "\(fields.path).nearest[\(index)]"))
@@ -154,19 +154,19 @@ public struct FindResult: Sendable {
     }
 }
 
-public struct FindResponse: Sendable {
-    public var peer: DHTPeer
+struct FindResponse: Sendable {
+    var peer: DHTPeer
     /// One result per requested id, in order.
-    public var results: [FindResult]
+    var results: [FindResult]
 
-    public init(peer: DHTPeer, results: [FindResult]) {
+    init(peer: DHTPeer, results: [FindResult]) {
         self.peer = peer
         self.results = results
     }
 
-    public var json: JSON { ["peer": peer.json, "results": .array(results.map(\.json))] }
+    var json: JSON { ["peer": peer.json, "results": .array(results.map(\.json))] }
 
-    public init(fields: JSONObjectReader) throws(JSONFieldError) {
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
         peer = try DHTPeer(fields: fields.object("peer"))
         results = try fields.array("results").enumerated().map { index, value throws(JSONFieldError) in
             try FindResult(fields: JSONObjectReader(value, path: "results[\(index)]"))

@@ -14,7 +14,9 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// Bits in an id.
     public static let bitCount = 160
+    /// The smallest id.
     public static let zero = DHTID(high: 0, middle: 0, low: 0)
+    /// The largest id (and the largest distance).
     public static let max = DHTID(high: .max, middle: .max, low: .max)
 
     init(high: UInt32, middle: UInt64, low: UInt64) {
@@ -32,10 +34,25 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.init(high: word(0..<4, as: UInt32.self), middle: word(4..<12, as: UInt64.self), low: word(12..<20, as: UInt64.self))
     }
 
-    /// The id written as 40 hex digits.
+    /// The id written as 40 hex digits (either case).
     public init?(hex: String) {
-        guard hex.utf8.count == 40, let bytes = [UInt8](hex: hex) else { return nil }
-        self.init(bytes: bytes)
+        var text = hex
+        let words = text.withUTF8 { utf8 -> (UInt32, UInt64, UInt64)? in
+            guard utf8.count == 40 else { return nil }
+            func word<T: FixedWidthInteger>(_ range: Range<Int>, as _: T.Type) -> T? {
+                var value = T.zero
+                for index in range {
+                    guard let digit = Hex.value(utf8[index]) else { return nil }
+                    value = value << 4 | T(digit)
+                }
+                return value
+            }
+            guard let high = word(0..<8, as: UInt32.self), let middle = word(8..<24, as: UInt64.self),
+                  let low = word(24..<40, as: UInt64.self) else { return nil }
+            return (high, middle, low)
+        }
+        guard let words else { return nil }
+        self.init(high: words.0, middle: words.1, low: words.2)
     }
 
     /// The id of a key: SHA-1 of its UTF-8 bytes.
@@ -54,6 +71,7 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
               low: .random(in: 0...UInt64.max, using: &generator))
     }
 
+    /// A random id from the system's generator (a node's id without an identity).
     public static func random() -> DHTID {
         var generator = SystemRandomNumberGenerator()
         return random(using: &generator)
@@ -66,6 +84,7 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
         return (self & mask) | (DHTID.random() & ~mask)
     }
 
+    /// The 20 big-endian bytes.
     public var bytes: [UInt8] {
         (0..<4).map { UInt8(truncatingIfNeeded: high >> (24 - 8 * $0)) }
             + (0..<8).map { UInt8(truncatingIfNeeded: middle >> (56 - 8 * $0)) }
@@ -73,20 +92,17 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     /// 40 lowercase hex digits.
-    public var hex: String { bytes.hexString }
-    public var description: String { hex }
-
-    /// The XOR distance, itself an id-sized number.
-    public func distance(to other: DHTID) -> DHTID { self ^ other }
-
-    /// Bit `index` counted from the most significant (0) to the least (159).
-    public func bit(_ index: Int) -> Bool {
-        switch index {
-        case 0..<32: high >> (31 - index) & 1 == 1
-        case 32..<96: middle >> (95 - index) & 1 == 1
-        default: low >> (159 - index) & 1 == 1
+    public var hex: String {
+        String(unsafeUninitializedCapacity: 40) { text in
+            for index in 0..<8 { text[index] = Hex.digit(UInt8(truncatingIfNeeded: high >> (28 - 4 * index)) & 0x0f) }
+            for index in 0..<16 {
+                text[8 + index] = Hex.digit(UInt8(truncatingIfNeeded: middle >> (60 - 4 * index)) & 0x0f)
+                text[24 + index] = Hex.digit(UInt8(truncatingIfNeeded: low >> (60 - 4 * index)) & 0x0f)
+            }
+            return 40
         }
     }
+    public var description: String { hex }
 
     /// This id with bit `index` (0 = most significant) set.
     func settingBit(_ index: Int) -> DHTID {
@@ -108,6 +124,7 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
         (lhs.high, lhs.middle, lhs.low) < (rhs.high, rhs.middle, rhs.low)
     }
 
+    /// The XOR distance, itself an id-sized number.
     static func ^ (lhs: DHTID, rhs: DHTID) -> DHTID {
         DHTID(high: lhs.high ^ rhs.high, middle: lhs.middle ^ rhs.middle, low: lhs.low ^ rhs.low)
     }

@@ -1,22 +1,22 @@
 import Shared
 
 /// Another DHT node: its id and the base URL of its HTTP API.
-public struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
-    public let id: DHTID
+struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
+    let id: DHTID
     /// E.g. `http://127.0.0.1:31337`.
-    public let address: String
+    let address: String
 
-    public init(id: DHTID, address: String) {
+    init(id: DHTID, address: String) {
         self.id = id
         self.address = address
     }
 
-    public var description: String { "\(id.hex.prefix(8))@\(address)" }
+    var description: String { "\(id.hex.prefix(8))@\(address)" }
 
     /// `{"node_id": "<40 hex digits>", "address": "http://..."}`.
-    public var json: JSON { ["node_id": .string(id.hex), "address": .string(address)] }
+    var json: JSON { ["node_id": .string(id.hex), "address": .string(address)] }
 
-    public init(fields: JSONObjectReader) throws(JSONFieldError) {
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
         let hex = try fields.string("node_id")
         guard let id = DHTID(hex: hex) else {
             throw JSONFieldError(path: fields.path.isEmpty ? "node_id" : "\(fields.path).node_id", expected: "40 hex digits", found: "'\(hex.prefix(64))'")

@@ -3,18 +3,18 @@
 /// if it covers our own id or if its depth is not a multiple of
 /// `depthModulo` (b); otherwise the newcomer waits as a replacement and the
 /// least recently seen node is handed out for a ping.
-public struct RoutingTable: Sendable {
-    public let ownID: DHTID
+struct RoutingTable: Sendable {
+    let ownID: DHTID
     /// k: active nodes per bucket.
-    public let bucketSize: Int
+    let bucketSize: Int
     /// b: buckets far from our id split only at depths that are not multiples of b.
-    public let depthModulo: Int
+    let depthModulo: Int
     /// Ordered by prefix, so they tile the id space from 0 to 2^160.
     private(set) var buckets: [KBucket]
     /// Every node in a bucket, active or replacement, by address (for failures reported by address).
     private var idsByAddress: [String: DHTID] = [:]
 
-    public init(ownID: DHTID, bucketSize: Int = 20, depthModulo: Int = 5, now: Double = 0) {
+    init(ownID: DHTID, bucketSize: Int = 20, depthModulo: Int = 5, now: Double = 0) {
         precondition(bucketSize > 0 && depthModulo > 0)
         self.ownID = ownID
         self.bucketSize = bucketSize
@@ -23,11 +23,11 @@ public struct RoutingTable: Sendable {
     }
 
     /// Active nodes (replacements not counted).
-    public var count: Int { buckets.reduce(0) { $0 + $1.nodes.count } }
-    public var bucketCount: Int { buckets.count }
+    var count: Int { buckets.reduce(0) { $0 + $1.nodes.count } }
+    var bucketCount: Int { buckets.count }
 
     /// Whether the node is known, as an active node or a replacement.
-    public func contains(_ id: DHTID) -> Bool {
+    func contains(_ id: DHTID) -> Bool {
         address(of: id, in: buckets[bucketIndex(for: id)]) != nil
     }
 
@@ -36,12 +36,12 @@ public struct RoutingTable: Sendable {
     }
 
     /// The id of the node known at `address`.
-    public func id(at address: String) -> DHTID? { idsByAddress[address] }
+    func id(at address: String) -> DHTID? { idsByAddress[address] }
 
     /// Records that `peer` was heard from: adds it, or marks it as most recently seen.
     /// - Returns: a node to ping when `peer`'s bucket is full and cannot split;
     ///   if that node does not answer, remove it and `peer` takes its place.
-    public mutating func addOrUpdate(_ peer: DHTPeer, now: Double) -> DHTPeer? {
+    mutating func addOrUpdate(_ peer: DHTPeer, now: Double) -> DHTPeer? {
         guard peer.id != ownID else { return nil }
         if let previous = idsByAddress[peer.address], previous != peer.id {
             // Another node now answers at this address: the old one is gone.
@@ -67,7 +67,7 @@ public struct RoutingTable: Sendable {
     }
 
     /// Forgets a node (e.g. after it failed to answer); a replacement takes its place.
-    public mutating func remove(_ id: DHTID) {
+    mutating func remove(_ id: DHTID) {
         let index = bucketIndex(for: id)
         let address = address(of: id, in: buckets[index])
         buckets[index].remove(id)
@@ -79,7 +79,7 @@ public struct RoutingTable: Sendable {
     /// Buckets are visited in order of the least distance any id in them can
     /// have to `query`; once that exceeds the `count`-th best distance found,
     /// no further bucket can contribute.
-    public func nearest(to query: DHTID, count: Int, excluding excluded: DHTID? = nil) -> [DHTPeer] {
+    func nearest(to query: DHTID, count: Int, excluding excluded: DHTID? = nil) -> [DHTPeer] {
         guard count > 0 else { return [] }
         let order = buckets.indices.sorted { buckets[$0].minimumDistance(to: query) < buckets[$1].minimumDistance(to: query) }
         var best: [(distance: DHTID, peer: DHTPeer)] = []
@@ -95,11 +95,11 @@ public struct RoutingTable: Sendable {
     }
 
     /// Every active node.
-    public var peers: [DHTPeer] { buckets.flatMap(\.nodes) }
+    var peers: [DHTPeer] { buckets.flatMap(\.nodes) }
 
     /// Random ids inside each bucket that nobody was heard from in since `threshold`
     /// (epoch seconds): looking them up refreshes the bucket.
-    public func refreshTargets(notUpdatedSince threshold: Double) -> [DHTID] {
+    func refreshTargets(notUpdatedSince threshold: Double) -> [DHTID] {
         buckets.filter { $0.lastUpdated < threshold }.map { $0.prefix.random(keepingPrefix: $0.depth) }
     }
 

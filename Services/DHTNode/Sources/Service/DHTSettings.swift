@@ -17,13 +17,18 @@ public struct DHTSettings: Sendable {
         OptionSpec("nodes", default: "1", help: "simulation: host this many nodes in this process, each on its own port (from --port upwards, or OS-chosen)"),
     ]
 
+    /// The node settings the flags set.
     public var configuration = DHTConfiguration()
+    /// Base URLs of the nodes to join through.
     public var initialPeers: [String] = []
+    /// Start even if no initial peer can be joined.
     public var allowUnreachablePeers = false
+    /// The key file that gives the node its id.
     public var identityPath: String?
     /// More than 1: simulation mode.
     public var nodes = 1
 
+    /// - Throws: `OptionError` naming the flag that is wrong.
     public init(_ options: ServiceOptions) throws(OptionError) {
         initialPeers = options.list("initial-peers")
         for peer in initialPeers where !(peer.hasPrefix("http://") || peer.hasPrefix("https://")) {

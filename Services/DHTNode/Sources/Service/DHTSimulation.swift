@@ -8,11 +8,15 @@ import Synchronization
 public final class DHTSimulation: Sendable {
     /// One simulated node and the server that serves it.
     public struct Member: Sendable {
+        /// The node, to call directly (e.g. to read its metrics).
         public let node: DHTNode
+        /// Its HTTP server (stopped by `kill`).
         public let server: HTTPServer
+        /// Its base URL.
         public let url: String
     }
 
+    /// Every node, in the order they joined (killed ones included).
     public let members: [Member]
     private let alive: Mutex<[Bool]>
 
@@ -54,6 +58,7 @@ public final class DHTSimulation: Sendable {
         return DHTSimulation(members: members)
     }
 
+    /// Every node's base URL.
     public var urls: [String] { members.map(\.url) }
 
     /// Indices of the nodes not killed.

@@ -6,19 +6,7 @@ import Shared
 /// by one with a later expiration that is not already past; a subkey turns
 /// the key into a dictionary (if the dictionary is newer than a plain value
 /// there) whose subkeys each follow the same rule.
-public struct RecordStorage: Sendable {
-    /// Bounds on what a node keeps.
-    public struct Limits: Sendable {
-        public var maxRecords: Int
-        /// Approximate bytes of keys, values and signatures.
-        public var maxBytes: Int
-
-        public init(maxRecords: Int = 100_000, maxBytes: Int = 256 << 20) {
-            self.maxRecords = maxRecords
-            self.maxBytes = maxBytes
-        }
-    }
-
+struct RecordStorage: Sendable {
     private enum Content: Sendable {
         case value(Sized)
         case dictionary([String: Sized])
@@ -47,24 +35,24 @@ public struct RecordStorage: Sendable {
         }
     }
 
-    public let limits: Limits
+    let limits: StorageLimits
     private var slots: [DHTID: Slot] = [:]
     /// May hold outdated deadlines of replaced records; they are skipped when popped.
     private var deadlines = MinHeap<Deadline>()
-    public private(set) var totalBytes = 0
+    private(set) var totalBytes = 0
 
-    public init(limits: Limits = Limits()) {
+    init(limits: StorageLimits = StorageLimits()) {
         self.limits = limits
     }
 
     /// Records held, expired ones included until the next call that drops them.
-    public var count: Int { slots.count }
+    var count: Int { slots.count }
 
     /// Stores a record under `id` (the id of `record.key`).
     /// - Returns: true if it was stored; false if something with a later or
     ///   equal expiration is already there, or the expiration is past.
     @discardableResult
-    public mutating func store(_ record: DHTRecord, id: DHTID, now: Double) -> Bool {
+    mutating func store(_ record: DHTRecord, id: DHTID, now: Double) -> Bool {
         guard record.expirationTime >= now else { return false }
         let sized = Sized(item: record.item, bytes: Self.size(of: record))
         guard let subkey = record.subkey else {
@@ -85,7 +73,7 @@ public struct RecordStorage: Sendable {
     }
 
     /// What is held under `id` and has not expired (a dictionary without its expired subkeys).
-    public mutating func get(_ id: DHTID, now: Double) -> DHTEntry? {
+    mutating func get(_ id: DHTID, now: Double) -> DHTEntry? {
         dropExpired(now: now)
         guard var slot = slots[id] else { return nil }
         switch slot.content {
@@ -106,16 +94,16 @@ public struct RecordStorage: Sendable {
     }
 
     /// The expiration of what is held under `id`, if anything (expired records included).
-    public func expirationTime(of id: DHTID) -> Double? { slots[id]?.expirationTime }
+    func expirationTime(of id: DHTID) -> Double? { slots[id]?.expirationTime }
 
     /// Every unexpired record, e.g. to hand some to a newly met node.
-    public mutating func entries(now: Double) -> [(id: DHTID, entry: DHTEntry)] {
+    mutating func entries(now: Double) -> [(id: DHTID, entry: DHTEntry)] {
         dropExpired(now: now)
         return slots.keys.compactMap { id in get(id, now: now).map { (id, $0) } }
     }
 
     /// Drops records whose expiration is past.
-    public mutating func dropExpired(now: Double) {
+    mutating func dropExpired(now: Double) {
         while let top = deadlines.top, top.expirationTime < now {
             deadlines.pop()
             removeIfCurrent(top)

@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "hivemind-dht", targets: ["DHTNodeMain"]),
         .executable(name: "hivemind-expert-host", targets: ["ExpertHostMain"]),
         .executable(name: "hivemind-gateway", targets: ["GatewayMain"]),
+        .executable(name: "hivemind", targets: ["HivemindCLI"]),
         .executable(name: "hivemind-bench", targets: ["Bench"]),
     ],
     dependencies: [
@@ -42,6 +43,7 @@ let package = Package(
             path: "Shared/Sources",
             linkerSettings: [.linkedLibrary("m")]
         ),
+        .executableTarget(name: "HivemindCLI", dependencies: ["Shared"], path: "Services/CLI"),
         .executableTarget(name: "Bench", dependencies: ["Shared", "DHTNode", "TestSupport"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
         .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support"),

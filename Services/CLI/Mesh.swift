@@ -1,0 +1,112 @@
+import Foundation
+import Shared
+
+/// `hivemind mesh up`: a whole mesh on loopback, each service its own process,
+/// until SIGTERM or Ctrl-C; then every service is stopped (also if one crashed).
+func runMesh(_ arguments: [String]) async throws {
+    let (options, rest) = try parse("hivemind mesh", arguments, [
+        OptionSpec("dht-nodes", default: "3", help: "DHT nodes"),
+        OptionSpec("hosts", default: "4", help: "expert hosts; the grid's uids are dealt out among them"),
+        OptionSpec("grid", default: "4,4", help: "the expert grid, e.g. 4,4"),
+        OptionSpec("expert-class", default: "ffn", help: "the experts' class"),
+        OptionSpec("hidden-dim", default: "64", help: "the experts' hidden size"),
+        OptionSpec("learning-rate", default: "0.001", help: "the experts' learning rate (Adam)"),
+        OptionSpec("averagers", default: "2", help: "averagers"),
+        OptionSpec("update-period", default: "2", help: "seconds between expert declarations (experts of a dead host vanish after two)"),
+        OptionSpec("mesh-file", default: "mesh.json", help: "where to write the services' addresses"),
+    ])
+    guard rest == ["up"] else { throw OptionError("usage: hivemind mesh up [options]") }
+    let grid = options.list("grid").compactMap(Int.init)
+    let hostCount = try options.int("hosts") ?? 4
+    let dhtCount = try options.int("dht-nodes") ?? 3
+    guard grid.count >= 1, grid.allSatisfy({ $0 > 0 }), hostCount >= 1, dhtCount >= 1 else {
+        throw OptionError("--grid needs positive sizes, and --hosts and --dht-nodes at least 1")
+    }
+    let mesh = LocalMesh()
+    ServiceRunner.installTerminationHandlers()
+    do {
+        let quiet = ["--port", "0", "--log-level", "warning"]
+        let first = try mesh.start("hivemind-dht", quiet)
+        for _ in 1..<dhtCount { _ = try mesh.start("hivemind-dht", quiet + ["--initial-peers", first.url]) }
+        let dht = mesh.urls(of: "hivemind-dht").joined(separator: ",")
+        let uids = try ExpertPattern("\(options.string("expert-class")!)." + grid.map { "[0:\($0)]" }.joined(separator: ".")).uids
+        for host in 0..<hostCount {
+            let mine = uids.enumerated().filter { $0.offset % hostCount == host }.map(\.element.description)
+            guard !mine.isEmpty else { continue }
+            _ = try mesh.start("hivemind-expert-host", quiet + [
+                "--dht", dht, "--expert-uids", mine.joined(separator: ","), "--expert-class", options.string("expert-class")!,
+                "--hidden-dim", options.string("hidden-dim")!, "--learning-rate", options.string("learning-rate")!,
+                "--update-period", options.string("update-period")!, "--seed", String(host)])
+        }
+        for _ in 0..<(try options.int("averagers") ?? 2) {
+            _ = try mesh.start("hivemind-averager", quiet + ["--dht", dht, "--min-matchmaking-time", "1", "--request-timeout", "2"])
+        }
+        _ = try mesh.start("hivemind-gateway", quiet + ["--dht", dht])
+    } catch {
+        mesh.stopAll()
+        throw error
+    }
+    let description = mesh.description
+    try description.serialized().write(toFile: options.string("mesh-file")!, atomically: true, encoding: .utf8)
+    print(description.serialized())
+    FileHandle.standardError.write(Data("mesh up: \(mesh.services.count) services; addresses in \(options.string("mesh-file")!); Ctrl-C stops them\n".utf8))
+    _ = ServiceRunner.waitForTermination()
+    mesh.stopAll()
+}
+
+/// The processes of a local mesh.
+final class LocalMesh: @unchecked Sendable {
+    struct Service {
+        let product: String
+        let process: Process
+        let url: String
+    }
+
+    private(set) var services: [Service] = []
+
+    /// Starts a product from the folder this executable is in and waits for its ready line.
+    func start(_ product: String, _ arguments: [String]) throws -> Service {
+        let process = Process()
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent(product)
+        process.arguments = arguments
+        process.standardOutput = output
+        try process.run()
+        var line: [UInt8] = []
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw OptionError("\(product) exited before it was ready") }
+            line += chunk
+        }
+        guard let url = try JSON.parse(Array(line.prefix { $0 != UInt8(ascii: "\n") }))["url"]?.stringValue else {
+            throw OptionError("\(product) printed no url")
+        }
+        let service = Service(product: product, process: process, url: url)
+        services.append(service)
+        return service
+    }
+
+    func urls(of product: String) -> [String] { services.filter { $0.product == product }.map(\.url) }
+
+    /// `{"hivemind-dht": [{"url", "pid"}], ...}`.
+    var description: JSON {
+        var result: [String: JSON] = [:]
+        for service in services {
+            let entry: JSON = ["url": .string(service.url), "pid": .int(Int(service.process.processIdentifier))]
+            result[service.product] = .array((result[service.product]?.arrayValue ?? []) + [entry])
+        }
+        return .object(result)
+    }
+
+    /// SIGTERM to every service still running, SIGKILL to any that has not exited 5 s later.
+    func stopAll() {
+        for service in services where service.process.isRunning { service.process.terminate() }
+        let deadline = Date().addingTimeInterval(5)
+        for service in services {
+            while service.process.isRunning && Date() < deadline { usleep(10_000) }
+            if service.process.isRunning { kill(service.process.processIdentifier, SIGKILL) }
+            service.process.waitUntilExit()
+        }
+    }
+}

@@ -29,6 +29,8 @@ let package = Package(
         .executableTarget(name: "Bench", dependencies: ["Shared"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture"], path: "Tests/SharedTests"),
+        .target(name: "Averager", dependencies: ["Shared"], path: "Services/Averager/Sources"),
+        .testTarget(name: "AveragerTests", dependencies: ["Averager"], path: "Tests/AveragerTests"),
     ]
 )
 

@@ -33,7 +33,7 @@ public struct MatchmakingState: Sendable {
 
     /// What to do when the declared expiration arrives.
     public enum ExpiryDecision: Sendable {
-        /// Enough live followers: assemble the group now.
+        /// Enough live followers (or none needed, with a minimum of 1): assemble the group now.
         case assemble
         /// Too few: the followers are sent away.
         case disband([Notification])
@@ -103,6 +103,14 @@ public struct MatchmakingState: Sendable {
         declaredExpiration.isFinite ? declaredExpiration : fallback
     }
 
+    /// Our own join request for the current search.
+    /// - Parameter fallback: the expiration a client (which never declares) sends.
+    public func joinRequest(fallback: Double) -> JoinRequest? {
+        guard isLooking, let ownMember else { return nil }
+        return JoinRequest(peer: me, schemaHash: schemaHash, expiration: requestExpiration(fallback: fallback),
+                           clientMode: settings.clientMode, groupKey: groupKey.key, member: ownMember)
+    }
+
     /// Answers a join request, in the reference's order of checks.
     /// - Returns: the answer, and whether the group just became full (then assemble it).
     public mutating func handleJoin(_ request: JoinRequest, now: Double) -> (response: JoinResponse, isFull: Bool) {
@@ -164,7 +172,7 @@ public struct MatchmakingState: Sendable {
     /// Decides what the arrival of our declared expiration means.
     public mutating func expirationReached(now: Double) -> ExpiryDecision {
         guard isLooking, assembled == nil, leader == nil else { return .wait }
-        if !followers.isEmpty, liveFollowers(now: now).count + 1 >= settings.minGroupSize { return .assemble }
+        if liveFollowers(now: now).count + 1 >= settings.minGroupSize { return .assemble }
         return followers.isEmpty ? .wait : .disband(disband())
     }
 

@@ -1,0 +1,63 @@
+import Shared
+
+/// The reducer of one round as a live object: senders' part requests wait
+/// here until their part is complete (`PartReducer` decides when), so each
+/// request's response carries the part's average.
+actor ReducerSession {
+    /// The group this session reduces for.
+    let group: GroupInfo
+    private var reducer: PartReducer
+    private var waiters: [Int: [CheckedContinuation<PartReducer.Completion, Never>]] = [:]
+    private var completionWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Every completion, in the order it happened (for the round's record).
+    private(set) var completions: [PartReducer.Completion] = []
+
+    init(group: GroupInfo, reducer: PartReducer) {
+        self.group = group
+        self.reducer = reducer
+    }
+
+    /// Whether every part is complete.
+    var isComplete: Bool { reducer.isComplete }
+
+    /// Senders excluded from parts they did not deliver.
+    var excludedSenders: Set<Int> { reducer.excluded }
+
+    /// Delivers one sender's part and waits until the part is complete.
+    /// - Returns: the completion, or why the part was refused.
+    func submit(part: Int, sender: Int, weight: Double, values: Tensor) async -> Result<PartReducer.Completion, AveragerError> {
+        let delivery = reducer.deliver(part: part, sender: sender, weight: weight, values: values, now: Clock.now)
+        resolve(delivery.completions)
+        if let refusal = delivery.refusal { return .failure(refusal) }
+        if let done = delivery.completions.first(where: { $0.part == part }) { return .success(done) }
+        return .success(await withCheckedContinuation { waiters[part, default: []].append($0) })
+    }
+
+    /// Excludes senders silent for too long (called periodically).
+    func excludeSilentSenders() {
+        resolve(reducer.excludeSilentSenders(now: Clock.now))
+    }
+
+    /// Completes every remaining part with what it has (the round's deadline).
+    func finish() {
+        resolve(reducer.finish(now: Clock.now))
+    }
+
+    /// Returns once every part is complete.
+    func waitUntilComplete() async {
+        guard !reducer.isComplete else { return }
+        await withCheckedContinuation { completionWaiters.append($0) }
+    }
+
+    private func resolve(_ newCompletions: [PartReducer.Completion]) {
+        guard !newCompletions.isEmpty else { return }
+        completions += newCompletions
+        for completion in newCompletions {
+            for waiter in waiters.removeValue(forKey: completion.part) ?? [] { waiter.resume(returning: completion) }
+        }
+        if reducer.isComplete {
+            for waiter in completionWaiters { waiter.resume() }
+            completionWaiters = []
+        }
+    }
+}

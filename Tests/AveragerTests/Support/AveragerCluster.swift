@@ -21,6 +21,7 @@ final class AveragerCluster: Sendable {
     /// Runs `body` with one averager per configuration, and stops them all
     /// afterwards, also when `body` throws.
     /// - Parameter intercept: wraps the handlers of averager `index` (fault injection).
+    @discardableResult
     static func with<T>(_ configurations: [AveragerConfiguration], dht: InMemoryDHT = InMemoryDHT(),
                         intercept: @Sendable (Int) -> AveragerRouter.Interceptor = { _ in { _, handler in handler } },
                         _ body: (AveragerCluster) async throws -> T) async throws -> T {
@@ -53,6 +54,7 @@ final class AveragerCluster: Sendable {
     }
 
     private func stop() async {
+        for averager in averagers { await averager.shutdown() }
         for server in servers { await server.stop(timeout: 5) }
         for client in clients { client.shutdown() }
     }

@@ -17,6 +17,7 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
             case notFound = "not_found"
             case busy
             case unavailable
+            case stateChanged = "state_changed"
         }
         private let code: Code
         private init(_ code: Code) { self.code = code }
@@ -41,6 +42,8 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
         public static let busy = Kind(.busy)
         /// A dependency (the DHT, every donor) could not be reached (503).
         public static let unavailable = Kind(.unavailable)
+        /// A donor's state changed between the chunks of one download (412).
+        public static let stateChanged = Kind(.stateChanged)
 
         /// The machine-readable code of the JSON error, e.g. "no_group_found".
         public var description: String { code.rawValue }
@@ -54,6 +57,7 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
             case .unknownGroup, .notFound: 404
             case .notInGroup: 403
             case .busy, .unavailable: 503
+            case .stateChanged: 412
             }
         }
     }

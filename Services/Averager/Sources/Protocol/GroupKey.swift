@@ -28,12 +28,15 @@ public struct GroupKey: Sendable, Equatable {
         self.bits = bits
     }
 
-    /// Checks that a prefix can name a run: non-empty, printable, no `.`, no spaces.
+    /// Checks that a prefix can name a run: 1 to 128 letters, digits, `_` or
+    /// `-` (no `.`, which separates the bits, and nothing a URL would need to escape).
     public static func validate(prefix: String) throws(AveragerError) {
-        guard !prefix.isEmpty, prefix.utf8.count <= 128,
-              prefix.unicodeScalars.allSatisfy({ $0.value > 32 && $0.value < 127 && $0 != "." && $0 != "/" }) else {
-            throw AveragerError(.badRequest, "prefix '\(prefix)' is not valid: expected 1 to 128 printable ASCII "
-                + "characters without '.', '/' or spaces, e.g. 'my_run'")
+        let allowed = prefix.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "_" || scalar == "-")
+        }
+        guard !prefix.isEmpty, prefix.utf8.count <= 128, allowed else {
+            throw AveragerError(.badRequest, "prefix '\(prefix)' is not valid: expected 1 to 128 letters, digits, '_' or '-' "
+                + "(no '.'), e.g. 'my_run'")
         }
     }
 

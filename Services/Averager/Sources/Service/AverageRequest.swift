@@ -36,10 +36,7 @@ public struct AverageRequest: Sendable {
     /// - Throws: `AveragerError`: 400 for a malformed body or query, 422 for
     ///   unusable values (no tensors, integer dtypes, negative weight, bad timeout).
     public init(http request: HTTPRequest) throws(AveragerError) {
-        guard let prefix = request.query["prefix"] else {
-            throw AveragerError(.badRequest, "query parameter 'prefix' is required: the run's name, e.g. ?prefix=my_run")
-        }
-        try GroupKey.validate(prefix: prefix)
+        let prefix = try request.prefix()
         let weight = try Self.number(request.query["weight"], "weight", default: 1)
         guard weight.isFinite, weight >= 0 else {
             throw AveragerError(.unprocessable, "weight must be a finite number >= 0, got \(request.query["weight"] ?? "")")

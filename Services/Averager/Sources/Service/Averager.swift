@@ -14,6 +14,9 @@ public final class Averager: Sendable {
     let logger: Logger
     let registry = SessionRegistry()
     let rounds = RoundStore()
+    let states: StateStore
+    /// Per prefix: the task renewing this averager's donor declaration.
+    let donorTasks = Mutex<[String: Task<Void, Never>]>([:])
     private let identity = Mutex<PeerID?>(nil)
     private let matchmakers = Mutex<[String: Matchmaker]>([:])
 
@@ -26,6 +29,7 @@ public final class Averager: Sendable {
         self.http = http
         self.metrics = metrics
         self.logger = logger
+        states = StateStore(maxDownloads: configuration.maxStateDownloads)
         Self.declareMetrics(metrics)
     }
 

@@ -54,6 +54,25 @@ public enum AveragerRouter {
                           "group_keys": .object(keys.mapValues(JSON.string))])
         }
 
+        // State sharing.
+        add("PUT", "/v1/state", accepts: tensors) { request throws(AveragerError) in
+            let priority = Double(request.query["priority"] ?? "0") ?? .nan
+            let snapshot = try await averager.putState(prefix: try request.prefix(), bytes: request.body, priority: priority)
+            return .json(["version": .string(snapshot.version), "bytes": .int(snapshot.bytes.count), "priority": .double(snapshot.priority)])
+        }
+        add("GET", "/v1/state") { request throws(AveragerError) in
+            try averager.serveState(prefix: try request.prefix(), requester: request.headers["x-hivemind-peer"],
+                                    range: request.headers["range"], version: request.headers["if-match"])
+        }
+        add("POST", "/v1/state/load") { request throws(AveragerError) in
+            let timeout = Double(request.query["timeout"] ?? "") ?? averager.configuration.defaultTimeout
+            guard timeout > 0, timeout <= 3600 else { throw AveragerError(.unprocessable, "timeout must be a number of seconds in (0, 3600]") }
+            let (bytes, donor) = try await averager.loadState(prefix: try request.prefix(), timeout: timeout)
+            var response = HTTPResponse.bytes(bytes)
+            response.headers.append(("X-Hivemind-Donor", donor))
+            return response
+        }
+
         // Other averagers.
         add("POST", "/v1/matchmaking/join", accepts: json) { request throws(AveragerError) in
             let join = try readJSON(request) { json throws(JSONFieldError) in try JoinRequest(json: json) }
@@ -91,5 +110,16 @@ public enum AveragerRouter {
         } catch {
             throw AveragerError(.badRequest, "\(error)")
         }
+    }
+}
+
+extension HTTPRequest {
+    /// The required `prefix` query parameter, checked.
+    func prefix() throws(AveragerError) -> String {
+        guard let prefix = query["prefix"] else {
+            throw AveragerError(.badRequest, "query parameter 'prefix' is required: the run's name, e.g. ?prefix=my_run")
+        }
+        try GroupKey.validate(prefix: prefix)
+        return prefix
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 /// `hivemind-bench <suite>`: one benchmark suite per file, registered here.
 let suites: [(name: String, summary: String, run: () throws -> Void)] = [
     ("tensors", "sgemm, memcpy, safetensors encode/decode and compression codecs", runTensorsSuite),
+    ("neural", "ffn expert forward and forward + backward against the sgemm roofline", runNeuralSuite),
 ]
 
 @MainActor func usage() -> String {

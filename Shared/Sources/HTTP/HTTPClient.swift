@@ -226,20 +226,28 @@ private final class Transfer: @unchecked Sendable {
 
     /// The outcome of a finished exchange.
     func result(_ code: CURLcode) -> Result<HTTPClientResponse, HTTPClientError> {
+        var elapsed = 0.0
+        ccurl_easy_getinfo_double(easy, CURLINFO_TOTAL_TIME, &elapsed)
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            switch code {
-            case CURLE_OPERATION_TIMEDOUT: return .failure(HTTPClientError(.timeout, url: url, message: "timed out: \(message)"))
-            case CURLE_COULDNT_CONNECT: return .failure(HTTPClientError(.connectionRefused, url: url, message: "cannot connect: \(message)"))
-            default: return .failure(HTTPClientError(.transport, url: url, message: message))
+            var error = switch code {
+            case CURLE_OPERATION_TIMEDOUT: HTTPClientError(.timeout, url: url, message: "timed out: \(message)")
+            case CURLE_COULDNT_CONNECT: HTTPClientError(.connectionRefused, url: url, message: "cannot connect: \(message)")
+            default: HTTPClientError(.transport, url: url, message: message)
             }
+            error.elapsed = elapsed
+            return .failure(error)
         }
         var status = 0
         var connects = 0
         ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
         ccurl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
-        guard (200..<300).contains(status) else { return .failure(.status(status, url: url, body: responseBody)) }
+        guard (200..<300).contains(status) else {
+            var error = HTTPClientError.status(status, url: url, body: responseBody)
+            error.elapsed = elapsed
+            return .failure(error)
+        }
         return .success(HTTPClientResponse(status: status, headers: responseHeaders, body: responseBody, connectionsOpened: connects))
     }
 

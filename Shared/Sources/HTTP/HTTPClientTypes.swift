@@ -51,6 +51,9 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
     public let status: Int?
     public let code: String?
     public let message: String
+    /// Seconds the exchange took on the client's own clock (libcurl's total
+    /// time), whatever delay the caller's task then had before it resumed.
+    public var elapsed: Double?
 
     public var description: String {
         if let status { return "\(url): HTTP \(status)\(code.map { " \($0)" } ?? ""): \(message)" }

@@ -5,5 +5,6 @@ let options = ServiceOptions.parseOrExit(service: "http-fixture", specs: [])
 let logger = (try? options.logger()) ?? Logger(service: "http-fixture")
 var router = Router()
 router.get("/sleep", sleepHandler)
+router.get("/sleepers", sleepersHandler)
 router.post("/echo") { request in .bytes(request.body, contentType: request.contentType ?? "application/octet-stream") }
 ServiceRunner.run(options, router: router, metrics: Metrics(namespace: "hivemind_fixture"), logger: logger)

@@ -211,6 +211,9 @@ private final class Transfer: @unchecked Sendable {
                 let name = line[..<colon].lowercased()
                 let value = line[line.index(after: colon)...].trimmingSpaces().trimmingCharacters("\r\n")
                 transfer.responseHeaders[name] = String(value)
+                // One buffer for the whole body (see the server's request bodies),
+                // up to a bound, since the length comes from the other side.
+                if name == "content-length", let length = Int(value), length <= 256 << 20 { transfer.responseBody.reserveCapacity(length) }
             }
             return size * count
         }

@@ -2,7 +2,7 @@ import Testing
 import Shared
 @testable import Averager
 
-extension InProcess {
+extension Averagers {
     @Suite struct AllReduceTests {
         static func tensors(_ seed: UInt64) -> [(name: String, tensor: Tensor)] {
             var generator = SplitMix64(seed: seed)

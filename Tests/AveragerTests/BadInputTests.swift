@@ -2,7 +2,7 @@ import Testing
 import Shared
 @testable import Averager
 
-extension InProcess {
+extension Averagers {
     @Suite struct BadInputTests {
         static func body(_ tensors: [(String, WireTensor)], metadata: [String: String] = [:]) -> [UInt8] {
             try! Safetensors.encode(tensors.map { (name: $0.0, tensor: $0.1) }, metadata: metadata)

@@ -2,7 +2,7 @@ import Testing
 import Shared
 @testable import Averager
 
-extension InProcess {
+extension Averagers {
     @Suite struct CenteredClipServiceTests {
         /// 8 averagers, 2 of which send vectors of magnitude 1e6: with
         /// centered-clip the honest peers end within 1% of the honest mean (relative

@@ -3,7 +3,7 @@ import Shared
 import Synchronization
 @testable import Averager
 
-extension InProcess {
+extension Averagers {
     @Suite struct FaultTests {
         /// Fewer peers than min_group_size: a clear "no group found" at the deadline, not a hang.
         @Test func tooFewPeersGiveNoGroupFoundAtTheDeadline() async throws {

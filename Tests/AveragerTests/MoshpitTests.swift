@@ -2,7 +2,7 @@ import Testing
 import Shared
 @testable import Averager
 
-extension InProcess {
+extension Averagers {
     @Suite struct MoshpitTests {
         /// 8 averagers in groups of 2 reach the exact global mean after 3 rounds
         /// (the reference's `test_allreduce_grid`), 16 in groups of 4 after 2.

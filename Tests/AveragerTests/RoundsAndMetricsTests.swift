@@ -2,7 +2,7 @@ import Testing
 import Shared
 @testable import Averager
 
-extension InProcess {
+extension Averagers {
     @Suite struct RoundsAndMetricsTests {
         /// The asynchronous form: schedule, keep computing, then wait and collect.
         @Test func scheduledRoundsCanBePolledAndCollected() async throws {

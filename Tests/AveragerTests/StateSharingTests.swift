@@ -2,7 +2,7 @@ import Testing
 import Shared
 @testable import Averager
 
-extension InProcess {
+extension Averagers {
     @Suite struct StateSharingTests {
         static func state(_ seed: UInt64, elements: Int = 1000) throws -> [UInt8] {
             var generator = SplitMix64(seed: seed)

@@ -65,11 +65,20 @@ final class AveragerCluster: Sendable {
     /// `POST /v1/average` on averager `index`; returns the averaged tensors and the round's record.
     func average(_ index: Int, _ tensors: [(name: String, tensor: Tensor)], prefix: String = "run", weight: Double = 1,
                  timeout: Double = 20, metadata: JSON? = nil) async throws -> (tensors: [String: Tensor], record: JSON) {
+        try await Trainer.average(urls[index], tensors, client: trainer, prefix: prefix, weight: weight, timeout: timeout, metadata: metadata)
+    }
+}
+
+/// What a trainer does over HTTP.
+enum Trainer {
+    /// `POST /v1/average`; returns the averaged tensors and the round's record.
+    static func average(_ url: String, _ tensors: [(name: String, tensor: Tensor)], client: HTTPClient, prefix: String = "run",
+                        weight: Double = 1, timeout: Double = 20, metadata: JSON? = nil) async throws -> (tensors: [String: Tensor], record: JSON) {
         var wire: [(name: String, tensor: WireTensor)] = []
         for (name, tensor) in tensors { wire.append((name, try WireTensor(tensor))) }
         let body = try Safetensors.encode(wire, metadata: metadata.map { ["gather": $0.serialized()] } ?? [:])
-        let response = try await trainer.post("\(urls[index])/v1/average?prefix=\(prefix)&weight=\(weight)&timeout=\(timeout)",
-                                                        bytes: body, timeout: timeout + 60)
+        let response = try await client.post("\(url)/v1/average?prefix=\(prefix)&weight=\(weight)&timeout=\(timeout)",
+                                             bytes: body, timeout: timeout + 60)
         let payload = try Safetensors.decode(response.body)
         var result: [String: Tensor] = [:]
         for (name, tensor) in payload.tensors { result[name] = try Tensor(tensor) }

@@ -83,7 +83,8 @@ public struct PartReducer: Sendable {
     /// count, a negative or non-finite weight, or non-finite values
     /// (`.unprocessable`). Bad weights and values also exclude the sender, so
     /// a bad peer can neither corrupt nor stall the part.
-    public mutating func deliver(part: Int, sender: Int, weight: Double, values: Tensor, now: Double) -> Delivery {
+    /// - Parameter values: consumed, so that the first sender's buffer becomes the sum without a copy.
+    public mutating func deliver(part: Int, sender: Int, weight: Double, values: consuming Tensor, now: Double) -> Delivery {
         func refuse(_ kind: AveragerError.Kind, _ message: String) -> Delivery {
             Delivery(completions: [], refusal: AveragerError(kind, message))
         }
@@ -119,7 +120,9 @@ public struct PartReducer: Sendable {
             switch aggregation {
             case .mean:
                 if state.sum == nil {
-                    state.sum = values * Float(weight)
+                    var sum = consume values
+                    if weight != 1 { sum.scale(by: Float(weight)) }
+                    state.sum = sum
                 } else {
                     try? state.sum!.add(values, scaledBy: Float(weight))  // equal counts, checked above
                 }

@@ -20,20 +20,20 @@ extension Averager {
     /// Takes a part from a sender (`POST /v1/groups/{group_id}/parts/{part}`)
     /// and answers with the part's average once every sender delivered it.
     func receivePart(groupID: String, part: Int, body: [UInt8]) async throws(AveragerError) -> [UInt8] {
-        let message = try PartMessage.readRequest(body)
+        let (values, peer, weight, accept) = try PartMessage.readRequest(body)
         guard let session = await registry.session(groupID, patience: configuration.requestTimeout) else {
             throw AveragerError(.unknownGroup, "this averager runs no round of group \(groupID)")
         }
-        guard let sender = session.group.index(of: message.sender) else {
-            throw AveragerError(.notInGroup, "\(message.sender) is not a member of group \(groupID)")
+        guard let sender = session.group.index(of: peer) else {
+            throw AveragerError(.notInGroup, "\(peer) is not a member of group \(groupID)")
         }
         metrics.increment("bytes_received_total", by: Double(body.count))
-        switch await session.submit(part: part, sender: sender, weight: message.weight, values: message.values) {
+        switch await session.submit(part: part, sender: sender, weight: weight, values: consume values) {
         case .failure(let error):
             throw error
         case .success(let completion):
             do {
-                let response = try PartMessage.response(completion, codec: message.accept)
+                let response = try PartMessage.response(completion, codec: accept)
                 metrics.increment("bytes_sent_total", by: Double(response.count))
                 return response
             } catch {

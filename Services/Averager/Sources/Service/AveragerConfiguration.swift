@@ -71,6 +71,7 @@ public struct AveragerConfiguration: Sendable {
         OptionSpec("aggregation", default: "mean", help: "mean or centered-clip"),
         OptionSpec("clip-tau", default: "1", help: "centered-clip radius"),
         OptionSpec("clip-iterations", default: "20", help: "centered-clip iterations"),
+        OptionSpec("parts-in-flight", default: "4", help: "part requests a sender keeps in flight per reducer"),
         OptionSpec("sender-timeout", default: "5", help: "seconds a silent sender is waited for before it is excluded"),
         OptionSpec("allreduce-timeout", default: "30", help: "seconds an all-reduce may take once the group is assembled"),
         OptionSpec("default-timeout", default: "30", help: "seconds a call looks for a group when it names no timeout"),
@@ -91,6 +92,7 @@ public struct AveragerConfiguration: Sendable {
         initialGroupBits = options.string("initial-group-bits") ?? ""
         partSizeBytes = try options.int("part-size-bytes") ?? partSizeBytes
         bandwidth = try options.double("bandwidth")
+        partsInFlight = try options.int("parts-in-flight") ?? partsInFlight
         senderTimeout = try options.double("sender-timeout") ?? senderTimeout
         allreduceTimeout = try options.double("allreduce-timeout") ?? allreduceTimeout
         defaultTimeout = try options.double("default-timeout") ?? defaultTimeout
@@ -125,6 +127,7 @@ public struct AveragerConfiguration: Sendable {
         guard initialGroupBits.allSatisfy({ $0 == "0" || $0 == "1" }) else {
             throw OptionError("--initial-group-bits must be a string of 0 and 1, got '\(initialGroupBits)'")
         }
+        guard partsInFlight >= 1 else { throw OptionError("--parts-in-flight must be at least 1, got \(partsInFlight)") }
         guard partSizeBytes >= 4 else { throw OptionError("--part-size-bytes must be at least 4, got \(partSizeBytes)") }
         if let bandwidth, bandwidth < 0 { throw OptionError("--bandwidth must be >= 0, got \(bandwidth)") }
         if case .centeredClip(let tau, let iterations) = aggregation, !(tau > 0) || iterations < 1 {

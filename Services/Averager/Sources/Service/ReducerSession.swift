@@ -25,7 +25,7 @@ actor ReducerSession {
 
     /// Delivers one sender's part and waits until the part is complete.
     /// - Returns: the completion, or why the part was refused.
-    func submit(part: Int, sender: Int, weight: Double, values: Tensor) async -> Result<PartReducer.Completion, AveragerError> {
+    func submit(part: Int, sender: Int, weight: Double, values: consuming Tensor) async -> Result<PartReducer.Completion, AveragerError> {
         let delivery = reducer.deliver(part: part, sender: sender, weight: weight, values: values, now: Clock.now)
         resolve(delivery.completions)
         if let refusal = delivery.refusal { return .failure(refusal) }

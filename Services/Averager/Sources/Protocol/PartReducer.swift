@@ -71,7 +71,9 @@ public struct PartReducer: Sendable {
     /// What a delivery did: the parts it completed and, if the delivery was
     /// refused, why. A refusal can still complete parts, when it excludes the sender.
     public struct Delivery: Sendable {
+        /// The parts completed by this delivery (or by the exclusion a refusal caused).
         public let completions: [Completion]
+        /// Why the delivery was refused, if it was.
         public let refusal: AveragerError?
     }
 

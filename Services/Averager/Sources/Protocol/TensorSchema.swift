@@ -6,8 +6,11 @@ import Shared
 public struct TensorSchema: Sendable, Equatable {
     /// One tensor's description.
     public struct Entry: Sendable, Equatable {
+        /// The tensor's name in the trainer's safetensors file.
         public let name: String
+        /// Its element type as sent (the average comes back in it).
         public let dtype: DType
+        /// Its shape.
         public let shape: [Int]
         /// The element count.
         public var count: Int { shape.reduce(1, *) }

@@ -20,7 +20,9 @@ public struct RoundRecord: Sendable {
     public var excludedTensors: [String]
     /// Matchmaking attempts it took (retries after failed all-reduces).
     public var attempts: Int
+    /// Seconds spent finding groups, over all attempts.
     public var matchmakingSeconds: Double
+    /// Seconds the last all-reduce took.
     public var allreduceSeconds: Double
 
     /// The number of senders in the group.

@@ -56,7 +56,7 @@ extension Averagers {
                 let members = ["http://a", "http://b"].map { GroupMember(peer: $0, mode: .node, bandwidth: nil, metadata: nil) }
                 let group = GroupInfo(groupID: "g1", groupKey: "run.0b", members: members)
                 let reducer = PartReducer(parts: [(index: 0, count: 3)], senders: [0, 1], aggregation: .mean, senderTimeout: 10, now: Clock.now)
-                let session = ReducerSession(group: group, reducer: reducer)
+                let session = ReducerSession(group: group, index: 5, reducer: reducer)
                 averager.registry.register(session, for: "g1")
                 func post(_ path: String, _ values: [Float], sender: String, weight: Double = 1) async -> Int? {
                     let body = try! PartMessage.request(values: try! Tensor(shape: [values.count], scalars: values), sender: sender, weight: weight, codec: .none)

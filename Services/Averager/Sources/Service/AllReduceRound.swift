@@ -127,7 +127,7 @@ struct AllReduceRound {
     private func startReducing(_ parts: [Int], deadline: Double) -> (session: ReducerSession, helpers: [Task<Void, Never>]) {
         let reducer = PartReducer(parts: parts.map { ($0, plan.parts[$0].count) }, senders: senders,
                                   aggregation: settings.aggregation, senderTimeout: settings.senderTimeout, now: Clock.now)
-        let session = ReducerSession(group: group, reducer: reducer)
+        let session = ReducerSession(group: group, index: index, reducer: reducer)
         registry.register(session, for: group.groupID)
         let tick = max(0.01, min(0.25, settings.senderTimeout / 4))
         let watchdog = Task {

@@ -33,7 +33,7 @@ extension Averager {
             throw error
         case .success(let completion):
             do {
-                let response = try PartMessage.response(completion, codec: accept)
+                let response = try await session.answer(completion, codec: accept)
                 metrics.increment("bytes_sent_total", by: Double(response.count))
                 return response
             } catch {

@@ -6,14 +6,21 @@ import Shared
 actor ReducerSession {
     /// The group this session reduces for.
     let group: GroupInfo
+    /// Our index in the group (our own parts need no encoded answer).
+    let index: Int
     private var reducer: PartReducer
+    /// Encoded answers by part and codec, until every remote contributor took
+    /// its copy: the senders of a part get the same bytes, so the average is
+    /// encoded once per codec rather than once per sender.
+    private var answers: [Int: (bytes: [CompressionCodec: [UInt8]], remaining: Int)] = [:]
     private var waiters: [Int: [CheckedContinuation<PartReducer.Completion, Never>]] = [:]
     private var completionWaiters: [CheckedContinuation<Void, Never>] = []
     /// Every completion, in the order it happened (for the round's record).
     private(set) var completions: [PartReducer.Completion] = []
 
-    init(group: GroupInfo, reducer: PartReducer) {
+    init(group: GroupInfo, index: Int, reducer: PartReducer) {
         self.group = group
+        self.index = index
         self.reducer = reducer
     }
 
@@ -31,6 +38,22 @@ actor ReducerSession {
         if let refusal = delivery.refusal { return .failure(refusal) }
         if let done = delivery.completions.first(where: { $0.part == part }) { return .success(done) }
         return .success(await withCheckedContinuation { waiters[part, default: []].append($0) })
+    }
+
+    /// The answer to a remote sender of a completed part, in its codec.
+    func answer(_ completion: PartReducer.Completion, codec: CompressionCodec) throws(SafetensorsError) -> [UInt8] {
+        var entry = answers[completion.part]
+            ?? ([:], completion.contributors.filter { $0 != index }.count)
+        let bytes: [UInt8]
+        if let cached = entry.bytes[codec] {
+            bytes = cached
+        } else {
+            bytes = try PartMessage.response(completion, codec: codec)
+            entry.bytes[codec] = bytes
+        }
+        entry.remaining -= 1
+        answers[completion.part] = entry.remaining > 0 ? entry : nil
+        return bytes
     }
 
     /// Excludes senders silent for too long (called periodically).

@@ -50,5 +50,28 @@ extension Averagers {
                 }
             }
         }
+
+        /// Parts travel compressed: the result is the mean up to the codec's
+        /// error, and every member holds the same numbers (reducers return the
+        /// average itself, encoded once for all).
+        @Test(arguments: [CompressionCodec.float16, .uniform8])
+        func compressedPartsAverageWithinTheCodecsError(_ codec: CompressionCodec) async throws {
+            let inputs = (0..<4).map { Self.tensors(UInt64(10 + $0)) }
+            try await AveragerCluster.with(Array(repeating: .test(target: 4, partSizeBytes: 64), count: 4)) { cluster in
+                let results = try await withThrowingTaskGroup(of: (Int, [String: Tensor]).self) { group in
+                    for index in 0..<4 { group.addTask { (index, try await cluster.average(index, inputs[index], codec: codec).tensors) } }
+                    return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+                }
+                let tolerance: Float = codec == .float16 ? 2e-3 : 0.1
+                for (position, name) in ["w", "b"].enumerated() {
+                    for element in 0..<inputs[0][position].tensor.count {
+                        let mean = inputs.reduce(Float(0)) { $0 + $1[position].tensor.scalars[element] } / 4
+                        let values = (0..<4).map { results[$0]![name]!.scalars[element] }
+                        #expect(abs(values[0] - mean) < tolerance, "\(name)[\(element)]: \(values[0]) vs \(mean)")
+                        #expect(Set(values).count == 1, "\(name)[\(element)]: members differ: \(values)")
+                    }
+                }
+            }
+        }
     }
 }

@@ -64,8 +64,8 @@ final class AveragerCluster: Sendable {
 
     /// `POST /v1/average` on averager `index`; returns the averaged tensors and the round's record.
     func average(_ index: Int, _ tensors: [(name: String, tensor: Tensor)], prefix: String = "run", weight: Double = 1,
-                 timeout: Double = 20, metadata: JSON? = nil) async throws -> (tensors: [String: Tensor], record: JSON) {
-        try await Trainer.average(urls[index], tensors, client: trainer, prefix: prefix, weight: weight, timeout: timeout, metadata: metadata)
+                 timeout: Double = 20, codec: CompressionCodec = .none, metadata: JSON? = nil) async throws -> (tensors: [String: Tensor], record: JSON) {
+        try await Trainer.average(urls[index], tensors, client: trainer, prefix: prefix, weight: weight, timeout: timeout, codec: codec, metadata: metadata)
     }
 }
 
@@ -73,11 +73,12 @@ final class AveragerCluster: Sendable {
 enum Trainer {
     /// `POST /v1/average`; returns the averaged tensors and the round's record.
     static func average(_ url: String, _ tensors: [(name: String, tensor: Tensor)], client: HTTPClient, prefix: String = "run",
-                        weight: Double = 1, timeout: Double = 20, metadata: JSON? = nil) async throws -> (tensors: [String: Tensor], record: JSON) {
+                        weight: Double = 1, timeout: Double = 20, codec: CompressionCodec = .none,
+                        metadata: JSON? = nil) async throws -> (tensors: [String: Tensor], record: JSON) {
         var wire: [(name: String, tensor: WireTensor)] = []
         for (name, tensor) in tensors { wire.append((name, try WireTensor(tensor))) }
         let body = try Safetensors.encode(wire, metadata: metadata.map { ["gather": $0.serialized()] } ?? [:])
-        let response = try await client.post("\(url)/v1/average?prefix=\(prefix)&weight=\(weight)&timeout=\(timeout)",
+        let response = try await client.post("\(url)/v1/average?prefix=\(prefix)&weight=\(weight)&timeout=\(timeout)&codec=\(codec.rawValue)",
                                              bytes: body, timeout: timeout + 60)
         let payload = try Safetensors.decode(response.body)
         var result: [String: Tensor] = [:]

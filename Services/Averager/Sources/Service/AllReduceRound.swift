@@ -81,7 +81,7 @@ struct AllReduceRound {
                 for (reducer, parts) in plan.partsByReducer.enumerated() where !parts.isEmpty {
                     tasks.addTask {
                         if reducer == index, let session = reducing?.session {
-                            return await reduceLocally(parts, values: values, weight: weight, session: session)
+                            return await reduceLocally(parts, values: values, weight: weight, codec: codec, session: session)
                         }
                         return await send(parts, to: reducer, values: values, weight: weight, codec: codec, deadline: deadline)
                     }
@@ -148,16 +148,20 @@ struct AllReduceRound {
         return try! Tensor(shape: [range.count], scalars: Array(values[range]))  // count matches by construction
     }
 
-    /// Our own parts go straight into our reducer.
-    private func reduceLocally(_ parts: [Int], values: [Float], weight: Double, session: ReducerSession) async -> [PartEvent] {
+    /// Our own parts go straight into our reducer. With a lossy codec we keep
+    /// the average as it reaches the other senders (through the codec), so
+    /// that every member of the group holds the same numbers.
+    private func reduceLocally(_ parts: [Int], values: [Float], weight: Double, codec: CompressionCodec, session: ReducerSession) async -> [PartEvent] {
         await withTaskGroup(of: PartEvent.self) { tasks in
             for part in parts {
                 tasks.addTask {
                     switch await session.submit(part: part, sender: index, weight: weight, values: slice(values, part)) {
                     case .success(let completion):
-                        PartEvent(part: part, reducer: index, result: completion.values.map { .averaged($0, contributors: completion.contributors.count) } ?? .nothingCombined)
+                        guard let average = completion.values else { return PartEvent(part: part, reducer: index, result: .nothingCombined) }
+                        let shared = codec == .none ? average : (try? codec.compress(average).decompressed()) ?? average
+                        return PartEvent(part: part, reducer: index, result: .averaged(shared, contributors: completion.contributors.count))
                     case .failure:
-                        PartEvent(part: part, reducer: index, result: .failed)
+                        return PartEvent(part: part, reducer: index, result: .failed)
                     }
                 }
             }

@@ -60,8 +60,10 @@ extension Averager {
         if let range {
             bounds = try Self.byteRange(range, size: size)
         }
+        // A request that names no downloader needs a free slot but holds none afterwards.
         var generator = SystemRandomNumberGenerator()
-        try states.admit(requester ?? Hashing.randomHex(bytes: 8, using: &generator), prefix: prefix, finished: bounds.upperBound >= size)
+        try states.admit(requester ?? Hashing.randomHex(bytes: 8, using: &generator), prefix: prefix,
+                         finished: requester == nil || bounds.upperBound >= size)
         metrics.increment("state_downloads_total", labels: ["result": "served"])
         metrics.increment("bytes_sent_total", by: Double(bounds.count))
         var response = HTTPResponse.bytes(Array(snapshot.bytes[bounds]), status: range == nil ? 200 : 206)

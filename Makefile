@@ -7,7 +7,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps demo test bench build-release
 
-## Installs the C libraries (with `apt-get update` first) and the Python test packages when missing.
+## Installs the C libraries (with `apt-get update` first) and the Python test packages when missing
+## (numpy and safetensors for interop tests, openapi-spec-validator for the OpenAPI documents).
 deps:
 	@missing=""; for package in $(APT_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
@@ -17,9 +18,9 @@ deps:
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
-	@python3 -c "import numpy, safetensors" 2>/dev/null || \
-		python3 -m pip install --quiet numpy safetensors 2>/dev/null || \
-		python3 -m pip install --quiet --break-system-packages numpy safetensors
+	@python3 -c "import numpy, safetensors, openapi_spec_validator" 2>/dev/null || \
+		python3 -m pip install --quiet numpy safetensors openapi-spec-validator 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages numpy safetensors openapi-spec-validator
 
 ## The main job.
 demo: deps build-release

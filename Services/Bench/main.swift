@@ -4,6 +4,8 @@ import Foundation
 let suites: [(name: String, summary: String, run: () throws -> Void)] = [
     ("tensors", "sgemm, memcpy, safetensors encode/decode and compression codecs", runTensorsSuite),
     ("neural", "ffn expert forward and forward + backward against the sgemm roofline", runNeuralSuite),
+    ("experts", "expert host throughput (ffn, nop) with client processes, against sgemm and loopback", runExpertsSuite),
+    ("dht", "DHT nodes as processes: the reference's store/get protocol, idle memory and start-up, RPCs per lookup", runDHTSuite),
 ]
 
 @MainActor func usage() -> String {
@@ -11,6 +13,10 @@ let suites: [(name: String, summary: String, run: () throws -> Void)] = [
 }
 
 let arguments = CommandLine.arguments.dropFirst()
+if arguments.first == "expert-client" {
+    do { try runExpertClient(Array(arguments.dropFirst())) } catch { FileHandle.standardError.write(Data("\(error)\n".utf8)); exit(1) }
+    exit(0)
+}
 guard arguments.count == 1, let suite = suites.first(where: { $0.name == arguments.first }) else {
     FileHandle.standardError.write(Data(usage().utf8))
     exit(2)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Shared
+import TestSupport
 
 /// Runs `body` against a server on a port chosen by the OS, and stops the
 /// server afterwards, also when `body` throws.
@@ -43,6 +44,8 @@ func exampleRoutes(_ router: inout Router) {
         try await withTestServer(exampleRoutes) { url, _ in
             let response = try await HTTPClient.shared.get("\(url)/items/a%20b?q=x%26y")
             #expect(try response.json() == ["id": "a b", "q": "x&y"])
+            let escapedPercent = try await HTTPClient.shared.get("\(url)/items/a%2541")
+            #expect(try escapedPercent.json()["id"] == "a%41", "decoded once, not twice")
         }
     }
 
@@ -146,7 +149,7 @@ func exampleRoutes(_ router: inout Router) {
     }
 
     @Test func sigtermLetsTheRequestInFlightFinish() async throws {
-        let service = try ServiceProcess("HTTPFixture", ["--port", "0"])
+        let service = try await ServiceProcess.start("HTTPFixture", ["--port", "0"])
         async let slow = HTTPClient.shared.get("\(service.url)/sleep?seconds=1", timeout: 10)
         let deadline = Clock.now + 10
         while try await HTTPClient.shared.get("\(service.url)/sleepers").json()["sleepers"] != 1, Clock.now < deadline {
@@ -155,6 +158,6 @@ func exampleRoutes(_ router: inout Router) {
         service.signal(SIGTERM)
         let response = try await slow
         #expect(try response.json() == ["slept": 1.0])
-        #expect(service.waitForExit(timeout: 10) == 0)
+        #expect(await service.exitStatus(timeout: 10) == 0)
     }
 }

@@ -1,7 +1,9 @@
 /// An HTTP request as a handler sees it: the whole body already read.
 public struct HTTPRequest: Sendable {
     public let method: String
-    /// The path without the query string, e.g. `/v1/experts/ffn.0.1/forward`.
+    /// The path without the query string, e.g. `/v1/experts/ffn.0.1/forward`,
+    /// with `%XX` escapes already decoded by libmicrohttpd (so an escaped `/`
+    /// separates segments like a plain one).
     public let path: String
     /// Query arguments (the last one wins when a name repeats).
     public let query: [String: String]

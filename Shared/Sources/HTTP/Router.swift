@@ -19,7 +19,9 @@ public struct Router: Sendable {
             for (expected, actual) in zip(segments, pathSegments) {
                 if expected.first == "{" && expected.last == "}" {
                     guard !actual.isEmpty else { return nil }
-                    parameters[String(expected.dropFirst().dropLast())] = String(actual).removingPercentEncoding
+                    // libmicrohttpd has already decoded %XX escapes in the path; decoding
+                    // again would turn a literal "%41" into "A".
+                    parameters[String(expected.dropFirst().dropLast())] = String(actual)
                 } else if expected != actual {
                     return nil
                 }
@@ -31,6 +33,9 @@ public struct Router: Sendable {
     private(set) var routes: [Route] = []
 
     public init() {}
+
+    /// Every route's method and pattern, e.g. to check them against an OpenAPI document.
+    public var endpoints: [(method: String, pattern: String)] { routes.map { ($0.method, $0.pattern) } }
 
     /// Adds a route. `accepts` lists the media types a request body may have
     /// (a request with a body of another type gets 415).
@@ -94,24 +99,5 @@ public struct Router: Sendable {
             return (HTTPError.methodNotAllowed(request.method, path: request.path, allowed: allowed).response, "unmatched")
         }
         return (HTTPError.notFound("no route for \(request.method) \(request.path)").response, "unmatched")
-    }
-}
-
-extension String {
-    /// Decodes `%XX` escapes; malformed escapes are kept as they are.
-    var removingPercentEncoding: String {
-        guard contains("%") else { return self }
-        var bytes: [UInt8] = []
-        var utf8 = Array(self.utf8)[...]
-        while let byte = utf8.popFirst() {
-            if byte == UInt8(ascii: "%"), utf8.count >= 2,
-               let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) {
-                bytes.append(value)
-                utf8 = utf8.dropFirst(2)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

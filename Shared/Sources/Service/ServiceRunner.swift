@@ -12,15 +12,44 @@ public enum ServiceRunner {
     ///   - onStop: runs after the server stopped (e.g. a final checkpoint).
     public static func run(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
                            details: [String: JSON] = [:], onStop: () -> Void = {}) -> Never {
-        installTerminationHandlers()
-        let server: HTTPServer
+        let (server, url) = listen(options, router: router, metrics: metrics, logger: logger)
+        serveUntilTerminated(options, server: server, url: url, logger: logger, details: details, onStop: onStop)
+    }
+
+    /// Like `run`, for a service that has work to do once it listens and
+    /// before it is ready, such as a DHT node joining the DHT (its peers call
+    /// it back meanwhile). `start` gets the service's URL and returns extra
+    /// fields for the ready line; if it throws, the error is logged and the
+    /// process exits with status 1 without printing a ready line.
+    public static func run(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
+                           start: (_ url: String) async throws -> [String: JSON], onStop: () -> Void = {}) async -> Never {
+        let (server, url) = listen(options, router: router, metrics: metrics, logger: logger)
+        let details: [String: JSON]
         do {
-            server = try HTTPServer(configuration: options.serverConfiguration(), router: router, metrics: metrics, logger: logger)
+            details = try await start(url)
+        } catch {
+            logger.error("cannot start", ["reason": "\(error)"])
+            await server.stop(timeout: 1)
+            exit(1)
+        }
+        serveUntilTerminated(options, server: server, url: url, logger: logger, details: details, onStop: onStop)
+    }
+
+    /// Starts the server; exits with status 1 if it cannot listen.
+    private static func listen(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger) -> (HTTPServer, String) {
+        installTerminationHandlers()
+        do {
+            let server = try HTTPServer(configuration: options.serverConfiguration(), router: router, metrics: metrics, logger: logger)
+            let url = options.string("announce-address") ?? "http://\(options.string("host") ?? "127.0.0.1"):\(server.port)"
+            return (server, url)
         } catch {
             logger.error("cannot start", ["reason": "\(error)"])
             exit(1)
         }
-        let url = options.string("announce-address") ?? "http://\(options.string("host") ?? "127.0.0.1"):\(server.port)"
+    }
+
+    private static func serveUntilTerminated(_ options: ServiceOptions, server: HTTPServer, url: String, logger: Logger,
+                                             details: [String: JSON], onStop: () -> Void) -> Never {
         printReadyLine(service: options.service, url: url, details: details)
         logger.info("listening", ["url": url])
         let signal = waitForTermination()

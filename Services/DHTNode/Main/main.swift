@@ -1,0 +1,60 @@
+// hivemind-dht: a Kademlia DHT node as an HTTP service (see DHTSettings for
+// its flags). With --nodes N it hosts N nodes, each on its own port.
+import DHTNode
+import Shared
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let options = ServiceOptions.parseOrExit(service: "hivemind-dht", specs: DHTSettings.optionSpecs)
+let logger: Logger
+let settings: DHTSettings
+let identity: Identity?
+do {
+    logger = try options.logger()
+    settings = try DHTSettings(options)
+    identity = try settings.identityPath.map(Identity.loadOrCreate(path:))
+} catch {
+    print("hivemind-dht: \(error)")
+    exit(2)
+}
+
+/// `--nodes N`: N nodes in this process; the ready line lists them all.
+func runSimulation() async -> Never {
+    ServiceRunner.installTerminationHandlers()
+    var client = HTTPClient.Configuration(connectTimeout: settings.configuration.rpcTimeout)
+    client.connectionCacheSize = 4 * settings.nodes
+    let simulation: DHTSimulation
+    do {
+        simulation = try await DHTSimulation.start(
+            count: settings.nodes, configuration: settings.configuration, initialPeers: settings.initialPeers,
+            host: options.string("host") ?? "127.0.0.1", basePort: try options.int("port") ?? 0,
+            logger: logger, http: HTTPClient(configuration: client))
+    } catch {
+        logger.error("cannot start", ["reason": "\(error)"])
+        exit(1)
+    }
+    let nodes = simulation.members.map { JSON.object(["url": .string($0.url), "node_id": .string($0.node.id.hex)]) }
+    ServiceRunner.printReadyLine(service: options.service, url: simulation.urls[0],
+                                 details: ["node_id": .string(simulation.members[0].node.id.hex), "nodes": .array(nodes)])
+    logger.info("listening", ["nodes": "\(settings.nodes)", "first": simulation.urls[0]])
+    _ = ServiceRunner.waitForTermination()
+    await simulation.stop()
+    exit(0)
+}
+
+if settings.nodes > 1 {
+    await runSimulation()
+}
+
+let metrics = Metrics(namespace: "hivemind_dht")
+let node = DHTNode(configuration: settings.configuration, identity: identity, logger: logger, metrics: metrics)
+await ServiceRunner.run(options, router: makeDHTRouter(node), metrics: metrics, logger: logger, start: { url in
+    do {
+        try await node.start(address: url, initialPeers: settings.initialPeers)
+    } catch where settings.allowUnreachablePeers {
+        logger.warning("starting alone", ["reason": "\(error)"])
+    }
+    return ["node_id": .string(node.id.hex), "client_mode": .bool(settings.configuration.clientMode)]
+}, onStop: node.shutdown)

@@ -1,0 +1,55 @@
+/// The settings of one DHT node; the defaults are the reference's.
+public struct DHTConfiguration: Sendable {
+    /// k: nodes per k-bucket, and nodes returned per find.
+    public var bucketSize = 20
+    /// b: a full bucket far from our id splits only at depths that are not multiples of b.
+    public var depthModulo = 5
+    /// Nodes that store each record.
+    public var numReplicas = 5
+    /// alpha: find requests in flight per lookup.
+    public var parallelism = 3
+    /// Seconds one RPC to another node may take.
+    public var rpcTimeout = 3.0
+    /// Seconds a whole lookup may take before it settles for what it found.
+    public var lookupTimeout = 15.0
+    /// Seconds a failed node is skipped; doubled per further failure.
+    public var blacklistSeconds = 5.0
+    /// Seconds between refreshes of buckets nobody was heard from in; nil turns refreshing off.
+    public var refreshPeriod: Double? = 30
+    /// Ask but never be added to other nodes' routing tables (for nodes behind NAT).
+    public var clientMode = false
+    /// Largest key and subkey, in UTF-8 bytes.
+    public var maxKeyBytes = 1024
+    /// Largest value, in bytes of compact JSON.
+    public var maxValueBytes = 1 << 20
+    /// Most find ids or store records in one request.
+    public var maxBatch = 1024
+    /// Clocks of peers may differ from ours by at most this many seconds.
+    public var maxClockSkew = 3.0
+    /// Records this node keeps for the DHT.
+    public var storageLimits = StorageLimits()
+    /// Values it fetched or was sent for caching; evicted first, since the DHT holds them elsewhere.
+    public var cacheLimits = StorageLimits(maxRecords: 10_000, maxBytes: 64 << 20)
+    /// After a get, push the value to this many nearest visited nodes that lacked it.
+    public var cacheNearest = 1
+    /// Refresh a cached value that was read this many seconds before it expires.
+    public var cacheRefreshBeforeExpiry = 5.0
+
+    /// The reference's defaults.
+    public init() {}
+}
+
+/// Bounds on the records a node keeps; when over a bound, the records that
+/// expire soonest go first.
+public struct StorageLimits: Sendable {
+    /// Records kept at most.
+    public var maxRecords: Int
+    /// Approximate bytes of keys, values and signatures.
+    public var maxBytes: Int
+
+    /// The defaults: 100,000 records and 256 MiB.
+    public init(maxRecords: Int = 100_000, maxBytes: Int = 256 << 20) {
+        self.maxRecords = maxRecords
+        self.maxBytes = maxBytes
+    }
+}

@@ -1,0 +1,64 @@
+import Shared
+
+/// Sends the peer RPCs over HTTP, each with the RPC timeout, and counts them
+/// by kind and outcome in `rpcs_total`.
+struct PeerClient: Sendable {
+    let http: HTTPClient
+    /// Seconds one RPC may take (the reference's wait_timeout, 3 s).
+    let timeout: Double
+    let metrics: Metrics
+
+    /// - Parameter timeout: seconds, if not the RPC timeout (a validating ping waits for a ping back).
+    func ping(_ address: String, _ request: PingRequest, timeout: Double? = nil) async throws(PeerCallError) -> PingResponse {
+        try await call("ping", address, request.json, timeout: timeout) { reader throws(JSONFieldError) in try PingResponse(fields: reader) }
+    }
+
+    func store(_ address: String, _ request: StoreRequest) async throws(PeerCallError) -> StoreResponse {
+        let response = try await call("store", address, request.json) { reader throws(JSONFieldError) in try StoreResponse(fields: reader) }
+        guard response.results.count == request.records.count else {
+            throw PeerCallError(address: address, message: "answered \(response.results.count) results for \(request.records.count) records")
+        }
+        return response
+    }
+
+    func find(_ address: String, _ request: FindRequest) async throws(PeerCallError) -> FindResponse {
+        let response = try await call("find", address, request.json) { reader throws(JSONFieldError) in try FindResponse(fields: reader) }
+        guard response.results.count == request.ids.count else {
+            throw PeerCallError(address: address, message: "answered \(response.results.count) results for \(request.ids.count) ids")
+        }
+        return response
+    }
+
+    private func call<Response>(_ kind: String, _ address: String, _ body: JSON, timeout: Double? = nil,
+                                _ decode: (JSONObjectReader) throws(JSONFieldError) -> Response) async throws(PeerCallError) -> Response {
+        var outcome = "error"
+        defer { metrics.increment("rpcs_total", labels: ["kind": kind, "outcome": outcome]) }
+        do {
+            let response = try await http.send("POST", "\(address)/v1/dht/\(kind)", json: body, timeout: timeout ?? self.timeout)
+            let decoded = try decode(JSONObjectReader(response.json()))
+            outcome = "ok"
+            return decoded
+        } catch let error as HTTPClientError {
+            switch error.kind {
+            case .timeout: outcome = "timeout"
+            case .connectionRefused: outcome = "refused"
+            case .cancelled: outcome = "cancelled"
+            default: outcome = "error"
+            }
+            throw PeerCallError(address: address, message: error.message, cancelled: error.kind == .cancelled)
+        } catch {
+            outcome = "malformed"
+            throw PeerCallError(address: address, message: "answered something that is not a \(kind) response: \(error)")
+        }
+    }
+}
+
+/// A peer RPC that got no usable answer.
+struct PeerCallError: Error, CustomStringConvertible, Sendable {
+    let address: String
+    let message: String
+    /// The caller gave up on it (not the peer's fault).
+    var cancelled = false
+
+    var description: String { "\(address): \(message)" }
+}

@@ -1,0 +1,175 @@
+import Shared
+
+// The bodies of the RPCs between DHT nodes (POST /v1/dht/ping|store|find).
+// A request carries its sender as `peer` so that the receiver can add it to
+// its routing table; a node in client mode leaves `peer` out and is never added.
+
+/// `POST /v1/dht/ping`: "are you there, and what is your id?"
+struct PingRequest: Sendable {
+    var sender: DHTPeer?
+    /// Ask the receiver to ping the sender back, to prove the sender is reachable at its address.
+    var validate: Bool
+
+    var json: JSON {
+        var members: [String: JSON] = ["validate": .bool(validate)]
+        if let sender { members["peer"] = sender.json }
+        return .object(members)
+    }
+
+    init(sender: DHTPeer?, validate: Bool) {
+        self.sender = sender
+        self.validate = validate
+    }
+
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
+        sender = try fields.optional("peer", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTPeer(fields: reader) }
+        validate = try fields.optional("validate", JSONObjectReader.bool) ?? false
+    }
+}
+
+struct PingResponse: Sendable {
+    var peer: DHTPeer
+    /// The responder's clock (epoch seconds), for the caller's clock-skew check.
+    var time: Double
+    /// With `validate`: whether the responder could ping the sender back.
+    var available: Bool
+
+    var json: JSON { ["peer": peer.json, "time": .double(time), "available": .bool(available)] }
+
+    init(peer: DHTPeer, time: Double, available: Bool) {
+        self.peer = peer
+        self.time = time
+        self.available = available
+    }
+
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
+        peer = try DHTPeer(fields: fields.object("peer"))
+        time = try fields.double("time")
+        available = try fields.bool("available")
+    }
+}
+
+/// `POST /v1/dht/store`: store many records at once.
+struct StoreRequest: Sendable {
+    var sender: DHTPeer?
+    var records: [DHTRecord]
+    /// Per record: keep it in the cache (evictable) rather than in storage.
+    var inCache: [Bool]
+
+    init(sender: DHTPeer?, records: [DHTRecord], inCache: Bool = false) {
+        self.sender = sender
+        self.records = records
+        self.inCache = Array(repeating: inCache, count: records.count)
+    }
+
+    var json: JSON {
+        let items = zip(records, inCache).map { record, inCache -> JSON in
+            guard inCache, case .object(var members) = record.json else { return record.json }
+            members["in_cache"] = true
+            return .object(members)
+        }
+        var members: [String: JSON] = ["records": .array(items)]
+        if let sender { members["peer"] = sender.json }
+        return .object(members)
+    }
+
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
+        sender = try fields.optional("peer", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTPeer(fields: reader) }
+        records = []
+        inCache = []
+        for (index, item) in try fields.array("records").enumerated() {
+            let reader = try JSONObjectReader(item, path: "records[\(index)]")
+            records.append(try DHTRecord(fields: reader))
+            inCache.append(try reader.optional("in_cache", JSONObjectReader.bool) ?? false)
+        }
+    }
+}
+
+struct StoreResponse: Sendable {
+    var peer: DHTPeer
+    /// Per record: stored, or refused (a later value is held, the expiration is past, or the record is invalid).
+    var results: [Bool]
+
+    var json: JSON { ["peer": peer.json, "results": .array(results.map(JSON.bool))] }
+
+    init(peer: DHTPeer, results: [Bool]) {
+        self.peer = peer
+        self.results = results
+    }
+
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
+        peer = try DHTPeer(fields: fields.object("peer"))
+        results = try fields.array("results").enumerated().map { index, value throws(JSONFieldError) in
+            guard let stored = value.boolValue else { throw JSONFieldError(path: "results[\(index)]", expected: "a boolean", found: value.typeName) }
+            return stored
+        }
+    }
+}
+
+/// `POST /v1/dht/find`: per id, the value held (if any) and the nearest nodes known.
+struct FindRequest: Sendable {
+    var sender: DHTPeer?
+    var ids: [DHTID]
+
+    init(sender: DHTPeer?, ids: [DHTID]) {
+        self.sender = sender
+        self.ids = ids
+    }
+
+    var json: JSON {
+        var members: [String: JSON] = ["ids": .array(ids.map { .string($0.hex) })]
+        if let sender { members["peer"] = sender.json }
+        return .object(members)
+    }
+
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
+        sender = try fields.optional("peer", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTPeer(fields: reader) }
+        ids = try fields.array("ids").enumerated().map { index, value throws(JSONFieldError) in
+            guard let hex = value.stringValue, let id = DHTID(hex: hex) else {
+                throw JSONFieldError(path: "ids[\(index)]", expected: "an id of 40 hex digits", found: value.typeName)
+            }
+            return id
+        }
+    }
+}
+
+struct FindResult: Sendable {
+    /// What the responder holds under the id (storage or cache, whichever expires later).
+    var entry: DHTEntry?
+    /// The responder's nearest known nodes to the id, nearest first, without the requester.
+    var nearest: [DHTPeer]
+
+    init(entry: DHTEntry?, nearest: [DHTPeer]) {
+        self.entry = entry
+        self.nearest = nearest
+    }
+
+    var json: JSON { ["entry": entry?.json ?? .null, "nearest": .array(nearest.map(\.json))] }
+
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
+        entry = try fields.optional("entry", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTEntry(fields: reader) }
+        nearest = try fields.array("nearest").enumerated().map { index, value throws(JSONFieldError) in
+            try DHTPeer(fields: JSONObjectReader(value, path: "\(fields.path).nearest[\(index)]"))
+        }
+    }
+}
+
+struct FindResponse: Sendable {
+    var peer: DHTPeer
+    /// One result per requested id, in order.
+    var results: [FindResult]
+
+    init(peer: DHTPeer, results: [FindResult]) {
+        self.peer = peer
+        self.results = results
+    }
+
+    var json: JSON { ["peer": peer.json, "results": .array(results.map(\.json))] }
+
+    init(fields: JSONObjectReader) throws(JSONFieldError) {
+        peer = try DHTPeer(fields: fields.object("peer"))
+        results = try fields.array("results").enumerated().map { index, value throws(JSONFieldError) in
+            try FindResult(fields: JSONObjectReader(value, path: "results[\(index)]"))
+        }
+    }
+}

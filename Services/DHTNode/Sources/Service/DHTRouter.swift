@@ -1,0 +1,91 @@
+import Shared
+
+/// The routes of a DHT node: the public API for services and users, and the
+/// peer RPCs between nodes (not served in client mode). `hivemind-dht`'s main,
+/// the simulation and the tests all serve this router.
+///
+/// Public API:
+/// - `PUT /v1/records/{key}` `{"value", "expiration_time", "subkey"?, "signature"?}` → `{"key", "subkey"?, "stored", "replicas"}`
+/// - `GET /v1/records/{key}?latest=true` → the entry, or 404
+/// - `POST /v1/batch/store` `{"records": [...]}` → `{"results": [...]}` (all or nothing: one invalid record stores none)
+/// - `POST /v1/batch/get` `{"keys": [...], "latest"?}` → `{"results": [entry or null, ...]}`
+/// - `GET /v1/node` → id, address, routing table size, record counts
+///
+/// Peer RPCs: `POST /v1/dht/ping`, `/v1/dht/store`, `/v1/dht/find`.
+public func makeDHTRouter(_ node: DHTNode) -> Router {
+    var router = Router()
+    let json = ["application/json"]
+
+    router.put("/v1/records/{key}", accepts: json) { request in
+        let record = try DHTRecord(key: request.parameter("key"), fields: request.jsonObject())
+        try node.validator.check(record, now: Clock.epoch, field: "")
+        return .json(await node.store([record])[0].json)
+    }
+
+    router.get("/v1/records/{key}") { request in
+        let key = request.parameter("key")
+        try node.checkKey(key, field: "key")
+        guard let entry = await node.get([key], latest: try latestFlag(request)).values.first else {
+            throw HTTPError.notFound("nothing unexpired is stored under the key '\(key.prefix(200))'")
+        }
+        return .json(entry.json)
+    }
+
+    router.post("/v1/batch/store", accepts: json) { request in
+        let items = try request.jsonObject().array("records")
+        try node.checkBatch(items.count, "records")
+        let now = Clock.epoch
+        var records: [DHTRecord] = []
+        for (index, item) in items.enumerated() {
+            let record = try DHTRecord(fields: JSONObjectReader(item, path: "records[\(index)]"))
+            try node.validator.check(record, now: now, field: "records[\(index)]")
+            records.append(record)
+        }
+        return .json(["results": .array(await node.store(records).map(\.json))])
+    }
+
+    router.post("/v1/batch/get", accepts: json) { request in
+        let body = try request.jsonObject()
+        let keys = try body.array("keys").enumerated().map { index, value throws(HTTPError) in
+            guard let key = value.stringValue else { throw HTTPError.badRequest("field 'keys[\(index)]': expected a string, got \(value.typeName)") }
+            try node.checkKey(key, field: "keys[\(index)]")
+            return key
+        }
+        try node.checkBatch(keys.count, "keys")
+        let found = await node.get(keys, latest: try body.optional("latest", JSONObjectReader.bool) ?? false)
+        return .json(["results": .array(keys.map { found[$0]?.json ?? .null })])
+    }
+
+    router.get("/v1/node") { _ in .json(node.info()) }
+
+    guard !node.configuration.clientMode else { return router }
+    router.post("/v1/dht/ping", accepts: json) { request in
+        .json(try await node.handlePing(PingRequest(fields: request.jsonObject())).json)
+    }
+    router.post("/v1/dht/store", accepts: json) { request in
+        .json(try node.handleStore(StoreRequest(fields: request.jsonObject())).json)
+    }
+    router.post("/v1/dht/find", accepts: json) { request in
+        .json(try node.handleFind(FindRequest(fields: request.jsonObject())).json)
+    }
+    return router
+}
+
+/// `?latest=true|false` (also 1 or 0); absent means false.
+private func latestFlag(_ request: HTTPRequest) throws(HTTPError) -> Bool {
+    switch request.query["latest"]?.lowercased() {
+    case nil, "false", "0": return false
+    case "true", "1", "": return true
+    case let other?: throw .badRequest("query 'latest' must be true or false, got '\(other.prefix(40))'")
+    }
+}
+
+extension DHTNode {
+    /// A key to get must be non-empty and within the key limit.
+    func checkKey(_ key: String, field: String) throws(HTTPError) {
+        let bytes = key.utf8.count
+        guard bytes > 0, bytes <= configuration.maxKeyBytes else {
+            throw .badRequest("\(field) is \(bytes) bytes; expected 1 to \(configuration.maxKeyBytes)")
+        }
+    }
+}

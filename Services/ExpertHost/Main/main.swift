@@ -1,0 +1,24 @@
+import ExpertHost
+import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let options = ServiceOptions.parseOrExit(service: "hivemind-expert-host", specs: ExpertHostConfiguration.options)
+let host: ExpertHost
+let logger: Logger
+let dht: DHTClient?
+do {
+    logger = try options.logger()
+    let configuration = try ExpertHostConfiguration(options)
+    dht = configuration.dhtNodes.isEmpty ? nil : DHTClient(nodes: configuration.dhtNodes, timeout: 5)
+    host = try ExpertHost(configuration: configuration, uids: await configuration.chooseUIDs(dht: dht, logger: logger),
+                          metrics: Metrics(namespace: "hivemind_expert_host"), logger: logger)
+} catch {
+    print("hivemind-expert-host: \(error)")
+    exit(2)
+}
+await ServiceRunner.run(options, router: host.makeRouter(), metrics: host.metrics, logger: logger, start: { url in
+    host.startPeriodicWork(dht: dht, url: url)
+    return ["experts": .array(host.uids.map { .string($0.description) })]
+}, onStop: host.shutdown)

@@ -1,0 +1,57 @@
+import Shared
+
+extension ExpertHostConfiguration {
+    /// The uids to serve: the listed ones, or those of the pattern's grid that
+    /// no other host declares in the DHT (all free ones, or `--num-experts` of
+    /// them in an order fixed by `--seed`).
+    public func chooseUIDs(dht: DHTClient?, logger: Logger) async -> [ExpertUID] {
+        guard let pattern else { return uids }
+        var candidates = pattern.uids
+        if let dht {
+            do {
+                let taken = try await dht.getMany(candidates.map(\.description))
+                candidates.removeAll { taken[$0.description]?.value != nil }
+            } catch {
+                logger.warning("cannot check which uids are taken; using the whole pattern", ["error": "\(error)"])
+            }
+        }
+        if let numExperts {
+            var generator = SplitMix64(seed: seed)
+            candidates.shuffle(using: &generator)
+            candidates = Array(candidates.prefix(numExperts)).sorted()
+        }
+        return candidates
+    }
+}
+
+extension ExpertHost {
+    /// Every update period: declare the experts in the DHT (valid for two
+    /// periods, as the reference does) and checkpoint them. A host that loses
+    /// its DHT keeps serving and declares again once the DHT is back.
+    /// - Parameter url: the address other services reach this host at.
+    public func startPeriodicWork(dht: DHTClient?, url: String) {
+        Task { [self] in
+            while true {
+                if let dht { await declare(through: dht, url: url) }
+                try? await Task.sleep(for: .seconds(configuration.updatePeriod))
+                do { try saveCheckpoints() } catch { logger.error("checkpoint failed", ["error": "\(error)"]) }
+            }
+        }
+    }
+
+    /// Stores the uid and prefix records of every expert; returns whether all were accepted.
+    @discardableResult
+    public func declare(through dht: DHTClient, url: String) async -> Bool {
+        let expiration = Clock.epoch + 2 * configuration.updatePeriod
+        let records = ExpertDeclaration.records(for: uids, hostURL: url, expirationTime: expiration)
+        do {
+            let results = try await dht.storeMany(records)
+            metrics.increment("declarations_total", labels: ["outcome": "ok"])
+            return results.allSatisfy(\.stored)
+        } catch {
+            metrics.increment("declarations_total", labels: ["outcome": "failed"])
+            logger.warning("cannot declare experts in the DHT; will retry", ["error": "\(error)"])
+            return false
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import Gateway
+import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let options = ServiceOptions.parseOrExit(service: "hivemind-gateway", specs: [
+    OptionSpec("dht", help: "comma-separated URLs of DHT nodes to find experts through (required)"),
+    OptionSpec("cache-seconds", default: "1", help: "how long a prefix's alive experts are reused before asking the DHT again"),
+    OptionSpec("negative-cache-seconds", default: "5", help: "how long a prefix with no alive expert is skipped"),
+])
+let logger: Logger
+let gateway: Gateway
+do {
+    logger = try options.logger()
+    let nodes = options.list("dht")
+    guard !nodes.isEmpty else { throw OptionError("--dht needs at least one DHT node URL") }
+    let directory = DHTExpertDirectory(dht: DHTClient(nodes: nodes, timeout: 5),
+                                       positiveCacheSeconds: try options.double("cache-seconds") ?? 1,
+                                       negativeCacheSeconds: try options.double("negative-cache-seconds") ?? 5)
+    gateway = Gateway(directory: directory, metrics: Metrics(namespace: "hivemind_gateway"))
+} catch {
+    print("hivemind-gateway: \(error)")
+    exit(2)
+}
+ServiceRunner.run(options, router: gateway.makeRouter(), metrics: gateway.metrics, logger: logger)

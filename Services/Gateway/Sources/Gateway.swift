@@ -1,0 +1,114 @@
+import Shared
+
+/// The front door: a mixture-of-experts layer over the DHT's experts, and a
+/// proxy to single experts, for trainers in any language. It keeps no state
+/// between calls, so replicas can serve the same clients.
+public struct Gateway: Sendable {
+    public let layer: MixtureLayer
+    let directory: any ExpertDirectory
+    let client: HTTPClient
+    public let metrics: Metrics
+
+    public init(directory: any ExpertDirectory, client: HTTPClient = .shared, metrics: Metrics) {
+        self.directory = directory
+        self.client = client
+        self.metrics = metrics
+        layer = MixtureLayer(directory: directory, client: client, metrics: metrics)
+        metrics.declare("beam_search_seconds", .histogram, help: "Time to choose the batch's experts in the DHT.")
+        metrics.declare("answers_per_sample", .histogram, help: "Experts that answered per sample.", buckets: [0, 1, 2, 3, 4, 6, 8, 16])
+        metrics.declare("expert_seconds", .histogram, help: "Latency of expert calls that answered, by expert and pass.")
+        metrics.declare("expert_failures_total", .counter, help: "Expert calls that failed or were cut off, by expert and pass.")
+    }
+
+    /// The gateway's REST API (see openapi/gateway.yaml).
+    public func makeRouter() -> Router {
+        var router = Router()
+        router.post("/v1/moe/forward", accepts: ["application/octet-stream"]) { request in
+            let parameters = try MixtureParameters(query: request.query)
+            let bundle = try decode(request.body, names: ["x", "scores"])
+            let (output, routing) = try await layer.forward(x: bundle["x"]!, scores: bundle["scores"]!, parameters)
+            return try encode([("output", output)], metadata: ["routing": routing.json.serialized()], codec: parameters.codec)
+        }
+        router.post("/v1/moe/backward", accepts: ["application/octet-stream"]) { request in
+            let parameters = try MixtureParameters(query: request.query)
+            let bundle = try decode(request.body, names: ["x", "grad_output"])
+            let x = bundle["x"]!
+            guard let text = bundle.metadata["routing"], let json = try? JSON.parse(text) else {
+                throw HTTPError.badRequest("metadata 'routing' must hold the routing record that forward returned")
+            }
+            let routing = try RoutingRecord(json: json, prefix: parameters.prefix, gridSize: parameters.gridSize, batch: x.shape.first ?? 0)
+            let (gradX, gradScores) = try await layer.backward(x: x, gradOutput: bundle["grad_output"]!, routing: routing, parameters)
+            return try encode([("grad_x", gradX), ("grad_scores", gradScores)], metadata: [:], codec: parameters.codec)
+        }
+        router.get("/v1/experts") { request in
+            guard let prefix = request.query["prefix"], ExpertUID.isValidPrefix(prefix) else {
+                throw HTTPError.badRequest("query 'prefix' must be a grid prefix such as ffn. or ffn.3.")
+            }
+            let experts = try await listExperts(under: prefix)
+            return .json(["experts": .array(experts.map { ["uid": .string($0.uid.description), "url": .string($0.url)] })])
+        }
+        for pass in ["forward", "backward"] {
+            router.post("/v1/experts/{uid}/\(pass)", accepts: ["application/octet-stream"]) { request in
+                try await proxy(request, pass: pass)
+            }
+        }
+        return router
+    }
+
+    /// Every alive expert under a prefix, walking its dictionaries to the full uids.
+    func listExperts(under prefix: String) async throws(HTTPError) -> [ExpertInfo] {
+        var frontier = [prefix]
+        var found: Set<ExpertInfo> = []
+        do {
+            while !frontier.isEmpty {
+                let children = try await directory.children(of: frontier)
+                frontier = []
+                for (parent, entries) in children {
+                    for (coordinate, expert) in entries {
+                        if expert.uid.parentPrefix == parent { found.insert(expert) } else { frontier.append("\(parent)\(coordinate).") }
+                    }
+                }
+            }
+        } catch {
+            throw .serviceUnavailable("cannot read the DHT: \(error)")
+        }
+        return found.sorted { $0.uid < $1.uid }
+    }
+
+    /// Forwards a request to the host that declares the uid.
+    private func proxy(_ request: HTTPRequest, pass: String) async throws -> HTTPResponse {
+        guard let uid = ExpertUID(request.parameter("uid")) else {
+            throw HTTPError.badRequest("'\(request.parameter("uid"))' is not an expert uid like ffn.3.14")
+        }
+        let expert: ExpertInfo?
+        do { expert = try await directory.expert(uid) } catch { throw HTTPError.serviceUnavailable("cannot read the DHT: \(error)") }
+        guard let expert else { throw HTTPError.notFound("no alive host declares expert \(uid) in the DHT") }
+        let query = request.query.isEmpty ? "" : "?" + request.query.map { "\($0.key)=\($0.value)" }.joined(separator: "&")
+        let headers = request.headers["authorization"].map { [(name: "Authorization", value: $0)] } ?? []
+        do {
+            let response = try await client.post("\(expert.url)/v1/experts/\(uid)/\(pass)\(query)", bytes: request.body, headers: headers)
+            return .bytes(response.body)
+        } catch let error where error.kind == .httpStatus {
+            throw HTTPError(status: error.status ?? 502, code: error.code ?? "expert_error", message: "\(uid) at \(expert.url): \(error.message)")
+        } catch {
+            throw HTTPError(status: 502, code: "expert_unreachable", message: "\(uid) at \(expert.url): \(error)")
+        }
+    }
+
+    private func decode(_ body: [UInt8], names: [String]) throws(HTTPError) -> TensorBundle {
+        let bundle: TensorBundle
+        do { bundle = try TensorBundle.decode(body) } catch {
+            throw .badRequest("the body must be a safetensors payload with \(names.joined(separator: " and ")): \(error.message)")
+        }
+        if let missing = names.first(where: { bundle[$0] == nil }) {
+            throw .badRequest("missing tensor '\(missing)'; expected \(names.joined(separator: " and "))")
+        }
+        return bundle
+    }
+
+    private func encode(_ tensors: [(String, Tensor)], metadata: [String: String], codec: CompressionCodec) throws(HTTPError) -> HTTPResponse {
+        do { return .bytes(try TensorBundle(tensors, metadata: metadata).encode(codec: codec)) } catch {
+            throw .unprocessable("cannot encode the response: \(error.message)")
+        }
+    }
+}

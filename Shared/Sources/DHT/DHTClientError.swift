@@ -1,0 +1,34 @@
+/// Why a DHT call failed.
+public struct DHTClientError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, broadly (decides whether retrying elsewhere can help).
+    public enum Kind: Sendable, Equatable {
+        /// A node refused the request as invalid (4xx): bad key, value too large, bad signature...
+        case rejected
+        /// No node answered in time, or every node failed.
+        case unavailable
+        /// A node answered with something that is not the DHT's API.
+        case malformedResponse
+        /// The calling task was cancelled.
+        case cancelled
+    }
+
+    /// The broad kind.
+    public let kind: Kind
+    /// What went wrong, for a person: the node's own message for `.rejected`.
+    public let message: String
+    /// For `.rejected`: the HTTP status and the error code from the node's JSON error body.
+    public let status: Int?
+    public let code: String?
+
+    init(_ kind: Kind, message: String, status: Int? = nil, code: String? = nil) {
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.code = code
+    }
+
+    public var description: String {
+        if let status { return "DHT refused the request (HTTP \(status)\(code.map { " \($0)" } ?? "")): \(message)" }
+        return message
+    }
+}

@@ -1,0 +1,96 @@
+import Crypto
+
+/// Owned records: a key or subkey that contains `[owner:<64 hex digits>]`
+/// names an Ed25519 public key, and every node accepts such a record only
+/// with that key's signature over (key, subkey, value, expiration). So nobody
+/// else can overwrite the owner's value, even after the owner left.
+///
+/// What is signed: the UTF-8 bytes of the compact JSON array
+/// `[key, subkey or null, value, expiration_time]` as `JSON.serializedBytes()`
+/// writes it (no spaces, object keys sorted, the expiration as a real number).
+public enum RecordOwnership {
+    static let markerPrefix = "[owner:"
+
+    /// The text to put into a key or subkey to make it owned by `publicKeyHex`.
+    public static func marker(publicKeyHex: String) -> String { "\(markerPrefix)\(publicKeyHex)]" }
+
+    /// The bytes an owner signs for a record.
+    public static func signingPayload(key: String, subkey: String?, value: JSON, expirationTime: Double) -> [UInt8] {
+        JSON.array([.string(key), subkey.map(JSON.string) ?? .null, value, .double(expirationTime)]).serializedBytes()
+    }
+
+    /// The owner's public key (hex) that the record's key or subkey names, or nil if neither names one.
+    /// - Throws: `RecordOwnershipError` if a marker is malformed or key and subkey name different owners.
+    public static func owner(of record: DHTRecord) throws(RecordOwnershipError) -> String? {
+        var named = try owners(in: record.key, field: "key")
+        if let subkey = record.subkey { named += try owners(in: subkey, field: "subkey") }
+        let distinct = Set(named)
+        guard distinct.count <= 1 else {
+            throw RecordOwnershipError(.conflictingOwners, "the key and subkey name different owners (\(distinct.sorted().joined(separator: ", "))); a record can have one owner")
+        }
+        return distinct.first
+    }
+
+    /// Checks that an owned record carries its owner's valid signature; unowned records pass.
+    /// - Throws: `RecordOwnershipError` saying what is wrong.
+    public static func verify(_ record: DHTRecord) throws(RecordOwnershipError) {
+        guard let owner = try owner(of: record) else { return }
+        guard let signatureHex = record.signature else {
+            throw RecordOwnershipError(.missingSignature, "the record is owned by \(owner) and needs that key's signature in 'signature'")
+        }
+        guard let signature = [UInt8](hex: signatureHex), signature.count == 64 else {
+            throw RecordOwnershipError(.badSignature, "'signature' must be 128 hex digits (an Ed25519 signature)")
+        }
+        // owner(of:) only returns well-formed keys.
+        let publicKey = try! Curve25519.Signing.PublicKey(rawRepresentation: [UInt8](hex: owner)!)
+        let payload = signingPayload(key: record.key, subkey: record.subkey, value: record.value, expirationTime: record.expirationTime)
+        guard publicKey.isValidSignature(signature, for: payload) else {
+            throw RecordOwnershipError(.badSignature, "the signature does not match the owner \(owner) for this key, subkey, value and expiration")
+        }
+    }
+
+    /// The public keys named by the markers in `text`.
+    static func owners(in text: String, field: String) throws(RecordOwnershipError) -> [String] {
+        var owners: [String] = []
+        var rest = Substring(text)
+        while let start = rest.firstRange(of: markerPrefix) {
+            rest = rest[start.upperBound...]
+            guard let end = rest.firstIndex(of: "]") else {
+                throw RecordOwnershipError(.malformedOwner, "the \(field) has '\(markerPrefix)' without a closing ']'; expected \(markerPrefix)<64 hex digits>]")
+            }
+            let hex = rest[..<end]
+            guard let bytes = [UInt8](hex: hex), bytes.count == 32, (try? Curve25519.Signing.PublicKey(rawRepresentation: bytes)) != nil else {
+                throw RecordOwnershipError(.malformedOwner, "the \(field) names owner '\(hex.prefix(80))', which is not an Ed25519 public key; expected 64 hex digits")
+            }
+            owners.append(bytes.hexString)
+            rest = rest[rest.index(after: end)...]
+        }
+        return owners
+    }
+}
+
+/// Why an owned record was refused.
+public struct RecordOwnershipError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// A stable code, also the `code` of the 4xx a node answers with.
+    public enum Code: String, Sendable {
+        /// `[owner:...]` that does not hold a public key.
+        case malformedOwner = "malformed_owner"
+        /// Key and subkey name two different owners.
+        case conflictingOwners = "conflicting_owners"
+        /// An owned record without a signature.
+        case missingSignature = "missing_signature"
+        /// A signature that is not the owner's over this record.
+        case badSignature = "bad_signature"
+    }
+
+    /// Which rule the record broke.
+    public let code: Code
+    public let message: String
+
+    init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import Shared
+
+@Suite struct RecordOwnershipTests {
+    let owner = Identity()
+    let stranger = Identity()
+
+    func ownedRecord(_ value: JSON = ["epoch": 3], expiration: Double = 2_000_000_000) -> DHTRecord {
+        DHTRecord(key: "run42_progress", subkey: owner.ownerMarker, value: value, expirationTime: expiration)
+    }
+
+    @Test func unownedRecordsNeedNoSignature() throws {
+        try RecordOwnership.verify(DHTRecord(key: "plain", value: 1, expirationTime: 1))
+    }
+
+    @Test func theOwnersSignatureIsAccepted() throws {
+        let signed = owner.sign(ownedRecord())
+        #expect(signed.signature?.count == 128)
+        try RecordOwnership.verify(signed)
+        #expect(try RecordOwnership.owner(of: signed) == owner.publicKeyHex)
+    }
+
+    static let refusals: [(name: String, change: @Sendable (DHTRecord, Identity) -> DHTRecord, code: RecordOwnershipError.Code)] = [
+        ("unsigned", { record, _ in var copy = record; copy.signature = nil; return copy }, .missingSignature),
+        ("signed by a stranger", { record, stranger in stranger.sign(record) }, .badSignature),
+        ("value changed after signing", { record, _ in var copy = record; copy.value = ["epoch": 4]; return copy }, .badSignature),
+        ("expiration changed after signing", { record, _ in var copy = record; copy.expirationTime += 1; return copy }, .badSignature),
+        ("signature not hex", { record, _ in var copy = record; copy.signature = "zz"; return copy }, .badSignature),
+        ("one bit of the signature flipped", { record, _ in
+            var copy = record
+            var bytes = [UInt8](hex: record.signature!)!
+            bytes[10] ^= 1
+            copy.signature = bytes.hexString
+            return copy
+        }, .badSignature),
+        ("key names another owner", { record, stranger in
+            var copy = record
+            copy.key += stranger.ownerMarker
+            return copy
+        }, .conflictingOwners),
+        ("malformed owner", { record, _ in var copy = record; copy.subkey = "[owner:1234]"; return copy }, .malformedOwner),
+        ("unclosed owner", { record, _ in var copy = record; copy.subkey = "[owner:abc"; return copy }, .malformedOwner),
+    ]
+
+    @Test(arguments: refusals.indices)
+    func tamperedRecordsAreRefused(_ index: Int) {
+        let refusal = Self.refusals[index]
+        let record = refusal.change(owner.sign(ownedRecord()), stranger)
+        #expect(throws: RecordOwnershipError.self, "\(refusal.name)") { try RecordOwnership.verify(record) }
+        do {
+            try RecordOwnership.verify(record)
+        } catch {
+            #expect(error.code == refusal.code, "\(refusal.name): \(error.message)")
+        }
+    }
+
+    @Test func identityFileIsCreatedOnceAndReadBack() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("identity-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let created = try Identity.loadOrCreate(path: path)
+        let loaded = try Identity.loadOrCreate(path: path)
+        #expect(created.publicKeyHex == loaded.publicKeyHex)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        try "not a key\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: IdentityError.self) { try Identity.loadOrCreate(path: path) }
+    }
+}

@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "hivemind-dht", targets: ["DHTNodeMain"]),
         .executable(name: "hivemind-expert-host", targets: ["ExpertHostMain"]),
         .executable(name: "hivemind-gateway", targets: ["GatewayMain"]),
+        .executable(name: "hivemind-averager", targets: ["AveragerMain"]),
         .executable(name: "hivemind", targets: ["HivemindCLI"]),
         .executable(name: "hivemind-bench", targets: ["Bench"]),
     ],
@@ -52,6 +53,7 @@ let package = Package(
         + service("DHTNode", folder: "DHTNode")
         + service("ExpertHost", folder: "ExpertHost")
         + service("Gateway", folder: "Gateway")
+        + service("Averager", folder: "Averager")
 )
 
 // Every Swift target gets the same strict settings.

@@ -49,7 +49,8 @@ public final class HTTPClient: Sendable {
         pthread_detach(thread)
     }
 
-    /// Ends the loop thread after cancelling what is still running.
+    /// Ends the loop thread after cancelling what is still running; later
+    /// requests fail at once with `.cancelled`.
     public func shutdown() {
         queue.withLock { $0.shuttingDown = true }
         curl_multi_wakeup(multi.handle)
@@ -65,8 +66,17 @@ public final class HTTPClient: Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
                     transfer.continuation = continuation
-                    queue.withLock { $0.pending.append(transfer) }
-                    curl_multi_wakeup(multi.handle)
+                    // After shutdown the loop thread is gone: nothing would ever finish the transfer.
+                    let queued = queue.withLock { queue in
+                        guard !queue.shuttingDown else { return false }
+                        queue.pending.append(transfer)
+                        return true
+                    }
+                    if queued {
+                        curl_multi_wakeup(multi.handle)
+                    } else {
+                        transfer.finish(.failure(HTTPClientError(.cancelled, url: request.url, message: "the client was shut down")))
+                    }
                 }
             } onCancel: {
                 queue.withLock { _ = $0.cancelled.insert(id) }
@@ -201,6 +211,9 @@ private final class Transfer: @unchecked Sendable {
                 let name = line[..<colon].lowercased()
                 let value = line[line.index(after: colon)...].trimmingSpaces().trimmingCharacters("\r\n")
                 transfer.responseHeaders[name] = String(value)
+                // One buffer for the whole body (see the server's request bodies),
+                // up to a bound, since the length comes from the other side.
+                if name == "content-length", let length = Int(value), length <= 256 << 20 { transfer.responseBody.reserveCapacity(length) }
             }
             return size * count
         }

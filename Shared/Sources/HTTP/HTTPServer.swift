@@ -127,9 +127,15 @@ public final class HTTPServer: @unchecked Sendable {
         let context = RequestContext(method: method, path: url,
                                      headers: Self.values(connection, .HEADER_KIND),
                                      query: Self.values(connection, .GET_ARGUMENT_KIND))
-        if let length = context.headers["content-length"].flatMap({ Int($0) }), length > maxBodyBytes {
-            // Answer before reading the body; curl stops sending when it sees this.
-            context.tooLarge = true
+        if let length = context.headers["content-length"].flatMap({ Int($0) }) {
+            if length > maxBodyBytes {
+                // Answer before reading the body; curl stops sending when it sees this.
+                context.tooLarge = true
+            } else {
+                // One buffer for the whole body: growing it chunk by chunk copies
+                // it again and faults in fresh pages at every doubling.
+                context.body.reserveCapacity(length)
+            }
         }
         return context
     }

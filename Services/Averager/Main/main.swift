@@ -1,0 +1,32 @@
+// hivemind-averager: averages a trainer's tensors with peers found through
+// the DHT (see AveragerConfiguration for its flags, openapi/averager.yaml for its API).
+import Averager
+import Shared
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let options = ServiceOptions.parseOrExit(service: "hivemind-averager", specs: [
+    OptionSpec("dht", help: "comma-separated base URLs of DHT nodes (hivemind-dht), e.g. http://127.0.0.1:31337"),
+] + AveragerConfiguration.options)
+let logger: Logger
+let configuration: AveragerConfiguration
+do {
+    logger = try options.logger()
+    configuration = try AveragerConfiguration(options: options)
+    guard !options.list("dht").isEmpty else { throw OptionError("--dht is required: the URL of at least one DHT node") }
+} catch {
+    print("hivemind-averager: \(error)")
+    exit(2)
+}
+
+let metrics = Metrics(namespace: "hivemind_averager")
+// A DHT call is part of matchmaking: it gets the request timeout, not the client's default.
+let dht = DHTClient(nodes: options.list("dht"), timeout: configuration.requestTimeout)
+let averager = Averager(configuration: configuration, dht: dht, metrics: metrics, logger: logger)
+await ServiceRunner.run(options, router: AveragerRouter.build(averager), metrics: metrics, logger: logger, start: { url in
+    // Peers know a node by its address, which exists only once the server listens.
+    averager.start(address: url)
+    return ["peer_id": .string(averager.peerID ?? url), "mode": .string(configuration.mode.rawValue)]
+})

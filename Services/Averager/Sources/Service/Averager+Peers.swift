@@ -1,0 +1,44 @@
+import Shared
+
+/// The requests other averagers send: matchmaking and parts.
+extension Averager {
+    /// Answers a join request (`POST /v1/matchmaking/join`).
+    func join(_ request: JoinRequest) async -> JoinResponse {
+        guard let matchmaker = existingMatchmaker(forKey: request.groupKey) else {
+            let reason: JoinRefusal = GroupKey.prefix(ofKey: request.groupKey) == nil ? .protocolViolation : .notLookingForGroup
+            return .refused(reason, suggestedLeader: nil)
+        }
+        return await matchmaker.join(request)
+    }
+
+    /// Answers an accepted follower's wait (`POST /v1/matchmaking/await`).
+    func awaitOutcome(peer: PeerID, groupKey: String) async -> LeaderOutcome {
+        guard let matchmaker = existingMatchmaker(forKey: groupKey) else { return .disbanded(suggestedLeader: nil) }
+        return await matchmaker.awaitOutcome(peer: peer)
+    }
+
+    /// Takes a part from a sender (`POST /v1/groups/{group_id}/parts/{part}`)
+    /// and answers with the part's average once every sender delivered it.
+    func receivePart(groupID: String, part: Int, body: [UInt8]) async throws(AveragerError) -> [UInt8] {
+        let (values, peer, weight, accept) = try PartMessage.readRequest(body)
+        guard let session = await registry.session(groupID, patience: configuration.requestTimeout) else {
+            throw AveragerError(.unknownGroup, "this averager runs no round of group \(groupID)")
+        }
+        guard let sender = session.group.index(of: peer) else {
+            throw AveragerError(.notInGroup, "\(peer) is not a member of group \(groupID)")
+        }
+        metrics.increment("bytes_received_total", by: Double(body.count))
+        switch await session.submit(part: part, sender: sender, weight: weight, values: consume values) {
+        case .failure(let error):
+            throw error
+        case .success(let completion):
+            do {
+                let response = try await session.answer(completion, codec: accept)
+                metrics.increment("bytes_sent_total", by: Double(response.count))
+                return response
+            } catch {
+                throw AveragerError(.unprocessable, "cannot encode the average of part \(part): \(error.message)")
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import Shared
+import Synchronization
+
+/// An averaging service: it averages the tensors trainers submit with other
+/// averagers found through the DHT, and answers those averagers' matchmaking
+/// and part requests. `AveragerRouter` exposes it over REST.
+public final class Averager: Sendable {
+    /// The settings.
+    public let configuration: AveragerConfiguration
+    /// The service's metrics (`hivemind_averager_...`).
+    public let metrics: Metrics
+    let dht: any AveragerDHT
+    let http: HTTPClient
+    let logger: Logger
+    let registry = SessionRegistry()
+    let rounds = RoundStore()
+    let states: StateStore
+    /// Per prefix: the task renewing this averager's donor declaration.
+    let donorTasks = Mutex<[String: Task<Void, Never>]>([:])
+    private let identity = Mutex<PeerID?>(nil)
+    private let matchmakers = Mutex<[String: Matchmaker]>([:])
+
+    /// - Parameters:
+    ///   - dht: where peers declare themselves.
+    ///   - http: the client for calls to other averagers (tests give a client per averager).
+    public init(configuration: AveragerConfiguration, dht: any AveragerDHT, http: HTTPClient = .shared, metrics: Metrics, logger: Logger) {
+        self.configuration = configuration
+        self.dht = dht
+        self.http = http
+        self.metrics = metrics
+        self.logger = logger
+        states = StateStore(maxDownloads: configuration.maxStateDownloads)
+        Self.declareMetrics(metrics)
+    }
+
+    /// Sets the address other averagers reach this one at, once the server listens.
+    /// A node or auxiliary is known by its address; a client, which nobody
+    /// calls, by a random id.
+    public func start(address: String) {
+        var generator = SystemRandomNumberGenerator()
+        let peer = configuration.mode == .client ? "client-" + Hashing.randomHex(bytes: 8, using: &generator) : address
+        identity.withLock { $0 = $0 ?? peer }
+    }
+
+    /// This averager's peer id (nil until `start`).
+    public var peerID: PeerID? { identity.withLock { $0 } }
+
+    /// The matchmaker of `prefix`, created on first use with the initial group bits.
+    func matchmaker(for prefix: String, me: PeerID) throws(AveragerError) -> Matchmaker {
+        let key = try GroupKey(prefix: prefix, bits: configuration.initialGroupBits)
+        return matchmakers.withLock { matchmakers in
+            if let existing = matchmakers[prefix] { return existing }
+            let settings = MatchmakingState.Settings(targetGroupSize: configuration.targetGroupSize, minGroupSize: configuration.minGroupSize,
+                                                     requestTimeout: configuration.requestTimeout, clientMode: configuration.mode == .client)
+            let matchmaker = Matchmaker(state: MatchmakingState(me: me, groupKey: key, settings: settings), dht: dht, http: http,
+                                        minMatchmakingTime: configuration.minMatchmakingTime, logger: logger, metrics: metrics)
+            matchmakers[prefix] = matchmaker
+            return matchmaker
+        }
+    }
+
+    /// The matchmaker of a prefix another averager asks about; never creates one.
+    func existingMatchmaker(forKey key: String) -> Matchmaker? {
+        guard let prefix = GroupKey.prefix(ofKey: key) else { return nil }
+        return matchmakers.withLock { $0[prefix] }
+    }
+
+    /// The current group key of every prefix this averager has averaged.
+    public func groupKeys() async -> [String: String] {
+        var keys: [String: String] = [:]
+        for (prefix, matchmaker) in matchmakers.withLock({ $0 }) { keys[prefix] = await matchmaker.groupKey.key }
+        return keys
+    }
+
+    // MARK: - Averaging
+
+    /// Finds a group and averages `request.tensors` with it, retrying with a
+    /// new group after an all-reduce that averaged nothing, until the request's timeout.
+    /// - Throws: `AveragerError`: 422 for NaN/inf tensors (unless excluded by
+    ///   configuration), 409 when the run's peers average other tensors, 504
+    ///   when no group formed before the deadline.
+    public func average(_ request: AverageRequest) async throws(AveragerError) -> AverageResult {
+        guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
+        let schema = TensorSchema(request.tensors)
+        var (values, excludedTensors) = try flatten(request.tensors, schema: schema)
+        let sends = configuration.mode.sends
+        let weight = !sends || !excludedTensors.isEmpty ? 0 : request.weight
+        if !excludedTensors.isEmpty { values = values.map { $0.isFinite ? $0 : 0 } }
+
+        let matchmaker = try matchmaker(for: request.prefix, me: me)
+        await matchmaker.roundLock.lock()
+        defer { matchmaker.roundLock.unlock() }
+        registry.roundStarted()
+        defer { registry.roundEnded() }
+
+        let schemaHash = schema.hash(partSize: configuration.partSize, aggregation: configuration.aggregation)
+        let member = GroupMember(peer: me, mode: configuration.mode, bandwidth: configuration.bandwidth, metadata: request.metadata)
+        let deadline = Clock.epoch + (request.timeout ?? configuration.defaultTimeout)
+        var attempts = 0
+        var matchmakingSeconds = 0.0
+        while true {
+            attempts += 1
+            let searchStarted = Clock.now
+            let group: GroupInfo
+            do {
+                group = try await matchmaker.findGroup(schemaHash: schemaHash, member: member, deadline: deadline)
+            } catch {
+                metrics.increment("rounds_total", labels: ["outcome": error.kind.description])
+                throw error
+            }
+            matchmakingSeconds += Clock.now - searchStarted
+            metrics.observe("matchmaking_seconds", Clock.now - searchStarted)
+            metrics.observe("group_size", Double(group.members.count))
+
+            let allreduceStarted = Clock.now
+            let outcome: AllReduceRound.Outcome
+            do {
+                let round = try AllReduceRound(group: group, index: group.index(of: me)!, schema: schema, settings: configuration,
+                                               http: http, registry: registry, metrics: metrics)
+                outcome = await round.run(values: sends ? values : nil, weight: weight, codec: request.codec,
+                                          deadline: Clock.now + configuration.allreduceTimeout)
+            } catch {
+                logger.warning("cannot run the all-reduce", ["group": group.groupID, "error": error.message])
+                outcome = AllReduceRound.Outcome(values: nil, partsAveragedBy: [0], failedReducers: [], excludedSenders: [])
+            }
+            metrics.observe("allreduce_seconds", Clock.now - allreduceStarted)
+            let record = RoundRecord(group: group, index: group.index(of: me)!, nextGroupKey: await matchmaker.groupKey.key,
+                                     partsAveragedBy: outcome.partsAveragedBy, failedReducers: outcome.failedReducers,
+                                     excludedSenders: outcome.excludedSenders, excludedTensors: excludedTensors, attempts: attempts,
+                                     matchmakingSeconds: matchmakingSeconds, allreduceSeconds: Clock.now - allreduceStarted)
+            metrics.increment("rounds_total", labels: ["outcome": record.outcome])
+            if record.outcome == "failed", Clock.epoch < deadline {
+                logger.info("all-reduce averaged nothing; looking for another group", ["group": group.groupID])
+                continue
+            }
+            let tensors = sends ? unflatten(outcome.values ?? values, like: request.tensors, schema: schema) : []
+            return AverageResult(tensors: tensors, record: record)
+        }
+    }
+
+    /// The tensors' values as float32, concatenated in schema order, and the
+    /// names of tensors holding NaN or infinities (when those are excluded rather than refused).
+    private func flatten(_ tensors: [(name: String, tensor: WireTensor)], schema: TensorSchema) throws(AveragerError) -> ([Float], [String]) {
+        var byName: [String: Tensor] = [:]
+        for (name, wire) in tensors {
+            do { byName[name] = try Tensor(wire) } catch { throw AveragerError(.unprocessable, "tensor '\(name)': \(error.message)") }
+        }
+        var values: [Float] = []
+        values.reserveCapacity(schema.totalCount)
+        var nonFinite: [String] = []
+        for entry in schema.entries {
+            let scalars = byName[entry.name]!.scalars
+            if !scalars.allSatisfy({ $0.isFinite }) { nonFinite.append(entry.name) }
+            values += scalars
+        }
+        if !nonFinite.isEmpty, configuration.nonFinite == .refuse {
+            throw AveragerError(.unprocessable, "tensors \(nonFinite) hold NaN or infinite values; send finite values "
+                + "(or run the averager with --non-finite exclude to take part with weight 0)")
+        }
+        return (values, nonFinite)
+    }
+
+    /// Cuts the flattened vector back into tensors, in the request's order and dtypes.
+    private func unflatten(_ values: [Float], like tensors: [(name: String, tensor: WireTensor)], schema: TensorSchema) -> [(name: String, tensor: WireTensor)] {
+        var ranges: [String: Range<Int>] = [:]
+        var offset = 0
+        for entry in schema.entries {
+            ranges[entry.name] = offset..<(offset + entry.count)
+            offset += entry.count
+        }
+        return tensors.map { name, original in
+            let tensor = try! Tensor(shape: original.shape, scalars: Array(values[ranges[name]!]))  // counts match the schema
+            return (name, try! WireTensor(tensor, as: original.dtype))  // float dtypes only, checked on input
+        }
+    }
+
+    private static func declareMetrics(_ metrics: Metrics) {
+        metrics.declare("rounds_total", .counter, help: "Averaging calls by outcome (complete, partial, failed, no_group_found, schema_mismatch).")
+        metrics.declare("group_size", .histogram, help: "Members of the assembled groups.", buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64])
+        metrics.declare("matchmaking_seconds", .histogram, help: "Time from looking for a group to having one.")
+        metrics.declare("allreduce_seconds", .histogram, help: "Time an all-reduce took once its group was assembled.")
+        metrics.declare("part_latency_seconds", .histogram, help: "Time from sending a part to receiving its average.")
+        metrics.declare("bytes_sent_total", .counter, help: "Bytes of parts and averages this averager sent.")
+        metrics.declare("bytes_received_total", .counter, help: "Bytes of parts and averages this averager received.")
+        metrics.declare("join_requests_total", .counter, help: "Join requests answered, by decision.")
+        metrics.declare("state_downloads_total", .counter, help: "State chunks served to newcomers, by result.")
+    }
+}

@@ -1,0 +1,125 @@
+import Shared
+
+/// The averager's REST API (see `openapi/averager.yaml`). `main` and the
+/// tests both build the router here.
+public enum AveragerRouter {
+    /// A function that wraps every handler: one place for authentication, or
+    /// for a test's fault injection.
+    public typealias Interceptor = @Sendable (_ route: String, _ handler: @escaping HTTPHandler) -> HTTPHandler
+
+    /// The router serving `averager`.
+    public static func build(_ averager: Averager, intercept: Interceptor = { _, handler in handler }) -> Router {
+        var router = Router()
+        func add(_ method: String, _ pattern: String, accepts: [String] = [], _ handler: @escaping @Sendable (HTTPRequest) async throws(AveragerError) -> HTTPResponse) {
+            let handler: HTTPHandler = { request in
+                do throws(AveragerError) { return try await handler(request) } catch { throw error.http }
+            }
+            router.add(method, pattern, accepts: accepts, intercept(pattern, handler))
+        }
+        let tensors = ["application/octet-stream", "application/vnd.safetensors"]
+        let json = ["application/json"]
+
+        // Trainers.
+        add("POST", "/v1/average", accepts: tensors) { request throws(AveragerError) in
+            try encode(try await averager.average(AverageRequest(http: request)))
+        }
+        add("POST", "/v1/rounds", accepts: tensors) { request throws(AveragerError) in
+            let parsed = try AverageRequest(http: request)
+            let id = averager.rounds.schedule { () throws(AveragerError) in try await averager.average(parsed) }
+            return .json(["id": .string(id), "status": "running"], status: 202)
+        }
+        add("GET", "/v1/rounds/{id}") { request throws(AveragerError) in
+            let id = request.parameter("id")
+            let wait = min(max(Double(request.query["wait"] ?? "0") ?? 0, 0), 600)
+            guard let status = await averager.rounds.status(id, wait: wait) else { throw unknownRound(id) }
+            switch status {
+            case .running: return .json(["id": .string(id), "status": "running"])
+            case .done(let result): return .json(["id": .string(id), "status": "done", "round": result.record.json])
+            case .failed(let error):
+                return .json(["id": .string(id), "status": "failed", "error": ["code": .string(error.kind.description), "message": .string(error.message)]])
+            }
+        }
+        add("GET", "/v1/rounds/{id}/tensors") { request throws(AveragerError) in
+            let id = request.parameter("id")
+            guard let status = await averager.rounds.status(id) else { throw unknownRound(id) }
+            switch status {
+            case .running: throw AveragerError(.conflict, "round \(id) is still running; poll GET /v1/rounds/\(id)?wait=30 until it is done")
+            case .done(let result): return try encode(result)
+            case .failed(let error): throw error
+            }
+        }
+        add("GET", "/v1/info") { _ throws(AveragerError) in
+            let keys = await averager.groupKeys()
+            return .json(["peer_id": averager.peerID.map(JSON.string) ?? .null, "mode": .string(averager.configuration.mode.rawValue),
+                          "group_keys": .object(keys.mapValues(JSON.string))])
+        }
+
+        // State sharing.
+        add("PUT", "/v1/state", accepts: tensors) { request throws(AveragerError) in
+            let priority = Double(request.query["priority"] ?? "0") ?? .nan
+            let snapshot = try await averager.putState(prefix: try request.prefix(), bytes: request.body, priority: priority)
+            return .json(["version": .string(snapshot.version), "bytes": .int(snapshot.bytes.count), "priority": .double(snapshot.priority)])
+        }
+        add("GET", "/v1/state") { request throws(AveragerError) in
+            try averager.serveState(prefix: try request.prefix(), requester: request.headers["x-hivemind-peer"],
+                                    range: request.headers["range"], version: request.headers["if-match"])
+        }
+        add("POST", "/v1/state/load") { request throws(AveragerError) in
+            let timeout = Double(request.query["timeout"] ?? "") ?? averager.configuration.defaultTimeout
+            guard timeout > 0, timeout <= 3600 else { throw AveragerError(.unprocessable, "timeout must be a number of seconds in (0, 3600]") }
+            let (bytes, donor) = try await averager.loadState(prefix: try request.prefix(), timeout: timeout)
+            var response = HTTPResponse.bytes(bytes)
+            response.headers.append(("X-Hivemind-Donor", donor))
+            return response
+        }
+
+        // Other averagers.
+        add("POST", "/v1/matchmaking/join", accepts: json) { request throws(AveragerError) in
+            let join = try readJSON(request) { json throws(JSONFieldError) in try JoinRequest(json: json) }
+            return .json(await averager.join(join).json)
+        }
+        add("POST", "/v1/matchmaking/await", accepts: json) { request throws(AveragerError) in
+            let (peer, key) = try readJSON(request) { json throws(JSONFieldError) in
+                let reader = try JSONObjectReader(json)
+                return (try reader.string("peer"), try reader.string("group_key"))
+            }
+            return .json(await averager.awaitOutcome(peer: peer, groupKey: key).json)
+        }
+        add("POST", "/v1/groups/{group_id}/parts/{part}", accepts: tensors) { request throws(AveragerError) in
+            guard let part = Int(request.parameter("part")), part >= 0 else {
+                throw AveragerError(.badRequest, "part must be a non-negative integer, got '\(request.parameter("part"))'")
+            }
+            return .bytes(try await averager.receivePart(groupID: request.parameter("group_id"), part: part, body: request.body))
+        }
+        return router
+    }
+
+    private static func encode(_ result: AverageResult) throws(AveragerError) -> HTTPResponse {
+        do { return .bytes(try result.encoded()) } catch { throw AveragerError(.unprocessable, "cannot encode the averaged tensors: \(error.message)") }
+    }
+
+    private static func unknownRound(_ id: String) -> AveragerError {
+        AveragerError(.notFound, "no round \(id): it never existed or was dropped (the last \(RoundStore.finishedLimit) finished rounds are kept)")
+    }
+
+    private static func readJSON<T>(_ request: HTTPRequest, _ read: (JSON) throws(JSONFieldError) -> T) throws(AveragerError) -> T {
+        do {
+            return try read(try request.json())
+        } catch let error as HTTPError {
+            throw AveragerError(.badRequest, error.message)
+        } catch {
+            throw AveragerError(.badRequest, "\(error)")
+        }
+    }
+}
+
+extension HTTPRequest {
+    /// The required `prefix` query parameter, checked.
+    func prefix() throws(AveragerError) -> String {
+        guard let prefix = query["prefix"] else {
+            throw AveragerError(.badRequest, "query parameter 'prefix' is required: the run's name, e.g. ?prefix=my_run")
+        }
+        try GroupKey.validate(prefix: prefix)
+        return prefix
+    }
+}

@@ -1,0 +1,285 @@
+import Shared
+
+/// Finds groups for one prefix: drives a `MatchmakingState` with the DHT,
+/// join requests to other averagers, and the answers to theirs (the I/O half
+/// of the reference's `Matchmaking`).
+///
+/// A search declares `{prefix}.0b{bits}` -> peer -> true until an expiration
+/// and renews it at each expiration; meanwhile it asks earlier-declared peers
+/// to lead it. A leader starts at its target size, or at its expiration with
+/// at least the minimum; an accepted follower waits on its leader for the
+/// outcome (a long-poll, so that clients, which nobody can call, follow too).
+actor Matchmaker {
+    /// Where a search gave up, for the error at the deadline.
+    private struct Diagnostics {
+        var refusals: [JoinRefusal: Int] = [:]
+        var schemaConflicts: Set<PeerID> = []
+    }
+
+    private var state: MatchmakingState
+    private let dht: any AveragerDHT
+    private let http: HTTPClient
+    private let minMatchmakingTime: Double
+    private let logger: Logger
+    private let metrics: Metrics
+    /// Serializes our own join requests with the answers to others', as the
+    /// reference's `lock_request_join_group` does; a rare A->B, B->A wait is
+    /// broken by the request timeout.
+    private let joinLock = AsyncLock()
+    /// One round per prefix at a time; held by `Averager` for a whole round.
+    let roundLock = AsyncLock()
+
+    private var candidates = LeaderCandidates()
+    private var diagnostics = Diagnostics()
+    private var result: CheckedContinuation<GroupInfo?, Never>?
+    private var waitingFollowers: [PeerID: CheckedContinuation<LeaderOutcome, Never>] = [:]
+    /// Outcomes decided before their follower came to ask (kept for a while).
+    private var undelivered: [PeerID: (outcome: LeaderOutcome, time: Double)] = [:]
+    private var generator = SystemRandomNumberGenerator()
+
+    init(state: MatchmakingState, dht: any AveragerDHT, http: HTTPClient, minMatchmakingTime: Double, logger: Logger, metrics: Metrics) {
+        self.state = state
+        self.dht = dht
+        self.http = http
+        self.minMatchmakingTime = minMatchmakingTime
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    private var me: PeerID { state.me }
+    private var requestTimeout: Double { state.settings.requestTimeout }
+
+    /// The current group key (it moves after every group).
+    var groupKey: GroupKey { state.groupKey }
+
+    // MARK: - Searching
+
+    /// Looks for a group until `deadline` (seconds since the epoch).
+    /// - Throws: `AveragerError` `.noGroupFound` at the deadline, or
+    ///   `.schemaMismatch` if peers were found but their tensors differ.
+    func findGroup(schemaHash: String, member: GroupMember, deadline: Double) async throws(AveragerError) -> GroupInfo {
+        state.begin(schemaHash: schemaHash, member: member)
+        candidates.reset()
+        diagnostics = Diagnostics()
+        if !state.settings.clientMode { await declare(deadline: deadline) }
+        let group = await withCheckedContinuation { continuation in
+            result = continuation
+            let tasks = [
+                Task { await self.renewDeclarations(deadline: deadline) },
+                Task { await self.searchForLeaders(deadline: deadline) },
+                // The last expiration is the deadline itself; leave it a moment to assemble.
+                Task { try? await Task.sleep(for: .seconds(max(0, deadline - Clock.epoch) + 0.25)); self.finish(nil) },
+            ]
+            searchTasks = tasks
+        }
+        for task in searchTasks { task.cancel() }
+        for task in searchTasks { await task.value }
+        searchTasks = []
+        let (notifications, declaration) = state.end()
+        deliver(notifications)
+        if let declaration {
+            // Leaving: `false` with a later expiration replaces our `true`. Nobody waits for it.
+            let (dht, me) = (dht, me)
+            Task { try? await dht.declare(key: declaration.key, subkey: me, value: false, expiration: declaration.expiration.nextUp) }
+        }
+        if let group { return group }
+        throw failure(deadline: deadline)
+    }
+
+    private var searchTasks: [Task<Void, Never>] = []
+
+    private func failure(deadline: Double) -> AveragerError {
+        let key = state.groupKey.key
+        if !diagnostics.schemaConflicts.isEmpty {
+            let peers = diagnostics.schemaConflicts.sorted().prefix(5).joined(separator: ", ")
+            return AveragerError(.schemaMismatch, "no group found under \(key): peers of this run (\(peers)) average tensors with "
+                + "other names, shapes or dtypes (or another part size or aggregation); send tensors that match the run's")
+        }
+        let refusals = diagnostics.refusals.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }
+        return AveragerError(.noGroupFound, "no group found under \(key) before the deadline: fewer than min_group_size "
+            + "(\(state.settings.minGroupSize)) peers were looking" + (refusals.isEmpty ? "" : "; refusals: " + refusals.joined(separator: ", ")))
+    }
+
+    /// Resolves the search once: with a group, or with nil at the deadline.
+    private func finish(_ group: GroupInfo?) {
+        guard let continuation = result else { return }
+        result = nil
+        continuation.resume(returning: group)
+    }
+
+    private var isSearching: Bool { result != nil }
+
+    private func expiration(deadline: Double) -> Double {
+        min(Clock.epoch + minMatchmakingTime, deadline)
+    }
+
+    private func declare(deadline: Double) async {
+        let expiration = expiration(deadline: deadline)
+        let key = state.declare(expiration: expiration)
+        do {
+            try await dht.declare(key: key, subkey: me, value: true, expiration: expiration)
+        } catch {
+            logger.warning("cannot declare in the DHT", ["key": key, "error": "\(error)"])
+        }
+    }
+
+    /// At each expiration: start the group if it is big enough, else send the
+    /// followers away and declare again (paused while we follow someone).
+    private func renewDeclarations(deadline: Double) async {
+        guard !state.settings.clientMode else { return }
+        while isSearching, !Task.isCancelled {
+            if state.leader != nil {
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            let wait = state.declaredExpiration - Clock.epoch
+            if wait > 0 {
+                try? await Task.sleep(for: .seconds(wait))
+                continue  // re-check: we may have started following meanwhile
+            }
+            switch state.expirationReached(now: Clock.now) {
+            case .assemble:
+                assemble()
+                return
+            case .disband(let notifications):
+                deliver(notifications)
+            case .wait:
+                break
+            }
+            guard Clock.epoch < deadline else { return }
+            await declare(deadline: deadline)
+        }
+    }
+
+    /// Asks earlier-declared peers to lead us, earliest first, re-reading the
+    /// DHT with a growing pause while nobody qualifies.
+    private func searchForLeaders(deadline: Double) async {
+        var pause = 0.02
+        while isSearching, !Task.isCancelled, Clock.epoch < deadline {
+            let ownExpiration = state.settings.clientMode ? Double.infinity : state.declaredExpiration
+            let members = (try? await dht.members(key: state.groupKey.key)) ?? []
+            guard isSearching, !Task.isCancelled else { return }
+            if let candidate = candidates.next(from: members, me: me, expiration: ownExpiration, now: Clock.epoch) {
+                pause = 0.02
+                if let group = await requestToJoin(candidate.peer, deadline: deadline) {
+                    finish(group)
+                    return
+                }
+                continue
+            }
+            try? await Task.sleep(for: .seconds(pause))
+            pause = min(pause * 2, 0.5)
+        }
+    }
+
+    /// Asks `leader` to take us; if it accepts, waits for its outcome.
+    /// - Returns: the group, or nil if refused, disbanded or unreachable.
+    private func requestToJoin(_ leader: PeerID, deadline: Double) async -> GroupInfo? {
+        await joinLock.lock()
+        guard isSearching, !Task.isCancelled, state.leader == nil,
+              let request = state.joinRequest(fallback: expiration(deadline: deadline)) else {
+            joinLock.unlock()
+            return nil
+        }
+        let response: JoinResponse
+        do {
+            response = try JoinResponse(json: try await http.send("POST", "\(leader)/v1/matchmaking/join", json: request.json,
+                                                                  timeout: requestTimeout).json())
+        } catch {
+            joinLock.unlock()
+            logger.debug("potential leader did not answer", ["leader": leader, "error": "\(error)"])
+            return nil
+        }
+        guard response == .accepted else {
+            joinLock.unlock()
+            if case .refused(let reason, _) = response {
+                diagnostics.refusals[reason, default: 0] += 1
+                if reason == .badSchemaHash { diagnostics.schemaConflicts.insert(leader) }
+                logger.debug("refused by potential leader", ["leader": leader, "reason": reason.rawValue])
+            }
+            return nil
+        }
+        deliver(state.follow(leader))
+        joinLock.unlock()
+
+        let outcome: LeaderOutcome
+        do {
+            let timeout = max(0, request.expiration - Clock.epoch) + requestTimeout
+            let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey)]
+            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/await", json: body, timeout: timeout).json())
+        } catch {
+            state.unfollow()
+            logger.debug("leader went silent", ["leader": leader, "error": "\(error)"])
+            return nil
+        }
+        switch outcome {
+        case .begin(let group):
+            guard isSearching else { return nil }
+            do {
+                try state.joined(group)
+            } catch {
+                state.unfollow()
+                logger.warning("leader sent an unusable group", ["leader": leader, "error": error.message])
+                return nil
+            }
+            return group
+        case .disbanded(let suggested):
+            state.unfollow()
+            if let suggested, suggested != me, suggested != leader, isSearching, !Task.isCancelled {
+                return await requestToJoin(suggested, deadline: deadline)
+            }
+            return nil
+        }
+    }
+
+    /// Starts our group with the followers we have.
+    private func assemble() {
+        let (group, notifications) = state.assemble(now: Clock.now, using: &generator)
+        deliver(notifications)
+        finish(group)
+    }
+
+    // MARK: - Answering other averagers
+
+    /// Answers `POST /v1/matchmaking/join`.
+    func join(_ request: JoinRequest) async -> JoinResponse {
+        let arrived = Clock.now
+        await joinLock.lock()
+        defer { joinLock.unlock() }
+        // The asker gives up after the request timeout; accepting it now would
+        // count a follower that is no longer there.
+        guard Clock.now - arrived < requestTimeout else { return .refused(.notLookingForGroup, suggestedLeader: nil) }
+        let (response, isFull) = state.handleJoin(request, now: Clock.now)
+        switch response {
+        case .accepted: metrics.increment("join_requests_total", labels: ["decision": "accepted"])
+        case .refused(let reason, _):
+            metrics.increment("join_requests_total", labels: ["decision": reason.rawValue])
+            if reason == .badSchemaHash { diagnostics.schemaConflicts.insert(request.peer) }
+        }
+        if isFull { assemble() }
+        return response
+    }
+
+    /// Answers `POST /v1/matchmaking/await`: the accepted follower's outcome,
+    /// once the group is assembled or disbanded.
+    func awaitOutcome(peer: PeerID) async -> LeaderOutcome {
+        if let stored = undelivered.removeValue(forKey: peer) { return stored.outcome }
+        guard state.markAwaiting(peer) else { return .disbanded(suggestedLeader: nil) }
+        return await withCheckedContinuation { continuation in
+            waitingFollowers.removeValue(forKey: peer)?.resume(returning: .disbanded(suggestedLeader: nil))
+            waitingFollowers[peer] = continuation
+        }
+    }
+
+    private func deliver(_ notifications: [MatchmakingState.Notification]) {
+        let now = Clock.now
+        undelivered = undelivered.filter { now - $0.value.time < 4 * requestTimeout }
+        for (peer, outcome) in notifications {
+            if let continuation = waitingFollowers.removeValue(forKey: peer) {
+                continuation.resume(returning: outcome)
+            } else {
+                undelivered[peer] = (outcome, now)
+            }
+        }
+    }
+}

@@ -48,7 +48,7 @@ func runMesh(_ arguments: [String]) async throws {
     }
     let description = mesh.description
     try description.serialized().write(toFile: options.string("mesh-file")!, atomically: true, encoding: .utf8)
-    print(description.serialized())
+    FileHandle.standardOutput.write(Data((description.serialized() + "\n").utf8))
     FileHandle.standardError.write(Data("mesh up: \(mesh.services.count) services; addresses in \(options.string("mesh-file")!); Ctrl-C stops them\n".utf8))
     _ = ServiceRunner.waitForTermination()
     mesh.stopAll()

@@ -27,9 +27,15 @@ demo: deps build-release
 	@bash deploy/demo.sh
 
 ## Every test: unit tests and multi-process integration tests on loopback.
+# One test target at a time: together, the multi-process suites can starve
+# each other on 2 cores (under investigation); each alone takes seconds.
+TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	@for target in $(TEST_TARGETS); do \
+		echo "== $$target"; \
+		timeout 600 $(SWIFT) test --skip-build --filter "$$target" || exit 1; \
+	done
 
 build-release:
 	$(SWIFT) build -c release

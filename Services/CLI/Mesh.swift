@@ -48,7 +48,9 @@ func runMesh(_ arguments: [String]) async throws {
     }
     let description = mesh.description
     try description.serialized().write(toFile: options.string("mesh-file")!, atomically: true, encoding: .utf8)
-    FileHandle.standardOutput.write(Data((description.serialized() + "\n").utf8))
+    // A ready line like every service's, with the gateway as the mesh's front door.
+    let ready: JSON = ["event": "mesh_up", "url": .string(mesh.urls(of: "hivemind-gateway")[0]), "services": description]
+    FileHandle.standardOutput.write(Data((ready.serialized() + "\n").utf8))
     FileHandle.standardError.write(Data("mesh up: \(mesh.services.count) services; addresses in \(options.string("mesh-file")!); Ctrl-C stops them\n".utf8))
     _ = ServiceRunner.waitForTermination()
     mesh.stopAll()

@@ -36,6 +36,7 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("seed", default: "0", help: "seeds initialization and batch order"),
         OptionSpec("name", default: "trainer", help: "this trainer's name in logs"),
         OptionSpec("history", help: "append one JSON line per step (for curves) to this file"),
+        OptionSpec("save", help: "write the final dense layers to this safetensors file"),
     ])
     let config = try TrainerConfiguration(options)
     var trainer = try await Trainer(config)
@@ -57,6 +58,7 @@ struct TrainerConfiguration {
     let seed: UInt64
     let name: String
     let history: String?
+    let save: String?
 
     init(_ options: ServiceOptions) throws {
         gateway = options.string("gateway")!
@@ -79,6 +81,7 @@ struct TrainerConfiguration {
         seed = UInt64(try options.int("seed") ?? 0)
         name = options.string("name")!
         history = options.string("history")
+        save = options.string("save")
         guard hidden > 0, batchSize > 0, epochs > 0, averageEvery > 0 else {
             throw OptionError("--hidden-dim, --batch-size, --epochs and --average-every must be positive")
         }

@@ -47,7 +47,8 @@ struct Trainer {
                 }
             }
         }
-        await average()
+        await average(timeout: 10)  // the final round waits longer, so trainers that finish together end equal
+        if let path = config.save { try Data(try TensorBundle(model.parameters).encode()).write(to: URL(fileURLWithPath: path)) }
         let accuracy = try await evaluate()
         let summary: JSON = ["trainer": .string(config.name), "held_out_accuracy": .double(accuracy), "steps": .int(step),
                              "seconds": .double(Clock.now - started), "failed_steps": .int(failures), "averaging_rounds": .int(rounds)]
@@ -111,12 +112,12 @@ struct Trainer {
 
     /// Averages the dense layers with whichever trainers are averaging now,
     /// weighted by samples; alone, keeps its own. Then offers them to newcomers.
-    private mutating func average() async {
-        guard let averager = config.averager, samplesSinceAverage > 0 else { return }
+    private mutating func average(timeout: Double = 3) async {
+        guard let averager = config.averager else { return }
         do {
             let body = try TensorBundle(model.parameters).encode()
             let response = try await HTTPClient.shared.post(
-                "\(averager)/v1/average?prefix=\(config.run)&weight=\(samplesSinceAverage)&timeout=3", bytes: body, timeout: 10)
+                "\(averager)/v1/average?prefix=\(config.run)&weight=\(max(1, samplesSinceAverage))&timeout=\(timeout)", bytes: body, timeout: timeout + 10)
             let averaged = try TensorBundle.decode(response.body)
             model.visitParameters(prefix: "") { name, tensor in
                 if let value = averaged[name], value.shape == tensor.shape { tensor = value }

@@ -21,6 +21,7 @@ func runGatewaySuite() throws {
                 + "\(column(format(result.clientSeconds * 1e3, 1), 11)) \(column(format(result.gatewaySeconds * 1e3, 1), 11)) "
                 + "\(column(format(result.slowestExpertSeconds * 1e3, 1), 18)) \(format(100 * result.overhead, 1))%")
         }
+        mesh.stop()
     }
 }
 
@@ -28,8 +29,9 @@ func runGatewaySuite() throws {
 private final class GatewayMesh: @unchecked Sendable {
     let hidden: Int
     let dht: BenchProcess
-    let hosts: [BenchProcess]
-    let gateway: BenchProcess
+    private(set) var hosts: [BenchProcess]
+    private(set) var gateway: BenchProcess?
+    let gatewayURL: String
 
     init(hidden: Int) throws {
         self.hidden = hidden
@@ -43,7 +45,8 @@ private final class GatewayMesh: @unchecked Sendable {
             ])
         }
         gateway = try BenchProcess("hivemind-gateway", quiet + ["--dht", dht.url])
-        let url = gateway.url
+        let url = gateway!.url
+        gatewayURL = url
         try blocking {
             let deadline = monotonicSeconds() + 20
             while true {
@@ -54,6 +57,18 @@ private final class GatewayMesh: @unchecked Sendable {
             }
         }
     }
+
+    /// Stops the gateway, then the hosts with SIGKILL (a host asked to stop with SIGTERM was seen to keep
+    /// running after a benchmark row, which would stall the next row), then the DHT.
+    /// Called after each row: the process may exit before a last mesh would be released.
+    func stop() {
+        gateway = nil
+        for host in hosts { kill(host.process.processIdentifier, SIGKILL) }
+        hosts = []
+        dht.process.terminate()
+    }
+
+    deinit { stop() }
 
     /// Totals of one measurement, per forward + backward pair.
     struct Result {
@@ -80,10 +95,10 @@ private final class GatewayMesh: @unchecked Sendable {
             let x = Tensor.randomNormal(shape: [batch, hidden], using: &generator)
             let scores = Tensor.randomNormal(shape: [batch, 8], using: &generator)
             let started = monotonicSeconds()
-            let forward = try TensorBundle.decode(try await client.post("\(gateway.url)/v1/moe/forward?\(query)",
+            let forward = try TensorBundle.decode(try await client.post("\(gatewayURL)/v1/moe/forward?\(query)",
                                                                          bytes: try TensorBundle([("x", x), ("scores", scores)]).encode(), timeout: 60).body)
             let backwardBody = try TensorBundle([("x", x), ("grad_output", forward["output"]!)], metadata: forward.metadata).encode()
-            _ = try await client.post("\(gateway.url)/v1/moe/backward?\(query)", bytes: backwardBody, timeout: 60)
+            _ = try await client.post("\(gatewayURL)/v1/moe/backward?\(query)", bytes: backwardBody, timeout: 60)
             let elapsed = monotonicSeconds() - started
             let after = try await scrape(client)
             if warmUp {
@@ -106,7 +121,7 @@ private final class GatewayMesh: @unchecked Sendable {
 
     /// The gateway's cumulative MoE request time and per-expert call time from /metrics.
     private func scrape(_ client: HTTPClient) async throws -> (requestSeconds: Double, expertSeconds: [ExpertPass: Double]) {
-        let text = String(decoding: try await client.get("\(gateway.url)/metrics").body, as: UTF8.self)
+        let text = String(decoding: try await client.get("\(gatewayURL)/metrics").body, as: UTF8.self)
         var request = 0.0
         var experts: [ExpertPass: Double] = [:]
         for line in text.split(separator: "\n") {

@@ -45,8 +45,10 @@ public struct MixtureLayer: Sendable {
             }
             outputShape = shape
         }
+        let shape = outputShape ?? Array(example.shape.dropFirst())
+        let width = shape.reduce(1, *)
+        var output = Tensor(zeros: [batch] + shape)
         var routing: [[RoutingRecord.Route]] = []
-        var rows: [[Float]] = []
         for sample in 0..<batch {
             let answered = candidates[sample].compactMap { candidate in
                 answers[candidate.expert].flatMap { answer in answer.samples[sample].map { (candidate, answer.output.row($0)) } }
@@ -59,12 +61,9 @@ public struct MixtureLayer: Sendable {
             }
             let weights = MixtureMath.weights(scores: answered.map(\.0.score))
             routing.append(zip(answered, weights).map { RoutingRecord.Route(uid: $0.0.expert.uid, url: $0.0.expert.url, weight: $1) })
-            rows.append(answered.isEmpty ? [] : MixtureMath.combine(outputs: answered.map { Array($0.1) }, weights: weights))
+            for ((_, row), weight) in zip(answered, weights) { MixtureMath.addScaled(row, weight, into: &output.scalars, at: sample * width) }
         }
-        let shape = outputShape ?? Array(example.shape.dropFirst())
-        let width = shape.reduce(1, *)
-        let scalars = rows.flatMap { $0.isEmpty ? [Float](repeating: 0, count: width) : $0 }
-        return (try! Tensor(shape: [batch] + shape, scalars: scalars), RoutingRecord(samples: routing))
+        return (output, RoutingRecord(samples: routing))
     }
 
     // MARK: Backward
@@ -88,14 +87,14 @@ public struct MixtureLayer: Sendable {
         var gradX = Tensor(zeros: x.shape)
         var gradScores = Tensor(zeros: [batch, parameters.scoreCount])
         var answered = [Int](repeating: 0, count: batch)
-        var perSample: [Int: [(uid: ExpertUID, weight: Float, output: ArraySlice<Float>)]] = [:]
+        var perSample: [Int: [(uid: ExpertUID, weight: Float, projection: Float)]] = [:]
         for (expert, result) in zip(experts, results) {
             guard case .success(let tensors)? = result else { continue }
             let width = x.rowSize
             for (position, row) in groups[expert]!.enumerated() {
                 answered[row.sample] += 1
-                for index in 0..<width { gradX.scalars[row.sample * width + index] += tensors[0].scalars[position * width + index] }
-                perSample[row.sample, default: []].append((expert.uid, row.weight, tensors[1].row(position)))
+                MixtureMath.addScaled(tensors[0].row(position), 1, into: &gradX.scalars, at: row.sample * width)
+                perSample[row.sample, default: []].append((expert.uid, row.weight, MixtureMath.dot(tensors[1].row(position), gradOutput.row(row.sample))))
             }
         }
         if let sample = answered.indices.first(where: { answered[$0] < parameters.backwardKMin }) {
@@ -105,8 +104,7 @@ public struct MixtureLayer: Sendable {
         }
         let offsets = parameters.gridSize.indices.map { parameters.gridSize[..<$0].reduce(0, +) }
         for (sample, entries) in perSample {
-            let scoreGradients = MixtureMath.scoreGradients(outputs: entries.map { Array($0.output) }, weights: entries.map(\.weight),
-                                                            gradOutput: Array(gradOutput.row(sample)))
+            let scoreGradients = MixtureMath.scoreGradients(projections: entries.map(\.projection), weights: entries.map(\.weight))
             for (entry, gradient) in zip(entries, scoreGradients) {
                 for (dimension, coordinate) in entry.uid.coordinates.enumerated() {
                     gradScores.scalars[sample * parameters.scoreCount + offsets[dimension] + coordinate] += gradient

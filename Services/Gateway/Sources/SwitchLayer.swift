@@ -73,9 +73,7 @@ public struct SwitchLayer: Sendable {
             layer.metrics?.observe("answers_per_sample", 1)
             let coordinates = candidate.expert.uid.coordinates
             let weight = math.weight(probabilities[sample], coordinates: coordinates)
-            answer.output.scalars.withUnsafeBufferPointer { y in
-                for index in 0..<width { output.scalars[sample * width + index] += weight * y[position * width + index] }
-            }
+            MixtureMath.addScaled(answer.output.row(position), weight, into: &output.scalars, at: sample * width)
             routes.append([RoutingRecord.Route(uid: candidate.expert.uid, url: candidate.expert.url, weight: weight)])
             chosen.append(coordinates)
         }
@@ -129,8 +127,8 @@ public struct SwitchLayer: Sendable {
         for (expert, result) in zip(experts, results) {
             guard case .success(let tensors)? = result else { continue }
             for (position, row) in groups[expert]!.enumerated() {
-                for index in 0..<width { gradX.scalars[row.sample * width + index] += tensors[0].scalars[position * width + index] }
-                weightGradients[row.sample] = zip(tensors[1].row(position), gradOutput.row(row.sample)).reduce(0) { $0 + $1.0 * $1.1 }
+                MixtureMath.addScaled(tensors[0].row(position), 1, into: &gradX.scalars, at: row.sample * width)
+                weightGradients[row.sample] = MixtureMath.dot(tensors[1].row(position), gradOutput.row(row.sample))
             }
         }
         if mixture.backwardKMin > 0, let sample = weightGradients.firstIndex(where: { $0 == nil }) {

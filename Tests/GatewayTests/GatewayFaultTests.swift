@@ -40,6 +40,9 @@ import TestSupport
         ])
         let x = Tensor(repeating: 1, shape: [2, 4])
         try await withGatewayServer(mesh.gateway()) { url in
+            // Warm up connections on the fast expert so the timed call measures the cut-off alone.
+            _ = try await moeForward(url, x: x, scores: try Tensor(shape: [2, 3], scalars: [9, -9, 0, 9, -9, 0]),
+                                     query: "prefix=nop.&grid=2,1&k_best=1")
             // Both experts chosen; the fast one answers, the slow one (0.5 s) is cut off 0.1 s later.
             let started = Clock.now
             let (output, routing) = try await moeForward(url, x: x, scores: Tensor(zeros: [2, 3]),

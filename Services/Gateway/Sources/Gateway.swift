@@ -5,6 +5,7 @@ import Shared
 /// between calls, so replicas can serve the same clients.
 public struct Gateway: Sendable {
     public let layer: MixtureLayer
+    public let switchLayer: SwitchLayer
     let directory: any ExpertDirectory
     let client: HTTPClient
     public let metrics: Metrics
@@ -14,6 +15,7 @@ public struct Gateway: Sendable {
         self.client = client
         self.metrics = metrics
         layer = MixtureLayer(directory: directory, client: client, metrics: metrics)
+        switchLayer = SwitchLayer(layer: layer)
         metrics.declare("beam_search_seconds", .histogram, help: "Time to choose the batch's experts in the DHT.")
         metrics.declare("answers_per_sample", .histogram, help: "Experts that answered per sample.", buckets: [0, 1, 2, 3, 4, 6, 8, 16])
         metrics.declare("expert_seconds", .histogram, help: "Latency of expert calls that answered, by expert and pass.")
@@ -33,12 +35,37 @@ public struct Gateway: Sendable {
             let parameters = try MixtureParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "grad_output"])
             let x = bundle["x"]!
-            guard let text = bundle.metadata["routing"], let json = try? JSON.parse(text) else {
-                throw HTTPError.badRequest("metadata 'routing' must hold the routing record that forward returned")
-            }
-            let routing = try RoutingRecord(json: json, prefix: parameters.prefix, gridSize: parameters.gridSize, batch: x.shape.first ?? 0)
+            let routing = try routingRecord(bundle, parameters, batch: x.shape.first ?? 0)
             let (gradX, gradScores) = try await layer.backward(x: x, gradOutput: bundle["grad_output"]!, routing: routing, parameters)
             return try encode([("grad_x", gradX), ("grad_scores", gradScores)], metadata: [:], codec: parameters.codec)
+        }
+        router.post("/v1/moe/switch/forward", accepts: ["application/octet-stream"]) { request in
+            let parameters = try SwitchParameters(query: request.query)
+            let bundle = try decode(request.body, names: ["x", "scores"])
+            let result = try await switchLayer.forward(x: bundle["x"]!, scores: bundle["scores"]!, utilization: bundle["utilization"], parameters)
+            var metadata = ["routing": result.routing.json.serialized()]
+            if let seed = result.seed { metadata["jitter_seed"] = String(seed) }
+            return try encode([("output", result.output), ("balancing_loss", result.balancingLoss), ("utilization", result.utilization)],
+                              metadata: metadata, codec: parameters.mixture.codec)
+        }
+        router.post("/v1/moe/switch/backward", accepts: ["application/octet-stream"]) { request in
+            let parameters = try SwitchParameters(query: request.query)
+            let bundle = try decode(request.body, names: ["x", "scores", "grad_output", "utilization"])
+            let x = bundle["x"]!
+            let routing = try routingRecord(bundle, parameters.mixture, batch: x.shape.first ?? 0)
+            var seed = parameters.seed
+            if let text = bundle.metadata["jitter_seed"] {
+                guard let value = UInt64(text) else { throw HTTPError.badRequest("metadata 'jitter_seed' must be the seed forward returned, got '\(text)'") }
+                seed = value
+            }
+            let gradLoss = bundle["grad_balancing_loss"]
+            guard gradLoss == nil || gradLoss!.count == 1 else {
+                throw HTTPError.unprocessable("grad_balancing_loss must hold one number, got shape \(gradLoss!.shape)")
+            }
+            let (gradX, gradScores) = try await switchLayer.backward(
+                x: x, scores: bundle["scores"]!, gradOutput: bundle["grad_output"]!, utilization: bundle["utilization"]!,
+                gradLoss: gradLoss?.scalars[0] ?? 0, routing: routing, seed: seed, parameters)
+            return try encode([("grad_x", gradX), ("grad_scores", gradScores)], metadata: [:], codec: parameters.mixture.codec)
         }
         router.get("/v1/experts") { request in
             guard let prefix = request.query["prefix"], ExpertUID.isValidPrefix(prefix) else {
@@ -93,6 +120,14 @@ public struct Gateway: Sendable {
         } catch {
             throw HTTPError(status: 502, code: "expert_unreachable", message: "\(uid) at \(expert.url): \(error)")
         }
+    }
+
+    /// The routing record that forward returned, from the body's metadata.
+    private func routingRecord(_ bundle: TensorBundle, _ parameters: MixtureParameters, batch: Int) throws(HTTPError) -> RoutingRecord {
+        guard let text = bundle.metadata["routing"], let json = try? JSON.parse(text) else {
+            throw HTTPError.badRequest("metadata 'routing' must hold the routing record that forward returned")
+        }
+        return try RoutingRecord(json: json, prefix: parameters.prefix, gridSize: parameters.gridSize, batch: batch)
     }
 
     private func decode(_ body: [UInt8], names: [String]) throws(HTTPError) -> TensorBundle {

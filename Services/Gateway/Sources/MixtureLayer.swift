@@ -24,28 +24,9 @@ public struct MixtureLayer: Sendable {
     /// - Throws: `HTTPError`: 422 for shapes that do not fit, 503 when a sample got fewer than k_min answers.
     public func forward(x: Tensor, scores: Tensor, _ parameters: MixtureParameters) async throws(HTTPError) -> (output: Tensor, routing: RoutingRecord) {
         let batch = try checkBatch(x, scores, parameters)
-        let perDimension = (0..<batch).map { sample in splitScores(scores.row(sample), parameters.gridSize) }
-        let started = Clock.now
-        let search = BeamSearch(prefix: parameters.prefix, gridSize: parameters.gridSize)
-        let candidates: [[BeamSearch.Candidate]]
-        do {
-            candidates = try await search.findBestExperts(scores: perDimension, beamSize: parameters.kBest) { prefixes in
-                try await directory.children(of: prefixes)
-            }
-        } catch {
-            throw .serviceUnavailable("cannot search the DHT for experts under \(parameters.prefix): \(error)")
-        }
-        metrics?.observe("beam_search_seconds", Clock.now - started)
-
+        let candidates = try await chooseExperts(scores, batch: batch, parameters)
         let groups = group(candidates.map { $0.map(\.expert) })
-        let calls: [@Sendable () async throws -> Tensor] = groups.map { expert, samples in
-            let body = payload([("input.0", x.gatherRows(samples))])
-            return { [client, metrics] in
-                try await callExpert(client, metrics, expert, "forward", body, timeout: parameters.forwardTimeout, rows: samples.count,
-                                     detectAnomalies: parameters.detectAnomalies)[0]
-            }
-        }
-        let results = await collect(calls, timeout: parameters.forwardTimeout, grace: parameters.timeoutAfterKMin) { results in
+        let results = await callForward(x: x, groups: groups, parameters) { results in
             answerCounts(results, groups, batch).allSatisfy { $0 >= parameters.kMin }
         }
         let answers = answerTable(results, groups)
@@ -64,8 +45,10 @@ public struct MixtureLayer: Sendable {
             }
             outputShape = shape
         }
+        let shape = outputShape ?? Array(example.shape.dropFirst())
+        let width = shape.reduce(1, *)
+        var output = Tensor(zeros: [batch] + shape)
         var routing: [[RoutingRecord.Route]] = []
-        var rows: [[Float]] = []
         for sample in 0..<batch {
             let answered = candidates[sample].compactMap { candidate in
                 answers[candidate.expert].flatMap { answer in answer.samples[sample].map { (candidate, answer.output.row($0)) } }
@@ -78,12 +61,9 @@ public struct MixtureLayer: Sendable {
             }
             let weights = MixtureMath.weights(scores: answered.map(\.0.score))
             routing.append(zip(answered, weights).map { RoutingRecord.Route(uid: $0.0.expert.uid, url: $0.0.expert.url, weight: $1) })
-            rows.append(answered.isEmpty ? [] : MixtureMath.combine(outputs: answered.map { Array($0.1) }, weights: weights))
+            for ((_, row), weight) in zip(answered, weights) { MixtureMath.addScaled(row, weight, into: &output.scalars, at: sample * width) }
         }
-        let shape = outputShape ?? Array(example.shape.dropFirst())
-        let width = shape.reduce(1, *)
-        let scalars = rows.flatMap { $0.isEmpty ? [Float](repeating: 0, count: width) : $0 }
-        return (try! Tensor(shape: [batch] + shape, scalars: scalars), RoutingRecord(samples: routing))
+        return (output, RoutingRecord(samples: routing))
     }
 
     // MARK: Backward
@@ -102,35 +82,19 @@ public struct MixtureLayer: Sendable {
             for route in routes { groups[ExpertInfo(uid: route.uid, url: route.url), default: []].append((sample, route.weight)) }
         }
         let experts = Array(groups.keys)
-        let calls: [@Sendable () async throws -> [Tensor]] = experts.map { expert in
-            let rows = groups[expert]!
-            // The expert's output entered the mixture scaled by its weight, so its output gradient is scaled too.
-            var gradients = gradOutput.gatherRows(rows.map(\.sample))
-            let width = gradients.rowSize
-            for (position, row) in rows.enumerated() {
-                for index in (position * width)..<((position + 1) * width) { gradients.scalars[index] *= row.weight }
-            }
-            let body = payload([("input.0", x.gatherRows(rows.map(\.sample))), ("grad_output.0", gradients)])
-            return { [client, metrics] in
-                try await callExpert(client, metrics, expert, "backward", body, timeout: parameters.backwardTimeout, rows: rows.count,
-                                     detectAnomalies: parameters.detectAnomalies)
-            }
-        }
-        let results = await collect(calls, timeout: parameters.backwardTimeout, grace: parameters.backwardTimeout) { _ in false }
+        let results = await callBackward(x: x, gradOutput: gradOutput, groups: experts.map { ($0, groups[$0]!) }, parameters)
 
         var gradX = Tensor(zeros: x.shape)
         var gradScores = Tensor(zeros: [batch, parameters.scoreCount])
         var answered = [Int](repeating: 0, count: batch)
-        var perSample: [Int: [(uid: ExpertUID, weight: Float, output: ArraySlice<Float>)]] = [:]
+        var perSample: [Int: [(uid: ExpertUID, weight: Float, projection: Float)]] = [:]
         for (expert, result) in zip(experts, results) {
-            guard case .success(let tensors)? = result, tensors.count == 2,
-                  tensors[0].shape == [groups[expert]!.count] + x.shape.dropFirst(),
-                  tensors[1].shape.first == groups[expert]!.count, tensors[1].rowSize == gradOutput.rowSize else { continue }
+            guard case .success(let tensors)? = result else { continue }
             let width = x.rowSize
             for (position, row) in groups[expert]!.enumerated() {
                 answered[row.sample] += 1
-                for index in 0..<width { gradX.scalars[row.sample * width + index] += tensors[0].scalars[position * width + index] }
-                perSample[row.sample, default: []].append((expert.uid, row.weight, tensors[1].row(position)))
+                MixtureMath.addScaled(tensors[0].row(position), 1, into: &gradX.scalars, at: row.sample * width)
+                perSample[row.sample, default: []].append((expert.uid, row.weight, MixtureMath.dot(tensors[1].row(position), gradOutput.row(row.sample))))
             }
         }
         if let sample = answered.indices.first(where: { answered[$0] < parameters.backwardKMin }) {
@@ -140,8 +104,7 @@ public struct MixtureLayer: Sendable {
         }
         let offsets = parameters.gridSize.indices.map { parameters.gridSize[..<$0].reduce(0, +) }
         for (sample, entries) in perSample {
-            let scoreGradients = MixtureMath.scoreGradients(outputs: entries.map { Array($0.output) }, weights: entries.map(\.weight),
-                                                            gradOutput: Array(gradOutput.row(sample)))
+            let scoreGradients = MixtureMath.scoreGradients(projections: entries.map(\.projection), weights: entries.map(\.weight))
             for (entry, gradient) in zip(entries, scoreGradients) {
                 for (dimension, coordinate) in entry.uid.coordinates.enumerated() {
                     gradScores.scalars[sample * parameters.scoreCount + offsets[dimension] + coordinate] += gradient
@@ -153,7 +116,7 @@ public struct MixtureLayer: Sendable {
 
     // MARK: Helpers
 
-    private func checkBatch(_ x: Tensor, _ scores: Tensor, _ parameters: MixtureParameters) throws(HTTPError) -> Int {
+    func checkBatch(_ x: Tensor, _ scores: Tensor, _ parameters: MixtureParameters) throws(HTTPError) -> Int {
         guard x.rank >= 2, x.shape[0] > 0 else {
             throw .unprocessable("x must be a batch [batch, ...] with at least one sample, got shape \(x.shape)")
         }
@@ -165,7 +128,7 @@ public struct MixtureLayer: Sendable {
         return x.shape[0]
     }
 
-    private func splitScores(_ row: ArraySlice<Float>, _ gridSize: [Int]) -> [[Float]] {
+    func splitScores(_ row: ArraySlice<Float>, _ gridSize: [Int]) -> [[Float]] {
         var start = row.startIndex
         return gridSize.map { size in
             defer { start += size }
@@ -174,7 +137,7 @@ public struct MixtureLayer: Sendable {
     }
 
     /// Each chosen expert with the samples that chose it, in a fixed order.
-    private func group(_ choices: [[ExpertInfo]]) -> [(ExpertInfo, [Int])] {
+    func group(_ choices: [[ExpertInfo]]) -> [(ExpertInfo, [Int])] {
         var samples: [ExpertInfo: [Int]] = [:]
         var order: [ExpertInfo] = []
         for (sample, experts) in choices.enumerated() {
@@ -185,69 +148,61 @@ public struct MixtureLayer: Sendable {
         }
         return order.map { ($0, samples[$0]!) }
     }
-}
 
-/// Per sample, how many chosen experts answered so far.
-private func answerCounts(_ results: [Result<Tensor, any Error>?], _ groups: [(ExpertInfo, [Int])], _ batch: Int) -> [Int] {
-    var counts = [Int](repeating: 0, count: batch)
-    for (result, group) in zip(results, groups) {
-        if case .success? = result { for sample in group.1 { counts[sample] += 1 } }
-    }
-    return counts
-}
+    // MARK: Shared with the Switch layer
 
-/// For every expert that answered: where each of its samples sits in its output.
-private func answerTable(_ results: [Result<Tensor, any Error>?], _ groups: [(ExpertInfo, [Int])]) -> [ExpertInfo: (samples: [Int: Int], output: Tensor)] {
-    var table: [ExpertInfo: (samples: [Int: Int], output: Tensor)] = [:]
-    for (result, (expert, samples)) in zip(results, groups) {
-        guard case .success(let output)? = result else { continue }
-        table[expert] = (Dictionary(uniqueKeysWithValues: samples.enumerated().map { ($1, $0) }), output)
-    }
-    return table
-}
-
-/// "2 failed (ffn.0.1: timed out ...), 1 cancelled" for error messages.
-private func failureSummary<T>(_ results: [Result<T, any Error>?], _ groups: [(ExpertInfo, [Int])]) -> String {
-    var failed: [String] = []
-    var unfinished = 0
-    for (result, (expert, _)) in zip(results, groups) {
-        switch result {
-        case .failure(let error)?: failed.append("\(expert.uid): \(error)")
-        case nil: unfinished += 1
-        default: break
+    /// Each sample's best `parameters.kBest` alive experts by beam search over the DHT.
+    func chooseExperts(_ scores: Tensor, batch: Int, _ parameters: MixtureParameters) async throws(HTTPError) -> [[BeamSearch.Candidate]] {
+        let perDimension = (0..<batch).map { sample in splitScores(scores.row(sample), parameters.gridSize) }
+        let started = Clock.now
+        let search = BeamSearch(prefix: parameters.prefix, gridSize: parameters.gridSize)
+        do {
+            let candidates = try await search.findBestExperts(scores: perDimension, beamSize: parameters.kBest) { prefixes in
+                try await directory.children(of: prefixes)
+            }
+            metrics?.observe("beam_search_seconds", Clock.now - started)
+            return candidates
+        } catch {
+            throw .serviceUnavailable("cannot search the DHT for experts under \(parameters.prefix): \(error)")
         }
     }
-    return "\(failed.count) failed" + (failed.isEmpty ? "" : " (\(failed.prefix(3).joined(separator: "; ")))") + ", \(unfinished) cut off"
-}
 
-/// A safetensors body of float tensors.
-private func payload(_ tensors: [(String, Tensor)]) -> [UInt8] {
-    try! TensorBundle(tensors).encode()
-}
-
-/// One call to an expert host; the answer must hold `rows` samples of finite
-/// values (when asked), else the expert counts as failed.
-private func callExpert(_ client: HTTPClient, _ metrics: Metrics?, _ expert: ExpertInfo, _ pass: String, _ body: [UInt8],
-                        timeout: Double, rows: Int, detectAnomalies: Bool) async throws -> [Tensor] {
-    let started = Clock.now
-    let labels = ["expert": expert.uid.description, "pass": pass]
-    do {
-        let response = try await client.post("\(expert.url)/v1/experts/\(expert.uid)/\(pass)", bytes: body, timeout: timeout)
-        let bundle = try TensorBundle.decode(response.body)
-        let names = pass == "forward" ? ["output.0"] : ["grad_input.0", "output.0"]
-        let tensors = try names.map { name in
-            guard let tensor = bundle[name], tensor.shape.first == rows else {
-                throw HTTPError.unprocessable("\(expert.uid) answered without \(name) for \(rows) samples")
+    /// One forward request per expert with its samples' rows of `x`, in parallel, collected as `collect` does
+    /// (until `satisfied`, then timeout_after_k_min more, within forward_timeout).
+    func callForward(x: Tensor, groups: [(ExpertInfo, [Int])], _ parameters: MixtureParameters,
+                     satisfied: ([Result<Tensor, any Error>?]) -> Bool) async -> [Result<Tensor, any Error>?] {
+        let calls: [@Sendable () async throws -> Tensor] = groups.map { expert, samples in
+            let body = payload([("input.0", x.gatherRows(samples))])
+            return { [client, metrics] in
+                try await callExpert(client, metrics, expert, "forward", body, timeout: parameters.forwardTimeout, rows: samples.count,
+                                     detectAnomalies: parameters.detectAnomalies)[0]
             }
-            if detectAnomalies && !tensor.scalars.allSatisfy(\.isFinite) {
-                throw HTTPError.unprocessable("\(expert.uid) answered with NaN or infinity")
-            }
-            return tensor
         }
-        metrics?.observe("expert_seconds", labels: labels, Clock.now - started)
-        return tensors
-    } catch {
-        metrics?.increment("expert_failures_total", labels: labels)
-        throw error
+        return await collect(calls, timeout: parameters.forwardTimeout, grace: parameters.timeoutAfterKMin, satisfied: satisfied)
+    }
+
+    /// One backward request per expert, in parallel within backward_timeout: its samples' rows of `x` and of
+    /// `gradOutput` scaled by each sample's weight (the expert's output entered the mixture scaled by it).
+    /// A success is `[grad_input [rows, ...x], output [rows, ...gradOutput]]`; a wrong-shaped answer is a failure.
+    func callBackward(x: Tensor, gradOutput: Tensor, groups: [(ExpertInfo, [(sample: Int, weight: Float)])],
+                      _ parameters: MixtureParameters) async -> [Result<[Tensor], any Error>?] {
+        let calls: [@Sendable () async throws -> [Tensor]] = groups.map { expert, rows in
+            var gradients = gradOutput.gatherRows(rows.map(\.sample))
+            let width = gradients.rowSize
+            for (position, row) in rows.enumerated() {
+                for index in (position * width)..<((position + 1) * width) { gradients.scalars[index] *= row.weight }
+            }
+            let body = payload([("input.0", x.gatherRows(rows.map(\.sample))), ("grad_output.0", gradients)])
+            return { [client, metrics] in
+                let tensors = try await callExpert(client, metrics, expert, "backward", body, timeout: parameters.backwardTimeout,
+                                                   rows: rows.count, detectAnomalies: parameters.detectAnomalies)
+                guard tensors[0].shape == [rows.count] + x.shape.dropFirst(), tensors[1].rowSize == gradOutput.rowSize else {
+                    throw HTTPError.unprocessable("\(expert.uid) answered backward with shapes \(tensors[0].shape) and \(tensors[1].shape), "
+                        + "not [\(rows.count), ...] like x \(x.shape) and grad_output \(gradOutput.shape)")
+                }
+                return tensors
+            }
+        }
+        return await collect(calls, timeout: parameters.backwardTimeout, grace: parameters.backwardTimeout) { _ in false }
     }
 }

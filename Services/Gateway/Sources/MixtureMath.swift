@@ -17,9 +17,7 @@ enum MixtureMath {
     /// `sum_j weights[j] * outputs[j]`, each output a flat row of the same length.
     static func combine(outputs: [[Float]], weights: [Float]) -> [Float] {
         var result = [Float](repeating: 0, count: outputs.first?.count ?? 0)
-        for (output, weight) in zip(outputs, weights) {
-            for index in result.indices { result[index] += weight * output[index] }
-        }
+        for (output, weight) in zip(outputs, weights) { addScaled(output[...], weight, into: &result, at: 0) }
         return result
     }
 
@@ -27,8 +25,37 @@ enum MixtureMath {
     /// for w = softmax(scores) and upstream gradient g,
     /// `dL/ds_j = w_j (g . y_j - sum_k w_k g . y_k)`.
     static func scoreGradients(outputs: [[Float]], weights: [Float], gradOutput: [Float]) -> [Float] {
-        let projections = outputs.map { output in zip(output, gradOutput).reduce(0) { $0 + $1.0 * $1.1 } }
+        scoreGradients(projections: outputs.map { dot($0[...], gradOutput[...]) }, weights: weights)
+    }
+
+    /// The same from the projections `g . y_j`.
+    static func scoreGradients(projections: [Float], weights: [Float]) -> [Float] {
         let mean = zip(weights, projections).reduce(0) { $0 + $1.0 * $1.1 }
         return zip(weights, projections).map { weight, projection in weight * (projection - mean) }
+    }
+
+    // MARK: Row kernels (the gateway's hot loops, without per-element checks)
+
+    /// `destination[offset + i] += scale * source[i]` for every element of `source`.
+    static func addScaled(_ source: ArraySlice<Float>, _ scale: Float, into destination: inout [Float], at offset: Int) {
+        precondition(offset >= 0 && offset + source.count <= destination.count, "row out of range")
+        source.withUnsafeBufferPointer { source in
+            destination.withUnsafeMutableBufferPointer { destination in
+                let target = destination.baseAddress! + offset
+                for index in 0..<source.count { target[index] += scale * source[index] }
+            }
+        }
+    }
+
+    /// The dot product of two rows of the same length.
+    static func dot(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Float {
+        precondition(a.count == b.count, "rows of different lengths")
+        return a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                var sum: Float = 0
+                for index in 0..<a.count { sum += a[index] * b[index] }
+                return sum
+            }
+        }
     }
 }

@@ -64,11 +64,12 @@ import TestSupport
         var previous = try await HTTPClient.shared.get("\(host.url)/v1/experts/ffn.0/state", timeout: 60).body
 
         var killedMidWrite = false
-        for attempt in 1...5 where !killedMidWrite {
+        // Kill at a different moment of the write each time until one lands inside it.
+        for attempt in 1...10 where !killedMidWrite {
             try await train(host.url, hidden: 1024)  // so the write in flight differs from the checkpoint on disk
             let url = host.url
             let writing = Task { try? await HTTPClient.shared.send("POST", "\(url)/v1/checkpoint", json: [:], timeout: 60) }
-            try await Task.sleep(for: .seconds(writeTime * 0.4))
+            try await Task.sleep(for: .seconds(writeTime * [0.5, 0.3, 0.7, 0.2, 0.8, 0.1, 0.9, 0.4, 0.6, 0.05][attempt - 1]))
             host.signal(SIGKILL)
             _ = await host.exitStatus(timeout: 10)
             _ = await writing.value

@@ -5,6 +5,7 @@ let suites: [(name: String, summary: String, run: () throws -> Void)] = [
     ("tensors", "sgemm, memcpy, safetensors encode/decode and compression codecs", runTensorsSuite),
     ("neural", "ffn expert forward and forward + backward against the sgemm roofline", runNeuralSuite),
     ("experts", "expert host throughput (ffn, nop) with client processes, against sgemm and loopback", runExpertsSuite),
+    ("averaging", "averager processes: the reference's averaging protocol (8 and 16 peers), all-reduce bandwidth against loopback", runAveragingSuite),
     ("dht", "DHT nodes as processes: the reference's store/get protocol, idle memory and start-up, RPCs per lookup", runDHTSuite),
 ]
 

@@ -207,7 +207,7 @@ private func randomHex(_ generator: inout SplitMix64) -> String {
 
 private func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(max(values.count, 1)) }
 
-private func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
 private func standardDeviation(_ values: [Double]) -> Double {
     guard values.count > 1 else { return 0 }
@@ -215,8 +215,8 @@ private func standardDeviation(_ values: [Double]) -> Double {
     return (values.map { ($0 - average) * ($0 - average) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
 }
 
-private func milliseconds(_ seconds: Double) -> String { "\(format(seconds * 1000, 1)) ms" }
+func milliseconds(_ seconds: Double) -> String { "\(format(seconds * 1000, 1)) ms" }
 
 private func percent(_ part: Int, _ whole: Int) -> String { "\(format(100 * Double(part) / Double(max(whole, 1)), 1))%" }
 
-private func verdict(_ met: Bool) -> String { met ? "ok" : "MISS" }
+func verdict(_ met: Bool) -> String { met ? "ok" : "MISS" }

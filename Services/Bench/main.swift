@@ -6,6 +6,7 @@ let suites: [(name: String, summary: String, run: () throws -> Void)] = [
     ("neural", "ffn expert forward and forward + backward against the sgemm roofline", runNeuralSuite),
     ("experts", "expert host throughput (ffn, nop) with client processes, against sgemm and loopback", runExpertsSuite),
     ("gateway", "MoE forward + backward through the gateway over 4 hosts x 4 ffn experts: samples/s and the gateway's overhead", runGatewaySuite),
+    ("averaging", "averager processes: the reference's averaging protocol (8 and 16 peers), all-reduce bandwidth against loopback", runAveragingSuite),
     ("dht", "DHT nodes as processes: the reference's store/get protocol, idle memory and start-up, RPCs per lookup", runDHTSuite),
 ]
 

@@ -31,6 +31,8 @@ extension Averagers {
             for index in configurations.indices {
                 configurations[index].senderTimeout = 2
                 configurations[index].allreduceTimeout = 8
+                // The group waits for all four (it starts as soon as it has them), even on a busy machine.
+                configurations[index].minMatchmakingTime = 10
             }
             let dimension = 1000
             try await AveragerCluster.with(configurations, intercept: { index in
@@ -57,10 +59,11 @@ extension Averagers {
                         }
                     }
                     group.addTask {
-                        // The victim may lose its own group when it freezes: its call gets a short timeout.
-                        async let call = try? cluster.average(victim, [("x", inputs[victim])], timeout: 3)
+                        // The victim may lose its own group when it freezes: its call gets a shorter timeout.
+                        async let call = try? cluster.average(victim, [("x", inputs[victim])], timeout: 12)
                         // The victim's own calls fail from the moment it freezes.
-                        while !freeze.isFrozen { try await Task.sleep(for: .milliseconds(1)) }
+                        let deadline = Clock.now + 30
+                        while !freeze.isFrozen, Clock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
                         cluster.clients[victim].shutdown()
                         _ = await call
                         return (victim, ([:], .null, 0))
@@ -69,6 +72,8 @@ extension Averagers {
                     freeze.release()
                     return results
                 }
+                #expect(freeze.isFrozen, "the victim never received parts: it was not in the survivors' group")
+                guard freeze.isFrozen else { return }
                 for index in 0..<3 {
                     let (tensors, record, elapsed) = survivors[index]!
                     #expect(elapsed < 8 + 2, "survivor \(index) took \(elapsed) s for an 8 s round timeout")

@@ -88,7 +88,7 @@ public final class HTTPServer: @unchecked Sendable {
     public func stop(timeout: Double = 30) {
         guard let listener = quiesce() else { return }
         let deadline = Clock.now + timeout
-        while inFlight.load(ordering: .acquiring) > 0 && Clock.now < deadline { usleep(2_000) }
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 && Clock.now < deadline { usleep(2_000) }
         shutDown(listener)
     }
 
@@ -96,7 +96,7 @@ public final class HTTPServer: @unchecked Sendable {
     public func stop(timeout: Double = 30) async {
         guard let listener = quiesce() else { return }
         let deadline = Clock.now + timeout
-        while inFlight.load(ordering: .acquiring) > 0 && Clock.now < deadline {
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 && Clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(2))
         }
         shutDown(listener)
@@ -104,12 +104,12 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Stops accepting new connections; returns the listening socket, or nil if already stopped.
     private func quiesce() -> Int32? {
-        guard let daemon, !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return nil }
+        guard let daemon, !stopped.exchange(true, ordering: .sequentiallyConsistent) else { return nil }
         return MHD_quiesce_daemon(daemon)
     }
 
     private func shutDown(_ listener: Int32) {
-        let remaining = inFlight.load(ordering: .acquiring)
+        let remaining = inFlight.load(ordering: .sequentiallyConsistent)
         if remaining > 0 {
             // libmicrohttpd aborts the process if stopped with suspended
             // connections, so a daemon with stuck handlers is left running.
@@ -123,7 +123,9 @@ public final class HTTPServer: @unchecked Sendable {
     // MARK: - Called from libmicrohttpd's threads
 
     fileprivate func begin(_ connection: OpaquePointer, method: String, url: String) -> RequestContext {
-        inFlight.add(1, ordering: .relaxed)
+        // Sequentially consistent with `stopped`: `dispatch` (after this) and
+        // `stop` (after setting `stopped`) must not both miss the other.
+        inFlight.add(1, ordering: .sequentiallyConsistent)
         let context = RequestContext(method: method, path: url,
                                      headers: Self.values(connection, .HEADER_KIND),
                                      query: Self.values(connection, .GET_ARGUMENT_KIND))
@@ -147,6 +149,15 @@ public final class HTTPServer: @unchecked Sendable {
     fileprivate func dispatch(_ context: RequestContext, on connection: OpaquePointer) {
         if context.tooLarge {
             let error = HTTPError.payloadTooLarge("the request body exceeds \(maxBodyBytes) bytes; send a smaller body or raise the server's --max-body-bytes")
+            complete(context, error.response, route: "unmatched")
+            Self.queue(error.response, on: connection)
+            return
+        }
+        if stopped.load(ordering: .sequentiallyConsistent) {
+            // A quiesced daemon still reads new requests on open keep-alive
+            // connections, and libmicrohttpd aborts the process if stopped while
+            // a connection is suspended: answer at once instead of handling it.
+            let error = HTTPError.serviceUnavailable("the server is stopping; send the request elsewhere or retry")
             complete(context, error.response, route: "unmatched")
             Self.queue(error.response, on: connection)
             return

@@ -173,8 +173,11 @@ actor Matchmaker {
     }
 
     /// Asks `leader` to take us; if it accepts, waits for its outcome.
+    /// - Parameter followSuggestion: whether a `not_a_leader` refusal may send
+    ///   us on to the leader it names (once; the reference ignores the hint,
+    ///   but it rescues a peer whose request to that leader timed out earlier).
     /// - Returns: the group, or nil if refused, disbanded or unreachable.
-    private func requestToJoin(_ leader: PeerID, deadline: Double) async -> GroupInfo? {
+    private func requestToJoin(_ leader: PeerID, deadline: Double, followSuggestion: Bool = true) async -> GroupInfo? {
         await joinLock.lock()
         guard isSearching, !Task.isCancelled, state.leader == nil,
               let request = state.joinRequest(fallback: expiration(deadline: deadline)) else {
@@ -192,10 +195,12 @@ actor Matchmaker {
         }
         guard response == .accepted else {
             joinLock.unlock()
-            if case .refused(let reason, _) = response {
-                diagnostics.refusals[reason, default: 0] += 1
-                if reason == .badSchemaHash { diagnostics.schemaConflicts.insert(leader) }
-                logger.debug("refused by potential leader", ["leader": leader, "reason": reason.rawValue])
+            guard case .refused(let reason, let suggested) = response else { return nil }
+            diagnostics.refusals[reason, default: 0] += 1
+            if reason == .badSchemaHash { diagnostics.schemaConflicts.insert(leader) }
+            logger.debug("refused by potential leader", ["leader": leader, "reason": reason.rawValue])
+            if reason == .notALeader, followSuggestion, let suggested, suggested != me, suggested != leader, isSearching, !Task.isCancelled {
+                return await requestToJoin(suggested, deadline: deadline, followSuggestion: false)
             }
             return nil
         }

@@ -18,7 +18,7 @@ public struct Gateway: Sendable {
         switchLayer = SwitchLayer(layer: layer)
         metrics.declare("beam_search_seconds", .histogram, help: "Time to choose the batch's experts in the DHT.")
         metrics.declare("answers_per_sample", .histogram, help: "Experts that answered per sample.", buckets: [0, 1, 2, 3, 4, 6, 8, 16])
-        metrics.declare("expert_seconds", .histogram, help: "Latency of expert calls that answered, by expert and pass.")
+        metrics.declare("expert_seconds", .histogram, help: "Time from sending an expert call to its answer, before the gateway reads it; calls that answered, by expert and pass.")
         metrics.declare("expert_failures_total", .counter, help: "Expert calls that failed or were cut off, by expert and pass.")
     }
 

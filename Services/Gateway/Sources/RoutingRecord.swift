@@ -29,27 +29,30 @@ public struct RoutingRecord: Sendable, Equatable {
     /// written directly: at batch 256 the generic path cost milliseconds per call. A weight is
     /// written with the fewest digits that read back as the same Float.
     public func serialized() -> String {
-        var uids: [ExpertUID: String] = [:]
-        var text = "["
+        // Each distinct expert's `{"uid":...,"url":...,"weight":` is written once and copied per route.
+        var heads: [ExpertUID: (url: String, bytes: [UInt8])] = [:]
+        var text: [UInt8] = []
+        text.reserveCapacity(1 + samples.reduce(0) { $0 + 2 + $1.count * 72 })
+        text.append(UInt8(ascii: "["))
         for (index, routes) in samples.enumerated() {
-            text += index == 0 ? "[" : ",["
+            if index > 0 { text.append(UInt8(ascii: ",")) }
+            text.append(UInt8(ascii: "["))
             for (position, route) in routes.enumerated() {
-                let uid = uids[route.uid] ?? {
-                    let quoted = JSONText.quoted(route.uid.description)
-                    uids[route.uid] = quoted
-                    return quoted
-                }()
-                text += position == 0 ? "{\"uid\":" : ",{\"uid\":"
-                text += uid
-                text += ",\"url\":"
-                text += JSONText.quoted(route.url)
-                text += ",\"weight\":"
-                text += JSONText.number(route.weight)
-                text += "}"
+                if position > 0 { text.append(UInt8(ascii: ",")) }
+                if let head = heads[route.uid], head.url == route.url {
+                    text.append(contentsOf: head.bytes)
+                } else {
+                    let head = Array(("{\"uid\":" + JSONText.quoted(route.uid.description) + ",\"url\":" + JSONText.quoted(route.url) + ",\"weight\":").utf8)
+                    heads[route.uid] = (route.url, head)
+                    text.append(contentsOf: head)
+                }
+                text.append(contentsOf: JSONText.number(route.weight).utf8)
+                text.append(UInt8(ascii: "}"))
             }
-            text += "]"
+            text.append(UInt8(ascii: "]"))
         }
-        return text + "]"
+        text.append(UInt8(ascii: "]"))
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Reads a record that forward wrote, checking that every uid lies under `prefix` on a grid

@@ -3,7 +3,9 @@ import Shared
 
 /// `hivemind mesh up`: a whole mesh on loopback, each service its own process,
 /// until SIGTERM or Ctrl-C; then every service is stopped (also if one crashed).
+/// `hivemind mesh status` reports on a running mesh (see MeshStatus.swift).
 func runMesh(_ arguments: [String]) async throws {
+    if arguments.first == "status" { return try await runMeshStatus(Array(arguments.dropFirst())) }
     let (options, rest) = try parse("hivemind mesh", arguments, [
         OptionSpec("dht-nodes", default: "3", help: "DHT nodes"),
         OptionSpec("hosts", default: "4", help: "expert hosts; the grid's uids are dealt out among them"),
@@ -15,12 +17,16 @@ func runMesh(_ arguments: [String]) async throws {
         OptionSpec("update-period", default: "2", help: "seconds between expert declarations (experts of a dead host vanish after two)"),
         OptionSpec("mesh-file", default: "mesh.json", help: "where to write the services' addresses"),
     ])
-    guard rest == ["up"] else { throw OptionError("usage: hivemind mesh up [options]") }
+    guard rest == ["up"] else { throw OptionError("usage: hivemind mesh up [options] | hivemind mesh status [options]") }
     let grid = options.list("grid").compactMap(Int.init)
     let hostCount = try options.int("hosts") ?? 4
     let dhtCount = try options.int("dht-nodes") ?? 3
     guard grid.count >= 1, grid.allSatisfy({ $0 > 0 }), hostCount >= 1, dhtCount >= 1 else {
         throw OptionError("--grid needs positive sizes, and --hosts and --dht-nodes at least 1")
+    }
+    let uids = try ExpertPattern("\(options.string("expert-class")!)." + grid.map { "[0:\($0)]" }.joined(separator: ".")).uids
+    guard hostCount <= uids.count else {
+        throw OptionError("--hosts \(hostCount) exceeds the grid's \(uids.count) experts: a host would serve nothing; use fewer hosts or a larger --grid")
     }
     let mesh = LocalMesh()
     ServiceRunner.installTerminationHandlers()
@@ -29,7 +35,6 @@ func runMesh(_ arguments: [String]) async throws {
         let first = try mesh.start("hivemind-dht", quiet)
         for _ in 1..<dhtCount { _ = try mesh.start("hivemind-dht", quiet + ["--initial-peers", first.url]) }
         let dht = mesh.urls(of: "hivemind-dht").joined(separator: ",")
-        let uids = try ExpertPattern("\(options.string("expert-class")!)." + grid.map { "[0:\($0)]" }.joined(separator: ".")).uids
         for host in 0..<hostCount {
             let mine = uids.enumerated().filter { $0.offset % hostCount == host }.map(\.element.description)
             guard !mine.isEmpty else { continue }
@@ -45,6 +50,18 @@ func runMesh(_ arguments: [String]) async throws {
     } catch {
         mesh.stopAll()
         throw error
+    }
+    // Ready means the gateway can route: every expert is declared in the DHT.
+    let dht = DHTClient(nodes: mesh.urls(of: "hivemind-dht"), timeout: 3)
+    let prefix = options.string("expert-class")! + "."
+    let deadline = Clock.now + 20
+    var declared = 0
+    while declared < uids.count, Clock.now < deadline {
+        declared = (try? await aliveExperts(under: prefix, dht: dht))?.count ?? 0
+        if declared < uids.count { try await Task.sleep(for: .milliseconds(200)) }
+    }
+    if declared < uids.count {
+        FileHandle.standardError.write(Data("mesh up: only \(declared) of \(uids.count) experts declared in the DHT after 20 s\n".utf8))
     }
     let description = mesh.description
     try description.serialized().write(toFile: options.string("mesh-file")!, atomically: true, encoding: .utf8)

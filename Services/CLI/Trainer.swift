@@ -15,9 +15,8 @@ struct Trainer {
 
     init(_ config: TrainerConfiguration) async throws {
         self.config = config
-        let data = try LabeledDataset.digits(contentsOf: URL(fileURLWithPath: config.data))
-        // Every trainer holds out the same fifth; each sees the rest in its own order.
-        (train, test) = data.split(testFraction: 0.2, seed: 0)
+        // Every trainer holds out the same fifth; each sees the rest (or its shard) in its own order.
+        (train, test) = try config.loadData()
         var generator = SplitMix64(seed: config.seed)
         let inputs = train.features.shape[1]
         model = DenseModel(projection: try Linear(inputSize: inputs, outputSize: config.hidden, using: &generator),
@@ -96,7 +95,7 @@ struct Trainer {
 
     private func moeForward(_ x: Tensor, _ scores: Tensor) async throws -> (Tensor, String) {
         let body = try TensorBundle([("x", x), ("scores", scores)]).encode()
-        let response = try await HTTPClient.shared.post("\(config.gateway)/v1/moe/forward?\(config.moeQuery)", bytes: body, timeout: 10)
+        let response = try await postToGateway("/v1/moe/forward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let output = bundle["output"], let routing = bundle.metadata["routing"] else { throw OptionError("the gateway answered without output") }
         return (output, routing)
@@ -104,10 +103,25 @@ struct Trainer {
 
     private func moeBackward(_ x: Tensor, _ gradOutput: Tensor, _ routing: String) async throws -> (Tensor, Tensor) {
         let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: ["routing": routing]).encode()
-        let response = try await HTTPClient.shared.post("\(config.gateway)/v1/moe/backward?\(config.moeQuery)", bytes: body, timeout: 10)
+        let response = try await postToGateway("/v1/moe/backward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let gradX = bundle["grad_x"], let gradScores = bundle["grad_scores"] else { throw OptionError("the gateway answered without gradients") }
         return (gradX, gradScores)
+    }
+
+    /// Posts to the first gateway that answers; a 4xx (our mistake) is not retried elsewhere.
+    private func postToGateway(_ path: String, _ body: [UInt8]) async throws -> HTTPClientResponse {
+        var failures: [String] = []
+        for gateway in config.gateways {
+            do {
+                return try await HTTPClient.shared.post("\(gateway)\(path)?\(config.moeQuery)", bytes: body, timeout: 10)
+            } catch let error where error.kind == .httpStatus && (error.status ?? 500) < 500 {
+                throw error
+            } catch {
+                failures.append(error.description)
+            }
+        }
+        throw OptionError("no gateway answered: \(failures.joined(separator: "; "))")
     }
 
     /// Averages the dense layers with whichever trainers are averaging now,

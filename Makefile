@@ -29,7 +29,7 @@ demo: deps build-release
 ## Every test: unit tests and multi-process integration tests on loopback.
 # One test target at a time: together, the multi-process suites can starve
 # each other on 2 cores (under investigation); each alone takes seconds.
-TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests
+TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests
 test: deps
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \

@@ -1,0 +1,67 @@
+import Foundation
+import Shared
+import TestSupport
+
+/// `hivemind mesh up` as a child process of the test, with its mesh file in a
+/// temporary folder. Released, it kills the services it lists and the mesh
+/// process (SIGKILL), so a failing test leaves nothing running.
+final class MeshUnderTest: Sendable {
+    let process: ServiceProcess
+    let folder: URL
+    /// The mesh file's contents: product -> [(url, pid)].
+    let services: [String: [(url: String, pid: pid_t)]]
+
+    static func up(_ flags: [String]) async throws -> MeshUnderTest {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hivemind-cli-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let meshFile = folder.appendingPathComponent("mesh.json").path
+        // The ready line comes once every service is up and every expert declared.
+        let process = try await ServiceProcess.start("hivemind", ["mesh", "up", "--mesh-file", meshFile] + flags, timeout: 60)
+        let json = try JSON.parse(Array(try Data(contentsOf: URL(fileURLWithPath: meshFile))))
+        var services: [String: [(url: String, pid: pid_t)]] = [:]
+        if case .object(let products) = json {
+            for (product, list) in products {
+                services[product] = (list.arrayValue ?? []).map { (($0["url"]?.stringValue ?? ""), pid_t($0["pid"]?.intValue ?? 0)) }
+            }
+        }
+        return MeshUnderTest(process: process, folder: folder, services: services)
+    }
+
+    private init(process: ServiceProcess, folder: URL, services: [String: [(url: String, pid: pid_t)]]) {
+        self.process = process
+        self.folder = folder
+        self.services = services
+    }
+
+    deinit {
+        for pid in allPids where isServiceAlive(pid) { kill(pid, SIGKILL) }
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    var meshFile: String { folder.appendingPathComponent("mesh.json").path }
+    var allPids: [pid_t] { services.values.flatMap { $0.map(\.pid) } }
+    func urls(_ product: String) -> [String] { services[product, default: []].map(\.url) }
+    func pid(_ product: String, _ index: Int) -> pid_t { services[product]![index].pid }
+    func file(_ name: String) -> String { folder.appendingPathComponent(name).path }
+}
+
+/// Whether a process with this id runs a hivemind executable (not a zombie,
+/// not a reused id of something else).
+func isServiceAlive(_ pid: pid_t) -> Bool {
+    guard pid > 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return false }
+    let state = stat[stat.index(close, offsetBy: 2)]
+    let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+    return state != "Z" && state != "X" && command.contains("hivemind")
+}
+
+/// Runs `hivemind ARGUMENTS` to its end (killed after `timeout` seconds) on a thread of its own.
+func hivemind(_ arguments: [String], timeout: Double = 30) async throws -> (status: Int32, stdout: String, stderr: String) {
+    try await ServiceProcess.run(try ServiceProcess.executable("hivemind").path, arguments, timeout: timeout)
+}
+
+/// The digits data set in this repository.
+let digitsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../data/digits.csv.gz").standardized.path
+
+/// The repository's root folder.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized

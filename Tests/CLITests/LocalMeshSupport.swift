@@ -1,6 +1,11 @@
 import Foundation
 import Shared
+import Testing
 import TestSupport
+
+/// The CLI's tests, one at a time: each runs a mesh of processes, and two
+/// meshes at once would starve each other on a small machine.
+@Suite(.serialized) enum CLI {}
 
 /// `hivemind mesh up` as a child process of the test, with its mesh file in a
 /// temporary folder. Released, it kills the services it lists and the mesh

@@ -3,65 +3,67 @@ import Shared
 import Testing
 import TestSupport
 
-/// Trainers through a real local mesh (`hivemind mesh up`), with faults.
-@Suite(.serialized) struct TrainingTests {
-    /// A trainer on 640 samples for 3 epochs (60 steps), averaging every 10.
-    static func trainerFlags(_ mesh: MeshUnderTest, _ index: Int, averager: String) -> [String] {
-        ["train", "--data", digitsPath, "--gateway", mesh.urls("hivemind-gateway")[0], "--averager", averager,
-         "--grid", "3,3", "--train-samples", "640", "--epochs", "3", "--average-every", "10", "--seed", "\(index)",
-         "--name", "trainer-\(index)", "--history", mesh.file("trainer-\(index).jsonl"), "--save", mesh.file("trainer-\(index).safetensors")]
-    }
-
-    /// The steps a trainer has recorded so far.
-    static func steps(_ path: String) -> [JSON] {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSON.parse(String($0)) }.filter { $0["step"] != nil }
-    }
-
-    @Test func twoTrainersSurviveAnExpertHostKillAndEndEqual() async throws {
-        let mesh = try await MeshUnderTest.up(["--dht-nodes", "2", "--hosts", "3", "--grid", "3,3", "--averagers", "2", "--update-period", "1"])
-        let averagers = mesh.urls("hivemind-averager")
-        async let first = hivemind(Self.trainerFlags(mesh, 1, averager: averagers[0]), timeout: 120)
-        async let second = hivemind(Self.trainerFlags(mesh, 2, averager: averagers[1]), timeout: 120)
-
-        // Midway (step 25 of 60), one expert host dies without a word.
-        let deadline = Clock.now + 60
-        while (Self.steps(mesh.file("trainer-1.jsonl")).last?["step"]?.intValue ?? 0) < 25, Clock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let killedAtStep = Self.steps(mesh.file("trainer-1.jsonl")).last?["step"]?.intValue ?? 0
-        kill(mesh.pid("hivemind-expert-host", 1), SIGKILL)
-
-        let results = try await [first, second]
-        for (index, result) in results.enumerated() {
-            #expect(result.status == 0, "trainer-\(index + 1): \(result.stderr.suffix(2000))")
-        }
-        #expect((25..<60).contains(killedAtStep), "the host was killed at step \(killedAtStep), not midway")
-        for index in 1...2 {
-            let summary = try JSON.parse(results[index - 1].stdout)
-            let accuracy = summary["held_out_accuracy"]?.doubleValue ?? 0
-            // Chance is 10%; the first steps score about that.
-            #expect(accuracy >= 0.85, "trainer-\(index): held-out accuracy \(accuracy)")
-            #expect(summary["steps"]?.intValue == 60)
-            let steps = Self.steps(mesh.file("trainer-\(index).jsonl"))
-            let early = steps.prefix(3).compactMap { $0["accuracy"]?.doubleValue }.reduce(0, +) / 3
-            let late = steps.suffix(10).compactMap { $0["accuracy"]?.doubleValue }.reduce(0, +) / 10
-            #expect(early < 0.5 && late > 0.8, "trainer-\(index): batch accuracy from \(early) to \(late)")
-            // Steps after the kill were served (at most a few lost while the host's experts expired).
-            #expect(steps.filter { ($0["step"]?.intValue ?? 0) > killedAtStep }.count >= 60 - killedAtStep - 5)
+extension CLI {
+    /// Trainers through a real local mesh (`hivemind mesh up`), with faults.
+    @Suite struct TrainingTests {
+        /// A trainer on 640 samples for 3 epochs (60 steps), averaging every 10.
+        static func trainerFlags(_ mesh: MeshUnderTest, _ index: Int, averager: String) -> [String] {
+            ["train", "--data", digitsPath, "--gateway", mesh.urls("hivemind-gateway")[0], "--averager", averager,
+             "--grid", "3,3", "--train-samples", "640", "--epochs", "3", "--average-every", "10", "--seed", "\(index)",
+             "--name", "trainer-\(index)", "--history", mesh.file("trainer-\(index).jsonl"), "--save", mesh.file("trainer-\(index).safetensors")]
         }
 
-        // The final averaging round leaves both trainers with the same dense layers.
-        let one = try TensorBundle.decode(Array(try Data(contentsOf: URL(fileURLWithPath: mesh.file("trainer-1.safetensors")))))
-        let two = try TensorBundle.decode(Array(try Data(contentsOf: URL(fileURLWithPath: mesh.file("trainer-2.safetensors")))))
-        #expect(one.names == two.names && one.names.count == 6, "\(one.names) vs \(two.names)")
-        for name in one.names {
-            let a = one[name]!.scalars, b = two[name]!.scalars
-            #expect(a.count == b.count)
-            let difference = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
-            #expect(difference <= 1e-5, "\(name): the trainers differ by up to \(difference)")
+        /// The steps a trainer has recorded so far.
+        static func steps(_ path: String) -> [JSON] {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").compactMap { try? JSON.parse(String($0)) }.filter { $0["step"] != nil }
         }
-        mesh.process.signal(SIGTERM)
-        #expect(await mesh.process.exitStatus(timeout: 20) == 0)
+
+        @Test func twoTrainersSurviveAnExpertHostKillAndEndEqual() async throws {
+            let mesh = try await MeshUnderTest.up(["--dht-nodes", "2", "--hosts", "3", "--grid", "3,3", "--averagers", "2", "--update-period", "1"])
+            let averagers = mesh.urls("hivemind-averager")
+            async let first = hivemind(Self.trainerFlags(mesh, 1, averager: averagers[0]), timeout: 120)
+            async let second = hivemind(Self.trainerFlags(mesh, 2, averager: averagers[1]), timeout: 120)
+
+            // Midway (step 25 of 60), one expert host dies without a word.
+            let deadline = Clock.now + 60
+            while (Self.steps(mesh.file("trainer-1.jsonl")).last?["step"]?.intValue ?? 0) < 25, Clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let killedAtStep = Self.steps(mesh.file("trainer-1.jsonl")).last?["step"]?.intValue ?? 0
+            kill(mesh.pid("hivemind-expert-host", 1), SIGKILL)
+
+            let results = try await [first, second]
+            for (index, result) in results.enumerated() {
+                #expect(result.status == 0, "trainer-\(index + 1): \(result.stderr.suffix(2000))")
+            }
+            #expect((25..<60).contains(killedAtStep), "the host was killed at step \(killedAtStep), not midway")
+            for index in 1...2 {
+                let summary = try JSON.parse(results[index - 1].stdout)
+                let accuracy = summary["held_out_accuracy"]?.doubleValue ?? 0
+                // Chance is 10%; the first steps score about that.
+                #expect(accuracy >= 0.85, "trainer-\(index): held-out accuracy \(accuracy)")
+                #expect(summary["steps"]?.intValue == 60)
+                let steps = Self.steps(mesh.file("trainer-\(index).jsonl"))
+                let early = steps.prefix(3).compactMap { $0["accuracy"]?.doubleValue }.reduce(0, +) / 3
+                let late = steps.suffix(10).compactMap { $0["accuracy"]?.doubleValue }.reduce(0, +) / 10
+                #expect(early < 0.5 && late > 0.8, "trainer-\(index): batch accuracy from \(early) to \(late)")
+                // Steps after the kill were served (at most a few lost while the host's experts expired).
+                #expect(steps.filter { ($0["step"]?.intValue ?? 0) > killedAtStep }.count >= 60 - killedAtStep - 5)
+            }
+
+            // The final averaging round leaves both trainers with the same dense layers.
+            let one = try TensorBundle.decode(Array(try Data(contentsOf: URL(fileURLWithPath: mesh.file("trainer-1.safetensors")))))
+            let two = try TensorBundle.decode(Array(try Data(contentsOf: URL(fileURLWithPath: mesh.file("trainer-2.safetensors")))))
+            #expect(one.names == two.names && one.names.count == 6, "\(one.names) vs \(two.names)")
+            for name in one.names {
+                let a = one[name]!.scalars, b = two[name]!.scalars
+                #expect(a.count == b.count)
+                let difference = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+                #expect(difference <= 1e-5, "\(name): the trainers differ by up to \(difference)")
+            }
+            mesh.process.signal(SIGTERM)
+            #expect(await mesh.process.exitStatus(timeout: 20) == 0)
+        }
     }
 }

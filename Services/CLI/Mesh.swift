@@ -14,6 +14,7 @@ func runMesh(_ arguments: [String]) async throws {
         OptionSpec("hidden-dim", default: "64", help: "the experts' hidden size"),
         OptionSpec("learning-rate", default: "0.001", help: "the experts' learning rate (Adam)"),
         OptionSpec("averagers", default: "2", help: "averagers"),
+        OptionSpec("gateways", default: "1", help: "gateways (a trainer given several survives one's death)"),
         OptionSpec("update-period", default: "2", help: "seconds between expert declarations (experts of a dead host vanish after two)"),
         OptionSpec("mesh-file", default: "mesh.json", help: "where to write the services' addresses"),
     ])
@@ -46,7 +47,9 @@ func runMesh(_ arguments: [String]) async throws {
         for _ in 0..<(try options.int("averagers") ?? 2) {
             _ = try mesh.start("hivemind-averager", quiet + ["--dht", dht, "--min-matchmaking-time", "1", "--request-timeout", "2"])
         }
-        _ = try mesh.start("hivemind-gateway", quiet + ["--dht", dht])
+        for _ in 0..<max(1, try options.int("gateways") ?? 1) {
+            _ = try mesh.start("hivemind-gateway", quiet + ["--dht", dht])
+        }
     } catch {
         mesh.stopAll()
         throw error

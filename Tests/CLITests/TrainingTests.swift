@@ -8,9 +8,18 @@ extension CLI {
     @Suite struct TrainingTests {
         /// A trainer on 640 samples for 3 epochs (60 steps), averaging every 10.
         static func trainerFlags(_ mesh: MeshUnderTest, _ index: Int, averager: String) -> [String] {
-            ["train", "--data", digitsPath, "--gateway", mesh.urls("hivemind-gateway")[0], "--averager", averager,
+            ["train", "--data", digitsPath, "--gateway", mesh.urls("hivemind-gateway").joined(separator: ","), "--averager", averager,
              "--grid", "3,3", "--train-samples", "640", "--epochs", "3", "--average-every", "10", "--seed", "\(index)",
              "--name", "trainer-\(index)", "--history", mesh.file("trainer-\(index).jsonl"), "--save", mesh.file("trainer-\(index).safetensors")]
+        }
+
+        /// The last step a trainer has recorded.
+        static func lastStep(_ path: String) -> Int { steps(path).last?["step"]?.intValue ?? 0 }
+
+        /// Waits until the trainer's history reaches `step` (or 60 s pass).
+        static func waitForStep(_ step: Int, _ path: String) async throws {
+            let deadline = Clock.now + 60
+            while lastStep(path) < step, Clock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         }
 
         /// The steps a trainer has recorded so far.
@@ -40,6 +49,7 @@ extension CLI {
             #expect((25..<60).contains(killedAtStep), "the host was killed at step \(killedAtStep), not midway")
             for index in 1...2 {
                 let summary = try JSON.parse(results[index - 1].stdout)
+                print("after the expert host kill: \(results[index - 1].stdout.trimmingCharacters(in: .whitespacesAndNewlines))")
                 let accuracy = summary["held_out_accuracy"]?.doubleValue ?? 0
                 // Chance is 10%; the first steps score about that.
                 #expect(accuracy >= 0.85, "trainer-\(index): held-out accuracy \(accuracy)")
@@ -62,6 +72,44 @@ extension CLI {
                 let difference = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
                 #expect(difference <= 1e-5, "\(name): the trainers differ by up to \(difference)")
             }
+            mesh.process.signal(SIGTERM)
+            #expect(await mesh.process.exitStatus(timeout: 20) == 0)
+        }
+
+        /// One of each kind of service dies in turn: the DHT node everyone joined
+        /// through, the gateway trainers call first, and trainer 2's averager.
+        /// The trainers neither crash nor hang, and still learn.
+        @Test func trainersSurviveADHTNodeAGatewayAndAnAveragerKilled() async throws {
+            let mesh = try await MeshUnderTest.up(["--dht-nodes", "3", "--hosts", "3", "--grid", "3,3", "--averagers", "2", "--gateways", "2",
+                                                   "--update-period", "1"])
+            let averagers = mesh.urls("hivemind-averager")
+            let started = Clock.now
+            async let first = hivemind(Self.trainerFlags(mesh, 1, averager: averagers[0]), timeout: 120)
+            async let second = hivemind(Self.trainerFlags(mesh, 2, averager: averagers[1]), timeout: 120)
+            let history = mesh.file("trainer-1.jsonl")
+            try await Self.waitForStep(15, history)
+            kill(mesh.pid("hivemind-dht", 0), SIGKILL)
+            try await Self.waitForStep(30, history)
+            kill(mesh.pid("hivemind-gateway", 0), SIGKILL)
+            try await Self.waitForStep(45, history)
+            let lastKillStep = Self.lastStep(history)
+            kill(mesh.pid("hivemind-averager", 1), SIGKILL)
+
+            let results = try await [first, second]
+            let seconds = Clock.now - started
+            #expect((45..<60).contains(lastKillStep), "the last kill came at step \(lastKillStep), not before the end")
+            for (index, result) in results.enumerated() {
+                #expect(result.status == 0, "trainer-\(index + 1): \(result.stderr.suffix(2000))")
+                let summary = try JSON.parse(result.stdout)
+                print("after the kills: \(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))")
+                let accuracy = summary["held_out_accuracy"]?.doubleValue ?? 0
+                #expect(accuracy >= 0.85, "trainer-\(index + 1): held-out accuracy \(accuracy)")
+                #expect(summary["steps"]?.intValue == 60)
+                // A step is lost at most while a request was in flight at the dying gateway.
+                #expect((summary["failed_steps"]?.intValue ?? 99) <= 3, "\(result.stdout)")
+            }
+            // Without hangs: 60 steps and rounds bounded by their timeouts (a round alone waits 3 s, the last 10 s).
+            #expect(seconds < 90, "the trainers took \(seconds) s")
             mesh.process.signal(SIGTERM)
             #expect(await mesh.process.exitStatus(timeout: 20) == 0)
         }

@@ -64,6 +64,8 @@ struct TrainerConfiguration {
     let learningRate: Float
     let averageEvery: Int
     let run: String
+    /// Where trainers share their layers with newcomers (an averager prefix allows no '.').
+    var statePrefix: String { run + "_state" }
     let seed: UInt64
     let name: String
     let history: String?
@@ -99,6 +101,9 @@ struct TrainerConfiguration {
         learningRate = Float(try options.double("learning-rate") ?? 0.003)
         averageEvery = try options.int("average-every") ?? 10
         run = options.string("run")!
+        guard !run.isEmpty, run.count <= 120, run.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw OptionError("--run must be 1 to 120 letters, digits, '_' or '-' (it names the averaging group), got '\(run)'")
+        }
         seed = UInt64(try options.int("seed") ?? 0)
         name = options.string("name")!
         history = options.string("history")

@@ -138,8 +138,8 @@ struct Trainer {
             }
             rounds += 1
             samplesSinceAverage = 0
-            _ = try? await HTTPClient.shared.send(HTTPClientRequest(method: "PUT", url: "\(averager)/v1/state?prefix=\(config.run).state",
-                                                                    headers: [("Content-Type", "application/octet-stream")], body: body, timeout: 5))
+            _ = try? await HTTPClient.shared.send(HTTPClientRequest(method: "PUT", url: "\(averager)/v1/state?prefix=\(config.statePrefix)",
+                                                                    headers: [("Content-Type", "application/octet-stream")], body: response.body, timeout: 5))
         } catch {
             log("averaging skipped: \(error)")
         }
@@ -148,7 +148,7 @@ struct Trainer {
     /// A newcomer starts from a peer's dense layers when some peer shares them.
     private mutating func loadStateFromPeers() async -> Bool {
         guard let averager = config.averager,
-              let response = try? await HTTPClient.shared.send(HTTPClientRequest(method: "POST", url: "\(averager)/v1/state/load?prefix=\(config.run).state&timeout=3", timeout: 10)),
+              let response = try? await HTTPClient.shared.send(HTTPClientRequest(method: "POST", url: "\(averager)/v1/state/load?prefix=\(config.statePrefix)&timeout=3", timeout: 10)),
               let state = try? TensorBundle.decode(response.body) else { return false }
         model.visitParameters(prefix: "") { name, tensor in
             if let value = state[name], value.shape == tensor.shape { tensor = value }

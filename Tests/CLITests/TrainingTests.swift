@@ -113,5 +113,48 @@ extension CLI {
             mesh.process.signal(SIGTERM)
             #expect(await mesh.process.exitStatus(timeout: 20) == 0)
         }
+
+        /// A trainer killed mid-epoch holds the other up by no more than one
+        /// averaging call's timeout; restarted, it loads the layers from a peer.
+        @Test func aKilledTrainerDoesNotBlockTheOtherAndRejoins() async throws {
+            let mesh = try await MeshUnderTest.up(["--dht-nodes", "2", "--hosts", "3", "--grid", "3,3", "--averagers", "2", "--update-period", "1"])
+            let averagers = mesh.urls("hivemind-averager")
+            let hivemindPath = try ServiceProcess.executable("hivemind").path
+            func start(_ index: Int, _ name: String, epochs: Int) throws -> BackgroundProcess {
+                var flags = Self.trainerFlags(mesh, index, averager: averagers[index - 1])
+                flags[flags.firstIndex(of: "--epochs")! + 1] = "\(epochs)"
+                flags[flags.firstIndex(of: "--history")! + 1] = mesh.file("\(name).jsonl")
+                return try BackgroundProcess(hivemindPath, flags, standardOutput: mesh.file("\(name).out"), standardError: mesh.file("\(name).err"))
+            }
+            let survivor = try start(1, "survivor", epochs: 3)
+            let victim = try start(2, "victim", epochs: 3)
+            try await Self.waitForStep(15, mesh.file("victim.jsonl"))
+            victim.signal(SIGKILL)
+            let killedAt = Clock.now
+            #expect(await victim.exitStatus(timeout: 5) == 128 + SIGKILL)
+
+            try await Self.waitForStep(Self.lastStep(mesh.file("survivor.jsonl")) + 10, mesh.file("survivor.jsonl"))
+            let rejoined = try start(2, "rejoined", epochs: 1)
+            #expect(await rejoined.exitStatus(timeout: 90) == 0, "\(rejoined.errors.suffix(2000))")
+            #expect(await survivor.exitStatus(timeout: 90) == 0, "\(survivor.errors.suffix(2000))")
+
+            // The survivor's steps after the kill: no gap longer than one averaging call may last
+            // (3 s to find a group, plus the 10 s the trainer allows the call beyond that).
+            let times = Self.steps(mesh.file("survivor.jsonl")).compactMap { $0["time"]?.doubleValue }
+            let gaps = zip(times, times.dropFirst()).map { $1 - $0 }
+            let longest = gaps.max() ?? 0
+            print("survivor: longest pause between steps \(String(format: "%.2f", longest)) s; killed \(String(format: "%.1f", Clock.now - killedAt)) s ago")
+            #expect(longest < 13, "the survivor paused \(longest) s")
+            let summary = try JSON.parse(survivor.output)
+            #expect(summary["steps"]?.intValue == 60)
+            #expect((summary["held_out_accuracy"]?.doubleValue ?? 0) >= 0.85, "\(survivor.output)")
+
+            // The restarted trainer starts from the peers' layers: its very first batches already score well.
+            #expect(rejoined.errors.contains("joined late: loaded the dense layers from a peer"), "\(rejoined.errors.prefix(2000))")
+            let first = Self.steps(mesh.file("rejoined.jsonl")).prefix(3).compactMap { $0["accuracy"]?.doubleValue }
+            #expect(first.count == 3 && first.reduce(0, +) / 3 > 0.6, "first batch accuracies after rejoining: \(first)")
+            mesh.process.signal(SIGTERM)
+            #expect(await mesh.process.exitStatus(timeout: 20) == 0)
+        }
     }
 }

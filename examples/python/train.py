@@ -116,7 +116,7 @@ class Mesh:
             log(f"averaging skipped: {response.status_code} {response.text[:200]}")
             return None
         # Offer the result to trainers that join later.
-        self.http.put(f"{self.averager}/v1/state", params={"prefix": self.run + ".state"}, data=response.content,
+        self.http.put(f"{self.averager}/v1/state", params={"prefix": self.run + "_state"}, data=response.content,
                       headers={"Content-Type": "application/octet-stream"}, timeout=5)
         return load(response.content)
 
@@ -125,7 +125,7 @@ class Mesh:
         if not self.averager:
             return None
         try:
-            response = self.http.post(f"{self.averager}/v1/state/load", params={"prefix": self.run + ".state", "timeout": 3}, timeout=10)
+            response = self.http.post(f"{self.averager}/v1/state/load", params={"prefix": self.run + "_state", "timeout": 3}, timeout=10)
         except requests.RequestException:
             return None
         return load(response.content) if response.status_code == 200 else None

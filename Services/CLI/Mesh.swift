@@ -86,28 +86,42 @@ final class LocalMesh: @unchecked Sendable {
 
     private(set) var services: [Service] = []
 
-    /// Starts a product from the folder this executable is in and waits for its ready line.
-    func start(_ product: String, _ arguments: [String]) throws -> Service {
+    /// Starts a product from the folder this executable is in and waits for
+    /// its ready line, at most `timeout` seconds (a service that neither gets
+    /// ready nor exits is killed, so `mesh up` never hangs on one).
+    func start(_ product: String, _ arguments: [String], timeout: Double = 30) throws -> Service {
         let process = Process()
         let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent(product)
+        process.executableURL = Self.folder.appendingPathComponent(product)
         process.arguments = arguments
         process.standardOutput = output
         try process.run()
+        let fd = output.fileHandleForReading.fileDescriptor
+        let deadline = Clock.now + timeout
         var line: [UInt8] = []
         while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw OptionError("\(product) exited before it was ready") }
-            line += chunk
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let remaining = Int32(max(0, (deadline - Clock.now) * 1000))
+            guard remaining > 0, poll(&entry, 1, remaining) > 0 else {
+                kill(process.processIdentifier, SIGKILL)
+                throw OptionError("\(product) printed no ready line within \(Int(timeout)) s")
+            }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = read(fd, &buffer, buffer.count)
+            guard count > 0 else { throw OptionError("\(product) exited before it was ready (its errors are above)") }
+            line += buffer[..<count]
         }
         guard let url = try JSON.parse(Array(line.prefix { $0 != UInt8(ascii: "\n") }))["url"]?.stringValue else {
+            kill(process.processIdentifier, SIGKILL)
             throw OptionError("\(product) printed no url")
         }
         let service = Service(product: product, process: process, url: url)
         services.append(service)
         return service
     }
+
+    /// The folder of this executable (also when started through PATH), where the services' executables are.
+    static let folder = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
 
     func urls(of product: String) -> [String] { services.filter { $0.product == product }.map(\.url) }
 

@@ -4,16 +4,28 @@ import Synchronization
 
 /// A child process whose standard output and error go to files (no pipe can
 /// fill up and stall it), polled for its exit without blocking any thread.
-/// Released, it is killed (SIGKILL) if still running.
+/// Released, it is killed (SIGKILL) if still running, with its whole process
+/// group when it leads one (so its own children go too).
 final class BackgroundProcess: Sendable {
     let pid: pid_t
     let standardOutput: String
     let standardError: String
+    let leadsProcessGroup: Bool
     private let reaped = Mutex<Int32?>(nil)
 
-    init(_ path: String, _ arguments: [String], standardOutput: String, standardError: String) throws {
+    /// - Parameter processGroup: start the child in a process group of its own,
+    ///   which `killGroup` (and release) end with everything the child started.
+    init(_ path: String, _ arguments: [String], standardOutput: String, standardError: String, processGroup: Bool = false) throws {
         self.standardOutput = standardOutput
         self.standardError = standardError
+        leadsProcessGroup = processGroup
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if processGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -28,12 +40,13 @@ final class BackgroundProcess: Sendable {
         let envp = processEnvironment().map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var child: pid_t = 0
-        let status = posix_spawn(&child, path, &actions, nil, argv, envp)
+        let status = posix_spawn(&child, path, &actions, &attributes, argv, envp)
         guard status == 0 else { throw OptionError("cannot start \(path): \(String(cString: strerror(status)))") }
         pid = child
     }
 
     deinit {
+        if leadsProcessGroup { killGroup() }
         if reap() == nil {
             kill(pid, SIGKILL)
             var status: Int32 = 0
@@ -42,6 +55,9 @@ final class BackgroundProcess: Sendable {
     }
 
     func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// SIGKILL to every process of the child's group (the child's children too, wherever their parent went).
+    func killGroup() { if leadsProcessGroup { kill(-pid, SIGKILL) } }
 
     /// The exit status (128 + signal if killed), or nil if still running after `timeout` seconds.
     func exitStatus(timeout: Double) async -> Int32? {

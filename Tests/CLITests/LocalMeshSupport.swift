@@ -7,21 +7,31 @@ import TestSupport
 /// meshes at once would starve each other on a small machine.
 @Suite(.serialized) enum CLI {}
 
-/// `hivemind mesh up` as a child process of the test, with its mesh file in a
-/// temporary folder. Released, it kills the services it lists and the mesh
-/// process (SIGKILL), so a failing test leaves nothing running.
+/// `hivemind mesh up` as a child process of the test, in a process group of
+/// its own, with its mesh file and output in a temporary folder. Released, it
+/// kills the whole group (SIGKILL), so a failing test leaves nothing running,
+/// even services whose `mesh up` died before it could list them.
 final class MeshUnderTest: Sendable {
-    let process: ServiceProcess
+    let process: BackgroundProcess
     let folder: URL
     /// The mesh file's contents: product -> [(url, pid)].
     let services: [String: [(url: String, pid: pid_t)]]
 
-    static func up(_ flags: [String]) async throws -> MeshUnderTest {
+    static func up(_ flags: [String], timeout: Double = 60) async throws -> MeshUnderTest {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hivemind-cli-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let meshFile = folder.appendingPathComponent("mesh.json").path
+        let process = try BackgroundProcess(try ServiceProcess.executable("hivemind").path, ["mesh", "up", "--mesh-file", meshFile] + flags,
+                                            standardOutput: folder.appendingPathComponent("mesh.out").path,
+                                            standardError: folder.appendingPathComponent("mesh.err").path, processGroup: true)
         // The ready line comes once every service is up and every expert declared.
-        let process = try await ServiceProcess.start("hivemind", ["mesh", "up", "--mesh-file", meshFile] + flags, timeout: 60)
+        let deadline = Clock.now + timeout
+        while !process.output.contains("\n") {
+            guard Clock.now < deadline, await process.exitStatus(timeout: 0.05) == nil else {
+                process.killGroup()
+                throw ServiceProcessError("hivemind mesh up was not ready within \(timeout) s or exited: \(process.errors.suffix(2000))")
+            }
+        }
         let json = try JSON.parse(Array(try Data(contentsOf: URL(fileURLWithPath: meshFile))))
         var services: [String: [(url: String, pid: pid_t)]] = [:]
         if case .object(let products) = json {
@@ -32,14 +42,14 @@ final class MeshUnderTest: Sendable {
         return MeshUnderTest(process: process, folder: folder, services: services)
     }
 
-    private init(process: ServiceProcess, folder: URL, services: [String: [(url: String, pid: pid_t)]]) {
+    private init(process: BackgroundProcess, folder: URL, services: [String: [(url: String, pid: pid_t)]]) {
         self.process = process
         self.folder = folder
         self.services = services
     }
 
     deinit {
-        for pid in allPids where isServiceAlive(pid) { kill(pid, SIGKILL) }
+        process.killGroup()
         try? FileManager.default.removeItem(at: folder)
     }
 

@@ -78,15 +78,26 @@ struct Trainer {
         }
     }
 
-    /// Held-out accuracy, through the mesh.
+    /// Held-out accuracy, through the mesh. A batch the mesh cannot serve is
+    /// tried twice more (a service may be dying right now) before giving up.
     private func evaluate() async throws -> Double {
         var correct = 0
         for start in stride(from: 0, to: test.count, by: 128) {
             let batch = test.subset(Array(start..<min(start + 128, test.count)))
             let z = try model.projection.forward(batch.features).output
             let scores = try model.gate.forward(batch.features).output
-            let logits = try model.head.forward(try await moeForward(z, scores).0).output
-            correct += correctCount(logits, batch.labels)
+            var attempt = 1
+            while true {
+                do {
+                    let logits = try model.head.forward(try await moeForward(z, scores).0).output
+                    correct += correctCount(logits, batch.labels)
+                    break
+                } catch where attempt < 3 {
+                    log("evaluation batch failed (attempt \(attempt) of 3): \(error)")
+                    attempt += 1
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
         }
         return Double(correct) / Double(test.count)
     }

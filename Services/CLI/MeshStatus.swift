@@ -5,8 +5,10 @@ import Shared
 /// `--dht` and `--gateway` given), whether each answers `/healthz`, how many
 /// DHT nodes there are, and how many experts each host has alive in the DHT.
 ///
-/// Exit status: 0 when every service answers, 1 when some do not, 2 when no
-/// DHT node answers (nothing can be said about the mesh then).
+/// With only `--gateway`, the experts come from the gateway's listing and the
+/// DHT's size is not reported. Exit status: 0 when every service answers, 1
+/// when some do not, 2 when neither a DHT node nor the gateway can be asked
+/// (nothing can be said about the mesh then).
 func runMeshStatus(_ arguments: [String]) async throws {
     let (options, _) = try parse("hivemind mesh status", arguments, [
         OptionSpec("mesh-file", default: "mesh.json", help: "the addresses `hivemind mesh up` wrote"),
@@ -17,33 +19,49 @@ func runMeshStatus(_ arguments: [String]) async throws {
     ])
     let services = try meshServices(options)
     let dhtURLs = services.filter { $0.product == "hivemind-dht" }.map(\.url)
-    guard !dhtURLs.isEmpty else { throw OptionError("no DHT node to ask: pass --dht URL,... or a mesh file that lists hivemind-dht services") }
-
+    let prefix = options.string("prefix")!
     var health: [JSON] = []
     for service in services { health.append(await checkHealth(service)) }
     let answering = zip(services, health).filter { $1["healthy"]?.boolValue == true }.map(\.0)
-    let dht = DHTClient(nodes: answering.filter { $0.product == "hivemind-dht" }.map(\.url).nilIfEmpty ?? dhtURLs, timeout: 5)
 
-    // Each node's routing table holds the others it knows, so the largest one plus itself estimates the DHT's size.
-    var tableSizes: [Int] = []
-    for url in dhtURLs {
-        if let node = try? await HTTPClient.shared.get("\(url)/v1/node", timeout: 3).json(), let size = node["routing_table_size"]?.intValue {
-            tableSizes.append(size)
+    let experts: [(uid: String, url: String)]
+    let dhtReport: JSON
+    if dhtURLs.isEmpty {
+        // Only a gateway: it reads the DHT for us, but cannot say how large it is.
+        guard let gateway = services.first(where: { $0.product == "hivemind-gateway" }) else {
+            throw OptionError("nothing to ask: pass --dht URL,... or --gateway URL, or a mesh file from `hivemind mesh up`")
         }
+        do {
+            experts = try await gatewayExperts(under: prefix, gateway: gateway.url)
+        } catch {
+            FileHandle.standardError.write(Data("hivemind mesh status: the gateway at \(gateway.url) cannot list experts: \(error)\n".utf8))
+            exit(2)
+        }
+        dhtReport = ["nodes_answering": .null, "estimated_size": .null]
+    } else {
+        // Each node's routing table holds the others it knows, so the largest one plus itself estimates the DHT's size.
+        var tableSizes: [Int] = []
+        for url in dhtURLs {
+            if let node = try? await HTTPClient.shared.get("\(url)/v1/node", timeout: 3).json(), let size = node["routing_table_size"]?.intValue {
+                tableSizes.append(size)
+            }
+        }
+        guard !tableSizes.isEmpty else {
+            FileHandle.standardError.write(Data("hivemind mesh status: no DHT node answers at \(dhtURLs.joined(separator: ", "))\n".utf8))
+            exit(2)
+        }
+        let dht = DHTClient(nodes: answering.filter { $0.product == "hivemind-dht" }.map(\.url).nilIfEmpty ?? dhtURLs, timeout: 5)
+        experts = try await aliveExperts(under: prefix, dht: dht)
+        dhtReport = ["nodes_answering": .int(tableSizes.count), "estimated_size": .int(tableSizes.max()! + 1)]
     }
-    guard !tableSizes.isEmpty else {
-        FileHandle.standardError.write(Data("hivemind mesh status: no DHT node answers at \(dhtURLs.joined(separator: ", "))\n".utf8))
-        exit(2)
-    }
-    let experts = try await aliveExperts(under: options.string("prefix")!, dht: dht)
     var perHost: [String: [String]] = [:]
     for (uid, url) in experts { perHost[url, default: []].append(uid) }
     for service in services where service.product == "hivemind-expert-host" { perHost[service.url, default: []] += [] }
 
     let report: JSON = [
         "services": .array(health),
-        "dht": ["nodes_answering": .int(tableSizes.count), "estimated_size": .int(tableSizes.max()! + 1)],
-        "experts": ["prefix": .string(options.string("prefix")!), "alive": .int(experts.count),
+        "dht": dhtReport,
+        "experts": ["prefix": .string(prefix), "alive": .int(experts.count),
                     "per_host": .object(perHost.mapValues { .array($0.sorted().map(JSON.string)) })],
     ]
     if try options.bool("json") == true {
@@ -97,6 +115,15 @@ func checkHealth(_ service: MeshService) async -> JSON {
     return .object(entry)
 }
 
+/// Every expert alive under a prefix as a gateway lists them (`GET /v1/experts`).
+func gatewayExperts(under prefix: String, gateway: String) async throws -> [(uid: String, url: String)] {
+    let response = try await HTTPClient.shared.get("\(gateway)/v1/experts?prefix=\(prefix)", timeout: 10)
+    return try (response.json()["experts"]?.arrayValue ?? []).compactMap { expert in
+        guard let uid = expert["uid"]?.stringValue, let url = expert["url"]?.stringValue else { return nil }
+        return (uid, url)
+    }
+}
+
 /// Every expert alive in the DHT under a prefix (uid -> host URL), walking
 /// the prefix dictionaries the hosts declare down to the full uids.
 func aliveExperts(under prefix: String, dht: DHTClient) async throws -> [(uid: String, url: String)] {
@@ -127,7 +154,11 @@ private func printStatusTable(_ report: JSON) {
     }
     let dht = report["dht"]!
     lines.append("")
-    lines.append("DHT: \(dht["nodes_answering"]?.intValue ?? 0) nodes answering; about \(dht["estimated_size"]?.intValue ?? 0) nodes in the DHT")
+    if let answering = dht["nodes_answering"]?.intValue, let size = dht["estimated_size"]?.intValue {
+        lines.append("DHT: \(answering) nodes answering; about \(size) nodes in the DHT")
+    } else {
+        lines.append("DHT: not asked (pass --dht to see its size)")
+    }
     let experts = report["experts"]!
     lines.append("experts alive under \(experts["prefix"]?.stringValue ?? ""): \(experts["alive"]?.intValue ?? 0)")
     if case .object(let hosts)? = experts["per_host"] {

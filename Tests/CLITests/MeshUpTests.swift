@@ -57,6 +57,13 @@ extension CLI {
             #expect(after["experts"]?["alive"]?.intValue == 2)
             #expect(after["experts"]?["per_host"]?[deadHost]?.arrayValue?.isEmpty == true)
 
+            // From a gateway alone: the same experts, the DHT's size unknown.
+            let throughGateway = try await hivemind(["mesh", "status", "--json", "--gateway", mesh.urls("hivemind-gateway")[0]])
+            #expect(throughGateway.status == 0, "\(throughGateway.stderr)")
+            let viaGateway = try JSON.parse(throughGateway.stdout)
+            #expect(viaGateway["experts"]?["alive"]?.intValue == 2)
+            #expect(viaGateway["dht"]?["estimated_size"] == .null)
+
             // The table for people, from the DHT alone.
             let table = try await hivemind(["mesh", "status", "--dht", mesh.urls("hivemind-dht")[0]])
             #expect(table.status == 0, "\(table.stderr)")

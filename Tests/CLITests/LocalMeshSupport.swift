@@ -4,13 +4,20 @@ import Testing
 import TestSupport
 
 /// The CLI's tests, one at a time: each runs a mesh of processes, and two
-/// meshes at once would starve each other on a small machine.
-@Suite(.serialized) enum CLI {}
+/// meshes at once would starve each other on a small machine. Every wait in
+/// them has its own deadline; the time limit is a last guard.
+@Suite(.serialized, .timeLimit(.minutes(3))) enum CLI {}
 
 /// `hivemind mesh up` as a child process of the test, in a process group of
 /// its own, with its mesh file and output in a temporary folder. Released, it
 /// kills the whole group (SIGKILL), so a failing test leaves nothing running,
 /// even services whose `mesh up` died before it could list them.
+///
+/// Why not `ServiceProcess`: its child writes to the test's standard error,
+/// and so do the services `mesh up` starts. `swift test` waits for the end of
+/// that output, so a single service orphaned by a SIGKILLed `mesh up` (as
+/// `ServiceProcess` ends it on release) keeps `swift test` from ever returning,
+/// after every test passed and with nothing printed.
 final class MeshUnderTest: Sendable {
     let process: BackgroundProcess
     let folder: URL

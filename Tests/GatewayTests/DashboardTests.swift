@@ -71,6 +71,9 @@ import TestSupport
         let chromium = HeadlessChromium()
         let page = "\(gateway.url)/dashboard?prefix=ffn.&grid=3,2&run=\(Self.run)&interval=500"
         let dom = try await chromium.dumpDOM(page)
+        let out = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../out").standardized
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try dom.write(to: out.appendingPathComponent("dashboard.html"), atomically: true, encoding: .utf8)
         #expect(dom.contains(#"id="status" data-state="live""#), "the page did not reach the live state: \(dom.prefix(3000))")
         #expect(!dom.contains(#"class="error""#), "a section of the page shows an error")
         for uid in uids { #expect(dom.contains(#"data-uid="\#(uid)""#), "\(uid) is not on the page") }
@@ -84,8 +87,6 @@ import TestSupport
         #expect(dom.contains("<polyline"), "no loss trend was drawn from successive progress records")
 
         // A screenshot for people; it must hold much more than the gateway's plain JSON health page.
-        let out = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../out").standardized
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let screenshot = out.appendingPathComponent("dashboard.png").path
         let baseline = out.appendingPathComponent("dashboard-baseline.png").path
         try? FileManager.default.removeItem(atPath: screenshot)

@@ -1,21 +1,27 @@
+import Shared
 import Synchronization
 
 /// The host each expert was last seen at in the DHT, so that the mesh view
-/// still shows a host and its experts after they vanish from the DHT (a host
-/// that crashed), marked as gone rather than silently dropped.
+/// still shows a host and its experts for a while after they vanish from the
+/// DHT (a host that crashed), marked as gone rather than silently dropped.
 final class ExpertSightings: Sendable {
-    /// Enough for the largest grid the dashboard draws; beyond it, old sightings are forgotten.
+    /// Enough for the largest grid the dashboard draws; beyond it, the oldest sightings are forgotten.
     static let limit = MeshQuery.maxCells
-    private let hosts = Mutex<[String: String]>([:])
+    /// Seconds an expert gone from the DHT stays in the view (and its host is still asked about it).
+    static let memorySeconds = 300.0
+    private let sightings = Mutex<[String: (host: String, seen: Double)]>([:])
 
-    /// Remembers where `experts` are now (uid to host URL); returns every uid's last known host.
-    func record(_ experts: [String: String]) -> [String: String] {
-        hosts.withLock { hosts in
-            hosts.merge(experts) { $1 }
-            while hosts.count > Self.limit, let stale = hosts.keys.first(where: { experts[$0] == nil }) {
-                hosts[stale] = nil
+    /// Remembers where `experts` are now (uid to host URL); returns the last
+    /// known host of every expert seen in the last `memorySeconds`.
+    func record(_ experts: [String: String], now: Double = Clock.now) -> [String: String] {
+        sightings.withLock { sightings in
+            for (uid, host) in experts { sightings[uid] = (host, now) }
+            sightings = sightings.filter { now - $0.value.seen <= Self.memorySeconds }
+            if sightings.count > Self.limit {
+                let newest = sightings.sorted { $0.value.seen > $1.value.seen }.prefix(Self.limit)
+                sightings = Dictionary(uniqueKeysWithValues: newest.map { ($0.key, $0.value) })
             }
-            return hosts
+            return sightings.mapValues(\.host)
         }
     }
 }

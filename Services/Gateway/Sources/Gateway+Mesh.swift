@@ -5,8 +5,10 @@ import Shared
 // that is down shows up as such instead of failing the whole snapshot.
 
 extension Gateway {
-    /// DHT nodes reached by following routing tables from the configured ones stop here.
+    /// DHT nodes reached by following routing tables from the configured ones stop here,
+    /// and so do the hops away from them (each hop may wait for the call timeout).
     static let maxDHTNodes = 32
+    static let maxDHTHops = 2
     /// Seconds for each call the snapshot makes to a DHT node, host or averager.
     static let meshCallTimeout = 2.0
 
@@ -26,14 +28,16 @@ extension Gateway {
     }
 
     /// The configured DHT nodes' `GET /v1/node`, then the nodes in their routing
-    /// tables, breadth first, up to `maxDHTNodes`.
+    /// tables, breadth first, up to `maxDHTNodes` nodes and `maxDHTHops` hops.
     func dhtSection() async -> JSON {
         guard let dht else { return ["nodes": [], "error": "this gateway finds experts without a DHT client"] }
         let configured = Set(dht.nodes)
         var nodes: [JSON] = []
         var seen = configured
         var frontier = dht.nodes
-        while !frontier.isEmpty && nodes.count < Self.maxDHTNodes {
+        var hops = 0
+        while !frontier.isEmpty && nodes.count < Self.maxDHTNodes && hops <= Self.maxDHTHops {
+            hops += 1
             let batch = Array(frontier.prefix(Self.maxDHTNodes - nodes.count))
             let answers = await fetchJSON(batch.map { "\($0)/v1/node" })
             frontier = []

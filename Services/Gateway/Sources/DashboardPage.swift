@@ -78,7 +78,7 @@ enum DashboardPage {
   <section class="wide"><h2>Experts <span id="grid-name" class="dim"></span></h2><div id="grid"></div>
     <div class="legend">
       <span><i class="swatch" style="background:#24303c"></i>idle</span>
-      <span><i class="swatch" style="background:#3ecf8e"></i>busiest (calls per second through this gateway)</span>
+      <span><i class="swatch" style="background:#3ecf8e"></i>busiest (calls per second through this gateway; at first, calls so far)</span>
       <span><i class="swatch" style="border:2px solid #f0524f"></i>failed calls (ring width: share of calls)</span>
       <span><i class="swatch" style="background:#3a1414"></i>gone from the DHT</span>
       <span><i class="swatch" style="border:1px dashed #2a3440"></i>no expert</span>
@@ -213,12 +213,14 @@ function renderHosts(hosts) {
     : el("div", { class: "dim" }, "no expert host declares experts under this prefix"));
 }
 
-/// Calls per second over the kept history (answered and failed, both passes).
+/// Calls per second over the last 2 to 10 seconds (answered and failed, both
+/// passes); empty until the history spans 2 seconds.
 function callRates() {
   const rates = new Map();
-  if (history.length < 2) return rates;
-  const first = history[0], last = history[history.length - 1];
-  const seconds = Math.max(0.001, last.time - first.time);
+  const last = history[history.length - 1];
+  const first = history.filter(past => last.time - past.time >= 2).pop();
+  if (!first) return rates;
+  const seconds = last.time - first.time;
   const before = new Map((first.experts.experts || []).map(e => [e.uid, e]));
   for (const expert of last.experts.experts || []) {
     const past = before.get(expert.uid);

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 import Synchronization
 
 /// One Kademlia node: its routing table, the records it holds, and the

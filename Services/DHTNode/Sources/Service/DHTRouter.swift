@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// The routes of a DHT node: the public API for services and users, and the
 /// peer RPCs between nodes (not served in client mode). `hivemind-dht`'s main,

@@ -11,6 +11,9 @@ extension Gateway {
     static let maxDHTHops = 2
     /// Seconds for each call the snapshot makes to a DHT node, host or averager.
     static let meshCallTimeout = 2.0
+    /// Hosts and averagers asked about themselves per snapshot; anyone can write
+    /// the DHT, so the number of calls one snapshot makes is bounded.
+    static let maxCalledPeers = 64
 
     /// The snapshot `GET /v1/mesh` answers (see openapi/gateway.yaml, `MeshSnapshot`).
     public func meshSnapshot(_ query: MeshQuery) async -> JSON {
@@ -74,7 +77,8 @@ extension Gateway {
 
         // What each host says about its experts (steps trained), and whether it answers.
         let hostURLs = Set(lastHosts.values).sorted()
-        let answers = await fetchJSON(hostURLs.map { "\($0)/v1/experts" })
+        let answers = await fetchJSON(hostURLs.prefix(Self.maxCalledPeers).map { "\($0)/v1/experts" })
+            + Array(repeating: .failure(Self.notAsked), count: max(0, hostURLs.count - Self.maxCalledPeers))
         var steps: [String: JSON] = [:]
         var hosts: [JSON] = []
         for (url, answer) in zip(hostURLs, answers) {
@@ -180,7 +184,8 @@ extension Gateway {
 
         // A node's or auxiliary's peer id is its URL; a client's is not, and nobody can call it.
         let reachable = peers.filter(isHTTP).sorted()
-        let answers = await fetchJSON(reachable.map { "\($0)/v1/info" })
+        let answers = await fetchJSON(reachable.prefix(Self.maxCalledPeers).map { "\($0)/v1/info" })
+            + Array(repeating: .failure(Self.notAsked), count: max(0, reachable.count - Self.maxCalledPeers))
         var averagers: [JSON] = peers.subtracting(reachable).sorted().map { ["peer": .string($0), "reachable": false, "error": "a client: it cannot be called"] }
         for (peer, answer) in zip(reachable, answers) {
             switch answer {
@@ -193,6 +198,8 @@ extension Gateway {
         section["averagers"] = .array(averagers)
         return .object(section)
     }
+
+    static let notAsked = HTTPError(status: 502, code: "not_asked", message: "not asked: more than \(maxCalledPeers) peers in this snapshot")
 
     /// GETs every URL at once; the answers' JSON in the order of `urls`.
     func fetchJSON(_ urls: [String]) async -> [Result<JSON, HTTPError>] {

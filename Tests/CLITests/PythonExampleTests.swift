@@ -17,7 +17,7 @@ extension CLI {
             func trainer(_ index: Int) async throws -> (status: Int32, stdout: String, stderr: String) {
                 try await ServiceProcess.run("/usr/bin/env", [
                     "python3", script, "--gateway", gateway, "--averager", mesh.urls("hivemind-averager")[index - 1],
-                    "--data", digitsPath, "--epochs", "4", "--average-every", "45", "--seed", "\(index)", "--name", "python-\(index)",
+                    "--data", digitsPath, "--epochs", "5", "--average-every", "45", "--seed", "\(index)", "--name", "python-\(index)",
                 ], timeout: 150)
             }
             async let first = trainer(1)

@@ -211,7 +211,8 @@ def main():
     parser.add_argument("--hidden-dim", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--learning-rate", type=float, default=0.003)
+    parser.add_argument("--learning-rate", type=float, default=0.006, help="Adam's learning rate at the first step")
+    parser.add_argument("--final-learning-rate", type=float, default=0.0003, help="reached linearly by the last step")
     parser.add_argument("--average-every", type=int, default=10)
     parser.add_argument("--run", default="digits-python", help="the averaging prefix shared by the run's trainers")
     parser.add_argument("--seed", type=int, default=0)
@@ -235,11 +236,14 @@ def main():
     optimizer = Adam(p, args.learning_rate)
 
     started, step, failed, rounds, since_average = time.time(), 0, 0, 0, 0
+    total_steps = args.epochs * -(-len(train_y) // args.batch_size)
     for epoch in range(args.epochs):
         order = rng.permutation(len(train_y))
         for start in range(0, len(order), args.batch_size):
             batch = order[start:start + args.batch_size]
             step += 1
+            # A learning rate that falls linearly to the final one settles the layers for the held-out test.
+            optimizer.learning_rate = args.learning_rate + (args.final_learning_rate - args.learning_rate) * (step - 1) / max(1, total_steps - 1)
             try:
                 loss, correct = train_step(p, optimizer, mesh, train_x[batch], train_y[batch])
             except (requests.RequestException, RuntimeError) as error:

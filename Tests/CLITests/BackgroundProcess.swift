@@ -4,28 +4,17 @@ import Synchronization
 
 /// A child process whose standard output and error go to files (no pipe can
 /// fill up and stall it), polled for its exit without blocking any thread.
-/// Released, it is killed (SIGKILL) if still running, with its whole process
-/// group when it leads one (so its own children go too).
+/// Released, it is killed (SIGKILL) if still running.
 final class BackgroundProcess: Sendable {
     let pid: pid_t
     let standardOutput: String
     let standardError: String
-    let leadsProcessGroup: Bool
     private let reaped = Mutex<Int32?>(nil)
 
-    /// - Parameter processGroup: start the child in a process group of its own,
-    ///   which `killGroup` (and release) end with everything the child started.
-    init(_ path: String, _ arguments: [String], standardOutput: String, standardError: String, processGroup: Bool = false) throws {
+    /// - Parameter environment: added to the test's own environment (and inherited by the child's children).
+    init(_ path: String, _ arguments: [String], standardOutput: String, standardError: String, environment: [String: String] = [:]) throws {
         self.standardOutput = standardOutput
         self.standardError = standardError
-        leadsProcessGroup = processGroup
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        if processGroup {
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-            posix_spawnattr_setpgroup(&attributes, 0)
-        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -37,16 +26,15 @@ final class BackgroundProcess: Sendable {
             posix_spawn_file_actions_addclose(&actions, fd)
         }
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        let envp = processEnvironment().map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let envp = processEnvironment().merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var child: pid_t = 0
-        let status = posix_spawn(&child, path, &actions, &attributes, argv, envp)
+        let status = posix_spawn(&child, path, &actions, nil, argv, envp)
         guard status == 0 else { throw OptionError("cannot start \(path): \(String(cString: strerror(status)))") }
         pid = child
     }
 
     deinit {
-        if leadsProcessGroup { killGroup() }
         if reap() == nil {
             kill(pid, SIGKILL)
             var status: Int32 = 0
@@ -55,9 +43,6 @@ final class BackgroundProcess: Sendable {
     }
 
     func signal(_ signal: Int32) { kill(pid, signal) }
-
-    /// SIGKILL to every process of the child's group (the child's children too, wherever their parent went).
-    func killGroup() { if leadsProcessGroup { kill(-pid, SIGKILL) } }
 
     /// The exit status (128 + signal if killed), or nil if still running after `timeout` seconds.
     func exitStatus(timeout: Double) async -> Int32? {
@@ -79,6 +64,23 @@ final class BackgroundProcess: Sendable {
                 if waitpid(pid, &status, WNOHANG) == pid { reaped = status }
             }
             return reaped.map { $0 & 0x7f == 0 ? ($0 >> 8) & 0xff : 128 + ($0 & 0x7f) }
+        }
+    }
+}
+
+/// SIGKILL to every process of ours whose environment holds `NAME=VALUE`:
+/// a child and all it started, wherever their parents went (`Process` puts
+/// each child in a process group of its own, so a group kill would miss them).
+func killProcesses(taggedWith tag: String) {
+    let marker = Array(tag.utf8) + [0]
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = pid_t(name), pid != getpid(),
+              let environment = FileManager.default.contents(atPath: "/proc/\(name)/environ") else { continue }
+        let bytes = [UInt8](environment)
+        if bytes.count >= marker.count, (0...(bytes.count - marker.count)).contains(where: { start in
+            (start == 0 || bytes[start - 1] == 0) && bytes[start..<(start + marker.count)].elementsEqual(marker)
+        }) {
+            kill(pid, SIGKILL)
         }
     }
 }

@@ -8,10 +8,11 @@ import TestSupport
 /// them has its own deadline; the time limit is a last guard.
 @Suite(.serialized, .timeLimit(.minutes(3))) enum CLI {}
 
-/// `hivemind mesh up` as a child process of the test, in a process group of
-/// its own, with its mesh file and output in a temporary folder. Released, it
-/// kills the whole group (SIGKILL), so a failing test leaves nothing running,
-/// even services whose `mesh up` died before it could list them.
+/// `hivemind mesh up` as a child process of the test, with its mesh file and
+/// output in a temporary folder. Its environment carries a tag that every
+/// service inherits; released, it kills (SIGKILL) every process with the tag,
+/// so a failing test leaves nothing running, even services whose `mesh up`
+/// died before it could list them.
 ///
 /// Why not `ServiceProcess`: its child writes to the test's standard error,
 /// and so do the services `mesh up` starts. `swift test` waits for the end of
@@ -21,21 +22,24 @@ import TestSupport
 final class MeshUnderTest: Sendable {
     let process: BackgroundProcess
     let folder: URL
+    /// `HIVEMIND_TEST_MESH=<uuid>`, in the environment of the mesh and its services.
+    let tag: String
     /// The mesh file's contents: product -> [(url, pid)].
     let services: [String: [(url: String, pid: pid_t)]]
 
     static func up(_ flags: [String], timeout: Double = 60) async throws -> MeshUnderTest {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hivemind-cli-tests-\(UUID().uuidString)")
+        let id = UUID().uuidString
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hivemind-cli-tests-\(id)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let meshFile = folder.appendingPathComponent("mesh.json").path
         let process = try BackgroundProcess(try ServiceProcess.executable("hivemind").path, ["mesh", "up", "--mesh-file", meshFile] + flags,
                                             standardOutput: folder.appendingPathComponent("mesh.out").path,
-                                            standardError: folder.appendingPathComponent("mesh.err").path, processGroup: true)
+                                            standardError: folder.appendingPathComponent("mesh.err").path, environment: ["HIVEMIND_TEST_MESH": id])
         // The ready line comes once every service is up and every expert declared.
         let deadline = Clock.now + timeout
         while !process.output.contains("\n") {
             guard Clock.now < deadline, await process.exitStatus(timeout: 0.05) == nil else {
-                process.killGroup()
+                killProcesses(taggedWith: "HIVEMIND_TEST_MESH=\(id)")
                 throw ServiceProcessError("hivemind mesh up was not ready within \(timeout) s or exited: \(process.errors.suffix(2000))")
             }
         }
@@ -46,17 +50,18 @@ final class MeshUnderTest: Sendable {
                 services[product] = (list.arrayValue ?? []).map { (($0["url"]?.stringValue ?? ""), pid_t($0["pid"]?.intValue ?? 0)) }
             }
         }
-        return MeshUnderTest(process: process, folder: folder, services: services)
+        return MeshUnderTest(process: process, folder: folder, tag: "HIVEMIND_TEST_MESH=\(id)", services: services)
     }
 
-    private init(process: BackgroundProcess, folder: URL, services: [String: [(url: String, pid: pid_t)]]) {
+    private init(process: BackgroundProcess, folder: URL, tag: String, services: [String: [(url: String, pid: pid_t)]]) {
         self.process = process
         self.folder = folder
+        self.tag = tag
         self.services = services
     }
 
     deinit {
-        process.killGroup()
+        killProcesses(taggedWith: tag)
         try? FileManager.default.removeItem(at: folder)
     }
 

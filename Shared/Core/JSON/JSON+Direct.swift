@@ -6,7 +6,7 @@ extension JSON {
     /// Parses objects, arrays, strings and integers; nil for anything else (reals, true, false,
     /// null, nesting deeper than 64, and every malformed document), which `parse` then reads or
     /// rejects with its error. On what it accepts it gives what `parse` gives.
-    static func parseDirect(_ bytes: UnsafeRawBufferPointer) -> JSON? {
+    package static func parseDirect(_ bytes: UnsafeRawBufferPointer) -> JSON? {
         var reader = DirectReader(bytes: bytes.bindMemory(to: UInt8.self))
         reader.skipSpace()
         guard let value = reader.value(depth: 0) else { return nil }
@@ -18,7 +18,7 @@ extension JSON {
 
     /// `serializedBytes()` (compact, keys sorted) written directly for values without doubles and
     /// without NUL in object keys (which jansson would cut short); nil for those.
-    func serializedBytesDirect() -> [UInt8]? {
+    package func serializedBytesDirect() -> [UInt8]? {
         var output: [UInt8] = []
         return write(into: &output) ? output : nil
     }

@@ -16,8 +16,8 @@ struct DenseModel: Module {
 }
 
 /// `hivemind train`: input projection -> DMoE through the gateway -> head, with
-/// cross-entropy; the dense layers train locally and are averaged with the
-/// other trainers through an averager every few steps.
+/// cross-entropy; the dense layers train with the run's other trainers through
+/// the collaborative optimizer of an averager (see Trainer).
 func runTrain(_ arguments: [String]) async throws {
     let (options, _) = try parse("hivemind train", arguments, [
         OptionSpec("gateway", default: "http://127.0.0.1:8080", help: "gateway URL"),
@@ -31,9 +31,12 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("batch-size", default: "32", help: "samples per step"),
         OptionSpec("epochs", default: "4", help: "passes over the training split"),
         OptionSpec("learning-rate", default: "0.003", help: "Adam's learning rate for the dense layers"),
-        OptionSpec("average-every", default: "10", help: "steps between averaging rounds"),
-        OptionSpec("run", default: "digits", help: "the averaging prefix shared by the run's trainers"),
-        OptionSpec("seed", default: "0", help: "seeds initialization and batch order"),
+        OptionSpec("optimizer", default: "gradients", help: "gradients (average gradients at each epoch's end, then step) or local-updates (step on every batch, average parameters at each epoch's end)"),
+        OptionSpec("target-batch-size", default: "128", help: "samples the whole run processes per collaborative epoch"),
+        OptionSpec("averaging-timeout", default: "10", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
+        OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
+        OptionSpec("init-seed", default: "0", help: "seeds the initial parameters (the same for every trainer of a run)"),
+        OptionSpec("seed", default: "0", help: "seeds this trainer's batch order"),
         OptionSpec("name", default: "trainer", help: "this trainer's name in logs"),
         OptionSpec("history", help: "append one JSON line per step (for curves) to this file"),
         OptionSpec("save", help: "write the final dense layers to this safetensors file"),
@@ -53,8 +56,11 @@ struct TrainerConfiguration {
     let batchSize: Int
     let epochs: Int
     let learningRate: Float
-    let averageEvery: Int
+    let mode: OptimizerMode
+    let targetBatchSize: Int
+    let averagingTimeout: Double
     let run: String
+    let initSeed: UInt64
     let seed: UInt64
     let name: String
     let history: String?
@@ -76,14 +82,20 @@ struct TrainerConfiguration {
         batchSize = try options.int("batch-size") ?? 32
         epochs = try options.int("epochs") ?? 4
         learningRate = Float(try options.double("learning-rate") ?? 0.003)
-        averageEvery = try options.int("average-every") ?? 10
+        guard let mode = OptimizerMode(rawValue: options.string("optimizer")!) else {
+            throw OptionError("--optimizer must be gradients or local-updates, got '\(options.string("optimizer")!)'")
+        }
+        self.mode = mode
+        targetBatchSize = try options.int("target-batch-size") ?? 128
+        averagingTimeout = try options.double("averaging-timeout") ?? 10
         run = options.string("run")!
+        initSeed = UInt64(try options.int("init-seed") ?? 0)
         seed = UInt64(try options.int("seed") ?? 0)
         name = options.string("name")!
         history = options.string("history")
         save = options.string("save")
-        guard hidden > 0, batchSize > 0, epochs > 0, averageEvery > 0 else {
-            throw OptionError("--hidden-dim, --batch-size, --epochs and --average-every must be positive")
+        guard hidden > 0, batchSize > 0, epochs > 0, targetBatchSize > 0, averagingTimeout > 0 else {
+            throw OptionError("--hidden-dim, --batch-size, --epochs, --target-batch-size and --averaging-timeout must be positive")
         }
     }
 }

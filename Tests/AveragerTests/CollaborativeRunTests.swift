@@ -41,7 +41,8 @@ extension Averagers {
             let gradients = (0..<3).map { _ in Tensor.randomNormal(shape: [5000], using: &generator) }
             let perReport = [10, 20, 30]
             let started = Clock.now
-            let results = try await withThrowingTaskGroup(of: (Int, Int, Tensor, JSON, String?).self) { group in
+            var toldAt: [Double] = []
+            let results = try await withThrowingTaskGroup(of: (Int, Int, Tensor, JSON, String?, Double).self) { group in
                 for index in 0..<3 {
                     group.addTask {
                         var samples = 0
@@ -50,15 +51,19 @@ extension Averagers {
                             let answer = try await Self.progress(swarm, index, trainer: "t\(index)", epoch: 0, samples: samples,
                                                                  rate: Double(perReport[index]) * 20)
                             if answer["action"] == "step" { break }
+                            #expect(answer["action"] == "accumulate")
                             try await Task.sleep(for: .milliseconds(50))
                         }
+                        let told = Clock.now
                         let (averaged, record, epoch) = try await Self.step(swarm, index, trainer: "t\(index)", epoch: 0, samples: samples,
                                                                             gradient: gradients[index])
-                        return (index, samples, averaged, record, epoch)
+                        return (index, samples, averaged, record, epoch, told)
                     }
                 }
-                return try await group.reduce(into: [Int: (Int, Tensor, JSON, String?)]()) { $0[$1.0] = ($1.1, $1.2, $1.3, $1.4) }
+                return try await group.reduce(into: [Int: (Int, Tensor, JSON, String?)]()) { $0[$1.0] = ($1.1, $1.2, $1.3, $1.4); toldAt.append($1.5) }
             }
+            // Each averager learns of the others' samples within its refresh period (at most 1 s here).
+            #expect(toldAt.max()! - toldAt.min()! < 3, "the trainers were told to step \(toldAt.max()! - toldAt.min()!) s apart")
             let samples = (0..<3).map { results[$0]!.0 }
             #expect(samples.reduce(0, +) >= 300, "the trainers stepped before the run had its target: \(samples)")
             let total = Double(samples.reduce(0, +))

@@ -160,6 +160,16 @@ import Testing
         #expect(tracker.localTrainers(inEpoch: 1).isEmpty)
     }
 
+    @Test func aReportNearTheEpochsEndBringsTheNextReadForward() throws {
+        let clock = TestClock()
+        let tracker = Self.tracker(target: 100, clock: clock)
+        tracker.update(remote: [])  // nobody yet: read again in the default 3 s
+        #expect(!tracker.needsFetch())
+        _ = try tracker.report(trainer: "a", epoch: 0, samples: 90, samplesPerSecond: 100)
+        clock.advance(0.5)
+        #expect(tracker.needsFetch())
+    }
+
     @Test func partnersAreOtherAveragersWithTrainersInTheEpoch() throws {
         let clock = TestClock()
         let tracker = Self.tracker(clock: clock)

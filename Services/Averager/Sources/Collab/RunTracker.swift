@@ -113,6 +113,8 @@ public final class RunTracker: Sendable {
             state.local[trainer] = Local(progress: TrainerProgress(subkey: ownerMarker + trainer, epoch: epoch, samplesAccumulated: samples,
                                                                    samplesPerSecond: samplesPerSecond, time: now, clientMode: clientMode))
             let after = state.global(now)
+            // Fresh local numbers may bring the epoch's end closer than the last read thought: read sooner then.
+            state.nextFetch = min(state.nextFetch, after.nextFetchTime)
             let action: TrainerAction = after.readyToUpdateEpoch(localEpoch: epoch, now: now) ? .step : .accumulate
             return ProgressAnswer(trainer: trainer, action: action, epoch: epoch, global: after, now: now)
         }

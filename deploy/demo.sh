@@ -42,7 +42,7 @@ cat "$out"/trainer-*.json | python3 -c "
 import json, sys
 for line in sys.stdin:
     r = json.loads(line)
-    print(f\"  {r['trainer']}: {r['held_out_accuracy']*100:.2f}%  ({r['steps']} steps, {r['averaging_rounds']} averaging rounds, {r['failed_steps']} steps lost to faults)\")
+    print(f\"  {r['trainer']}: {r['held_out_accuracy']*100:.2f}%  ({r['steps']} steps, epoch {r.get('epoch', '?')}, {r['averaging_rounds']} averaging rounds, {r['failed_steps']} steps lost to faults)\")
 "
 echo "survived: an expert host killed with SIGKILL, a trainer joining late; ${elapsed} s of training"
 echo "curves: $out/curves.svg"

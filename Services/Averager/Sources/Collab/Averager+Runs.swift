@@ -54,9 +54,10 @@ extension Averager {
 
     /// The end of a trainer's epoch (`POST /v1/runs/{run}/step`): averages its
     /// tensors with this averager's other trainers of the epoch and, through
-    /// one all-reduce, with the other averagers' trainers of the same epoch,
-    /// weighted by samples. Alone (no partner in the DHT, or none found before
-    /// the run's averaging timeout), the trainers get their own average.
+    /// one all-reduce (prefix `{run}_grads`), with the averagers whose trainers
+    /// are in this epoch or near it, weighted by samples; everyone continues
+    /// after the group's latest epoch. Alone (no partner in the DHT, or none
+    /// found before the run's averaging timeout), the trainers get their own average.
     /// - Throws: `AveragerError` 404 for an unknown run or trainer, 409 for an
     ///   epoch other than the trainer's or tensors unlike the others'.
     func step(run: String, trainer: String, epoch: Int, samples: Int, tensors: [(name: String, tensor: WireTensor)]) async throws(AveragerError) -> StepOutcome {
@@ -107,27 +108,28 @@ extension Averager {
         let samples = submissions.reduce(0) { $0 + $1.samples }
 
         await fetchProgress(tracker)  // partners as of now, not as of the last periodic read
-        let partners = tracker.partnerAveragers(inEpoch: epoch)
+        let partners = tracker.partnerAveragers(near: epoch)
         var outcome = "local"
         var groupSize = 1
+        var groupEpoch = epoch
         if !partners.isEmpty {
-            let prefix = "\(tracker.run)_e\(epoch)"
             let names = tensors.keys.sorted()
             let wire = names.map { (name: $0, tensor: try! WireTensor(tensors[$0]!)) }  // float32 of finite values
-            let request = AverageRequest(prefix: prefix, tensors: wire, weight: Double(samples), timeout: settings.averagingTimeout,
+            let request = AverageRequest(prefix: "\(tracker.run)_grads", tensors: wire, weight: Double(samples), timeout: settings.averagingTimeout,
                                          metadata: ["epoch": .int(epoch), "trainers": .int(submissions.count)])
             do {
                 let result = try await average(request, targetGroupSize: partners.count + 1)
                 for (name, value) in result.tensors { tensors[name] = try Tensor(value) }
                 groupSize = result.record.group.members.count
                 outcome = result.record.outcome == "failed" ? "local" : "averaged"
+                // Members a record behind or ahead all continue after the latest epoch among them.
+                groupEpoch = result.record.group.members.compactMap { $0.metadata["epoch"]?.intValue }.reduce(epoch, max)
             } catch {
-                logger.info("step averaged locally: no group of the epoch", ["run": tracker.run, "epoch": "\(epoch)", "error": "\(error)"])
+                logger.info("step averaged locally: no group", ["run": tracker.run, "epoch": "\(epoch)", "error": "\(error)"])
             }
-            forgetMatchmaker(prefix)
         }
         metrics.increment("steps_total", labels: ["outcome": outcome])
-        let next = tracker.advance(submissions.map(\.trainer), from: epoch)
+        let next = tracker.advance(submissions.map(\.trainer), from: groupEpoch)
         let record: JSON = ["epoch": .int(next), "previous_epoch": .int(epoch), "outcome": .string(outcome), "group_size": .int(groupSize),
                             "trainers": .int(submissions.count), "samples": .int(samples)]
         gather.finish(.success(StepOutcome(tensors: tensors, epoch: next, record: record)))

@@ -163,9 +163,11 @@ public final class RunTracker: Sendable {
         }
     }
 
-    /// Other averagers with trainers in `epoch`, by owner marker: the partners of a step's all-reduce.
-    public func partnerAveragers(inEpoch epoch: Int) -> Set<Substring> {
-        state.withLock { state in Set(state.remote.filter { $0.epoch == epoch }.compactMap(\.ownerMarker)) }
+    /// Other averagers with trainers in `epoch`, one behind or any later, by
+    /// owner marker: the partners of a step's all-reduce. (Records lag; a
+    /// partner one epoch off is about to step too, and the group reconciles epochs.)
+    public func partnerAveragers(near epoch: Int) -> Set<Substring> {
+        state.withLock { state in Set(state.remote.filter { $0.epoch >= epoch - 1 }.compactMap(\.ownerMarker)) }
     }
 
     // MARK: - DHT

@@ -56,23 +56,17 @@ public final class Averager: Sendable {
     public var peerID: PeerID? { peer.withLock { $0 } }
 
     /// The matchmaker of `prefix`, created on first use with the initial group bits.
-    /// - Parameter targetGroupSize: overrides the configured one for a new matchmaker (a step knows its partners).
-    func matchmaker(for prefix: String, me: PeerID, targetGroupSize: Int? = nil) throws(AveragerError) -> Matchmaker {
+    func matchmaker(for prefix: String, me: PeerID) throws(AveragerError) -> Matchmaker {
         let key = try GroupKey(prefix: prefix, bits: configuration.initialGroupBits)
         return matchmakers.withLock { matchmakers in
             if let existing = matchmakers[prefix] { return existing }
-            let settings = MatchmakingState.Settings(targetGroupSize: targetGroupSize ?? configuration.targetGroupSize, minGroupSize: configuration.minGroupSize,
+            let settings = MatchmakingState.Settings(targetGroupSize: configuration.targetGroupSize, minGroupSize: configuration.minGroupSize,
                                                      requestTimeout: configuration.requestTimeout, clientMode: configuration.mode == .client)
             let matchmaker = Matchmaker(state: MatchmakingState(me: me, groupKey: key, settings: settings), dht: dht, http: http,
                                         minMatchmakingTime: configuration.minMatchmakingTime, logger: logger, metrics: metrics)
             matchmakers[prefix] = matchmaker
             return matchmaker
         }
-    }
-
-    /// Drops the matchmaker of a prefix that is used once (a step's per-epoch prefix).
-    func forgetMatchmaker(_ prefix: String) {
-        _ = matchmakers.withLock { $0.removeValue(forKey: prefix) }
     }
 
     /// The matchmaker of a prefix another averager asks about; never creates one.
@@ -95,7 +89,7 @@ public final class Averager: Sendable {
     /// - Throws: `AveragerError`: 422 for NaN/inf tensors (unless excluded by
     ///   configuration), 409 when the run's peers average other tensors, 504
     ///   when no group formed before the deadline.
-    /// - Parameter targetGroupSize: the group size to start at once with, if not the configured one.
+    /// - Parameter targetGroupSize: the group size to start at once with, if not the configured one (a run's step knows its partners).
     public func average(_ request: AverageRequest, targetGroupSize: Int? = nil) async throws(AveragerError) -> AverageResult {
         guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
         let schema = TensorSchema(request.tensors)
@@ -104,9 +98,10 @@ public final class Averager: Sendable {
         let weight = !sends || !excludedTensors.isEmpty ? 0 : request.weight
         if !excludedTensors.isEmpty { values = values.map { $0.isFinite ? $0 : 0 } }
 
-        let matchmaker = try matchmaker(for: request.prefix, me: me, targetGroupSize: targetGroupSize)
+        let matchmaker = try matchmaker(for: request.prefix, me: me)
         await matchmaker.roundLock.lock()
         defer { matchmaker.roundLock.unlock() }
+        if let targetGroupSize { await matchmaker.setTargetGroupSize(targetGroupSize) }
         registry.roundStarted()
         defer { registry.roundEnded() }
 

@@ -139,8 +139,12 @@ struct Trainer {
             : model.parameters
         var result: (tensors: TensorBundle, epoch: Int, averaged: Bool)? = nil
         if action == "step" {
+            let stepStarted = Clock.now
             do { result = try await collaboration.step(epoch: epoch, samples: samplesThisEpoch, tensors: tensors) } catch {
                 log("epoch \(epoch) ended alone: \(error)")
+            }
+            if Clock.now - stepStarted > 2 {
+                log("the end of epoch \(epoch) took \(format(Float(Clock.now - stepStarted))) s (\(result?.averaged == true ? "averaged with peers" : "alone"))")
             }
         }
         let averaged = result?.tensors

@@ -170,17 +170,21 @@ import Testing
         #expect(tracker.needsFetch())
     }
 
-    @Test func partnersAreOtherAveragersWithTrainersInTheEpochOrNearIt() throws {
+    @Test func partnersAreOtherAveragersUntilTheyMissAStep() throws {
         let clock = TestClock()
         let tracker = Self.tracker(clock: clock)
         let third = Identity().ownerMarker
         tracker.update(remote: [Self.remote("b", epoch: 2, samples: 0, time: clock.now), Self.remote("c", epoch: 2, samples: 0, time: clock.now),
                                 Self.remote("d", epoch: 0, samples: 0, time: clock.now, owner: third),
                                 Self.remote("mine", epoch: 2, samples: 0, time: clock.now, owner: Self.me)])
-        #expect(tracker.partnerAveragers(near: 2) == [Substring(Self.other)])
-        #expect(tracker.partnerAveragers(near: 1).count == 2)
-        #expect(tracker.partnerAveragers(near: 3) == [Substring(Self.other)])  // one behind: about to step too
-        #expect(tracker.partnerAveragers(near: 4).isEmpty)
+        #expect(tracker.partnerAveragers() == [Substring(Self.other), Substring(third)])
+        clock.advance(1)
+        tracker.missed([Substring(third)])
+        #expect(tracker.partnerAveragers() == [Substring(Self.other)])
+        // Its trainer reports again: it is waited for again.
+        clock.advance(1)
+        tracker.update(remote: [Self.remote("b", epoch: 2, samples: 0, time: clock.now - 2), Self.remote("d", epoch: 3, samples: 5, time: clock.now, owner: third)])
+        #expect(tracker.partnerAveragers() == [Substring(Self.other), Substring(third)])
     }
 
     @Test func recordsArePublishedWhenChangedAndRenewedAtHalfTheirLifetime() throws {

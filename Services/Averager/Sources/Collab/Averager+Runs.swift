@@ -54,8 +54,8 @@ extension Averager {
 
     /// The end of a trainer's epoch (`POST /v1/runs/{run}/step`): averages its
     /// tensors with this averager's other trainers of the epoch and, through
-    /// one all-reduce (prefix `{run}_grads`), with the averagers whose trainers
-    /// are in this epoch or near it, weighted by samples; everyone continues
+    /// one all-reduce (prefix `{run}_grads`), weighted by samples, with the
+    /// other averagers whose trainers take part in the run; everyone continues
     /// after the group's latest epoch. Alone (no partner in the DHT, or none
     /// found before the run's averaging timeout), the trainers get their own average.
     /// - Throws: `AveragerError` 404 for an unknown run or trainer, 409 for an
@@ -108,7 +108,7 @@ extension Averager {
         let samples = submissions.reduce(0) { $0 + $1.samples }
 
         await fetchProgress(tracker)  // partners as of now, not as of the last periodic read
-        let partners = tracker.partnerAveragers(near: epoch)
+        let partners = tracker.partnerAveragers()
         var outcome = "local"
         var groupSize = 1
         var groupEpoch = epoch
@@ -116,15 +116,19 @@ extension Averager {
             let names = tensors.keys.sorted()
             let wire = names.map { (name: $0, tensor: try! WireTensor(tensors[$0]!)) }  // float32 of finite values
             let request = AverageRequest(prefix: "\(tracker.run)_grads", tensors: wire, weight: Double(samples), timeout: settings.averagingTimeout,
-                                         metadata: ["epoch": .int(epoch), "trainers": .int(submissions.count)])
+                                         metadata: ["epoch": .int(epoch), "trainers": .int(submissions.count),
+                                                   "averager": .string(identity.ownerMarker)])
             do {
                 let result = try await average(request, targetGroupSize: partners.count + 1)
                 for (name, value) in result.tensors { tensors[name] = try Tensor(value) }
                 groupSize = result.record.group.members.count
                 outcome = result.record.outcome == "failed" ? "local" : "averaged"
-                // Members a record behind or ahead all continue after the latest epoch among them.
+                // Members behind or ahead all continue after the latest epoch among them.
                 groupEpoch = result.record.group.members.compactMap { $0.metadata["epoch"]?.intValue }.reduce(epoch, max)
+                let joined = Set(result.record.group.members.compactMap { $0.metadata["averager"]?.stringValue })
+                tracker.missed(partners.filter { !joined.contains(String($0)) })
             } catch {
+                tracker.missed(partners)
                 logger.info("step averaged locally: no group", ["run": tracker.run, "epoch": "\(epoch)", "error": "\(error)"])
             }
         }

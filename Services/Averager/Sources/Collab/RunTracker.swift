@@ -55,6 +55,8 @@ public final class RunTracker: Sendable {
         var nextFetch = -Double.infinity
         /// Subkeys of trainers that left, to overwrite with null.
         var departed: [String] = []
+        /// Partner averagers (owner markers) that missed a step, and when.
+        var missedAt: [String: Double] = [:]
 
         func global(_ now: Double) -> GlobalProgress {
             GlobalProgress.estimate(remote + local.values.map(\.progress), targetBatchSize: settings.targetBatchSize,
@@ -163,11 +165,27 @@ public final class RunTracker: Sendable {
         }
     }
 
-    /// Other averagers with trainers in `epoch`, one behind or any later, by
-    /// owner marker: the partners of a step's all-reduce. (Records lag; a
-    /// partner one epoch off is about to step too, and the group reconciles epochs.)
-    public func partnerAveragers(near epoch: Int) -> Set<Substring> {
-        state.withLock { state in Set(state.remote.filter { $0.epoch >= epoch - 1 }.compactMap(\.ownerMarker)) }
+    /// Other averagers whose trainers take part in the run, by owner marker:
+    /// the partners a step's all-reduce waits for, whatever their epoch (the
+    /// group reconciles epochs, and waiting for each other keeps trainers in
+    /// step, as the reference's synchronous default). An averager that missed
+    /// a step is not waited for again until its trainers report anew, so a
+    /// dead trainer costs the others one averaging timeout, not one per step.
+    public func partnerAveragers() -> Set<Substring> {
+        state.withLock { state in
+            Set(state.remote.filter { record in
+                guard let owner = record.ownerMarker else { return false }
+                return state.missedAt[String(owner)].map { record.time > $0 } ?? true
+            }.compactMap(\.ownerMarker))
+        }
+    }
+
+    /// Notes partners that did not join a step (none of their records is newer than now).
+    public func missed(_ partners: some Sequence<Substring>) {
+        let now = clock()
+        state.withLock { state in
+            for partner in partners { state.missedAt[String(partner)] = now }
+        }
     }
 
     // MARK: - DHT

@@ -33,7 +33,7 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("learning-rate", default: "0.003", help: "Adam's learning rate for the dense layers"),
         OptionSpec("optimizer", default: "gradients", help: "gradients (average gradients at each epoch's end, then step) or local-updates (step on every batch, average parameters at each epoch's end)"),
         OptionSpec("target-batch-size", default: "128", help: "samples the whole run processes per collaborative epoch"),
-        OptionSpec("averaging-timeout", default: "10", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
+        OptionSpec("averaging-timeout", default: "5", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
         OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
         OptionSpec("init-seed", default: "0", help: "seeds the initial parameters (the same for every trainer of a run)"),
         OptionSpec("seed", default: "0", help: "seeds this trainer's batch order"),
@@ -87,7 +87,7 @@ struct TrainerConfiguration {
         }
         self.mode = mode
         targetBatchSize = try options.int("target-batch-size") ?? 128
-        averagingTimeout = try options.double("averaging-timeout") ?? 10
+        averagingTimeout = try options.double("averaging-timeout") ?? 5
         run = options.string("run")!
         initSeed = UInt64(try options.int("init-seed") ?? 0)
         seed = UInt64(try options.int("seed") ?? 0)

@@ -50,8 +50,15 @@ struct Trainer {
         for pass in 0..<config.epochs {
             for batch in train.shuffledBatches(size: config.batchSize, seed: config.seed &+ UInt64(pass)) {
                 step += 1
-                let computeStarted = Clock.now
-                guard let (loss, correct, answers) = await trainStep(batch) else { continue }
+                var computeStarted = Clock.now
+                var outcome = await trainStep(batch)
+                // A dead expert stays in the DHT for up to two update periods: retry the batch for a while rather than lose it.
+                for _ in 0..<20 where outcome == nil {
+                    try? await Task.sleep(for: .milliseconds(250))
+                    computeStarted = Clock.now
+                    outcome = await trainStep(batch)
+                }
+                guard let (loss, correct, answers) = outcome else { continue }
                 let rate = Double(batch.count) / max(Clock.now - computeStarted, 1e-6)
                 throughput = throughput == 0 ? rate : 0.9 * throughput + 0.1 * rate
                 samples += batch.count
@@ -192,7 +199,14 @@ struct Trainer {
             let batch = test.subset(Array(start..<min(start + 128, test.count)))
             let z = try model.projection.forward(batch.features).output
             let scores = try model.gate.forward(batch.features).output
-            let logits = try model.head.forward(try await moeForward(z, scores).0).output
+            var mixed: Tensor? = nil
+            // As in training: the mesh may need a few seconds to forget a dead expert host.
+            for attempt in 0..<40 where mixed == nil {
+                do { mixed = try await moeForward(z, scores).0 } catch where attempt < 39 {
+                    try? await Task.sleep(for: .milliseconds(250))
+                }
+            }
+            let logits = try model.head.forward(mixed!).output
             correct += correctCount(logits, batch.labels)
         }
         return Double(correct) / Double(test.count)

@@ -122,7 +122,10 @@ import Testing
         let answer = try tracker.report(trainer: "new", epoch: 0, samples: 0, samplesPerSecond: 0)
         #expect(answer.action == .loadState)
         #expect(answer.epoch == 1)
-        #expect(tracker.epoch(of: "new") == nil)  // nothing recorded until it loaded
+        #expect(tracker.epoch(of: "new") == 1)  // it continues there
+        // The run moves on while it loads: one epoch behind, it ends its epoch with the others instead of loading again.
+        tracker.update(remote: [Self.remote("b", epoch: 2, samples: 0, time: clock.now)])
+        #expect(try tracker.report(trainer: "new", epoch: 1, samples: 32, samplesPerSecond: 0).action == .step)
         // A brand-new run: nobody to load from, every trainer starts at 0.
         let fresh = Self.tracker(clock: clock)
         #expect(try fresh.report(trainer: "first", epoch: 0, samples: 0, samplesPerSecond: 0).action == .accumulate)

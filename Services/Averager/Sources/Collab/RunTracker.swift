@@ -109,7 +109,11 @@ public final class RunTracker: Sendable {
             let known = state.local[trainer]
             let rejoining = known.map { epoch < $0.progress.epoch } ?? true
             if (rejoining && epoch < before.epoch) || epoch < before.epoch - 1 {
-                // Gradients from stale parameters would only hurt: load the state first; nothing is recorded until then.
+                // Gradients from stale parameters would only hurt: load the state first. The trainer counts as
+                // in the run's epoch from now on, so that if the run moves on while it loads, it is one epoch
+                // behind (it steps) rather than new again (it would load again).
+                state.local[trainer] = Local(progress: TrainerProgress(subkey: ownerMarker + trainer, epoch: before.epoch, samplesAccumulated: 0,
+                                                                       samplesPerSecond: samplesPerSecond, time: now, clientMode: clientMode))
                 return ProgressAnswer(trainer: trainer, action: .loadState, epoch: before.epoch, global: before, now: now)
             }
             state.local[trainer] = Local(progress: TrainerProgress(subkey: ownerMarker + trainer, epoch: epoch, samplesAccumulated: samples,

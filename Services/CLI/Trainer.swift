@@ -19,14 +19,15 @@ struct Trainer {
     private var gradientSums: [String: Tensor] = [:]
     /// Samples per second of computing (not waiting for peers), smoothed as the reference's PerformanceEMA.
     private var throughput = 0.0
+    /// Batches lost to faults (after retries), and attempts that failed.
     private var failures = 0
+    private var retries = 0
     private var rounds = 0
 
     init(_ config: TrainerConfiguration) async throws {
         self.config = config
-        let data = try LabeledDataset.digits(contentsOf: URL(fileURLWithPath: config.data))
-        // Every trainer holds out the same fifth; each sees the rest in its own order.
-        (train, test) = data.split(testFraction: 0.2, seed: 0)
+        // Every trainer holds out the same fifth; each sees the rest (or its shard) in its own order.
+        (train, test) = try config.loadData()
         // Every trainer of a run starts from the same parameters, so averaged gradients keep them equal.
         var generator = SplitMix64(seed: config.initSeed)
         let inputs = train.features.shape[1]
@@ -58,7 +59,10 @@ struct Trainer {
                     computeStarted = Clock.now
                     outcome = await trainStep(batch)
                 }
-                guard let (loss, correct, answers) = outcome else { continue }
+                guard let (loss, correct, answers) = outcome else {
+                    failures += 1
+                    continue
+                }
                 let rate = Double(batch.count) / max(Clock.now - computeStarted, 1e-6)
                 throughput = throughput == 0 ? rate : 0.9 * throughput + 0.1 * rate
                 samples += batch.count
@@ -78,7 +82,8 @@ struct Trainer {
         let accuracy = try await evaluate()
         let summary: JSON = ["trainer": .string(config.name), "held_out_accuracy": .double(accuracy), "steps": .int(step), "epoch": .int(epoch),
                              "optimizer": .string(config.mode.rawValue), "seconds": .double(Clock.now - started),
-                             "failed_steps": .int(failures), "averaging_rounds": .int(rounds)]
+                             "failed_steps": .int(failures), "retried_steps": .int(retries),
+                             "averaging_rounds": .int(rounds)]
         record(summary)
         print(summary.serialized())
     }
@@ -108,8 +113,8 @@ struct Trainer {
             let answers = (try? JSON.parse(routing).arrayValue?.map { Double($0.arrayValue?.count ?? 0) }) ?? []
             return (loss, correctCount(logits, batch.labels), answers.reduce(0, +) / Double(max(1, answers.count)))
         } catch {
-            failures += 1
-            log("step skipped: \(error)")
+            retries += 1
+            log("step failed: \(error)")
             return nil
         }
     }
@@ -203,6 +208,7 @@ struct Trainer {
             // As in training: the mesh may need a few seconds to forget a dead expert host.
             for attempt in 0..<40 where mixed == nil {
                 do { mixed = try await moeForward(z, scores).0 } catch where attempt < 39 {
+                    if attempt % 8 == 0 { log("evaluation batch failed (attempt \(attempt + 1) of 40): \(error)") }
                     try? await Task.sleep(for: .milliseconds(250))
                 }
             }
@@ -216,7 +222,7 @@ struct Trainer {
 
     private func moeForward(_ x: Tensor, _ scores: Tensor) async throws -> (Tensor, String) {
         let body = try TensorBundle([("x", x), ("scores", scores)]).encode()
-        let response = try await HTTPClient.shared.post("\(config.gateway)/v1/moe/forward?\(config.moeQuery)", bytes: body, timeout: 10)
+        let response = try await postToGateway("/v1/moe/forward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let output = bundle["output"], let routing = bundle.metadata["routing"] else { throw OptionError("the gateway answered without output") }
         return (output, routing)
@@ -224,10 +230,25 @@ struct Trainer {
 
     private func moeBackward(_ x: Tensor, _ gradOutput: Tensor, _ routing: String) async throws -> (Tensor, Tensor) {
         let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: ["routing": routing]).encode()
-        let response = try await HTTPClient.shared.post("\(config.gateway)/v1/moe/backward?\(config.moeQuery)", bytes: body, timeout: 10)
+        let response = try await postToGateway("/v1/moe/backward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let gradX = bundle["grad_x"], let gradScores = bundle["grad_scores"] else { throw OptionError("the gateway answered without gradients") }
         return (gradX, gradScores)
+    }
+
+    /// Posts to the first gateway that answers; a 4xx (our mistake) is not retried elsewhere.
+    private func postToGateway(_ path: String, _ body: [UInt8]) async throws -> HTTPClientResponse {
+        var failures: [String] = []
+        for gateway in config.gateways {
+            do {
+                return try await HTTPClient.shared.post("\(gateway)\(path)?\(config.moeQuery)", bytes: body, timeout: 10)
+            } catch let error where error.kind == .httpStatus && (error.status ?? 500) < 500 {
+                throw error
+            } catch {
+                failures.append(error.description)
+            }
+        }
+        throw OptionError("no gateway answered: \(failures.joined(separator: "; "))")
     }
 
     /// Averages the dense layers with whichever trainers are averaging now,

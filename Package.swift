@@ -38,6 +38,7 @@ let package = Package(
         systemLibrary("CCurl", pkgConfig: "libcurl", apt: "libcurl4-openssl-dev"),
         systemLibrary("CJansson", pkgConfig: "jansson", apt: "libjansson-dev"),
         systemLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
+        .systemLibrary(name: "CMalloc", path: "Shared/C/CMalloc"),  // glibc's malloc.h, for the averager's buffer reuse
         .target(
             name: "Shared",
             dependencies: ["CMicroHTTPD", "CCurl", "CJansson", "COpenBLAS", .product(name: "Crypto", package: "swift-crypto")],
@@ -53,7 +54,7 @@ let package = Package(
         + service("DHTNode", folder: "DHTNode")
         + service("ExpertHost", folder: "ExpertHost")
         + service("Gateway", folder: "Gateway")
-        + service("Averager", folder: "Averager")
+        + service("Averager", folder: "Averager", dependencies: ["Shared", "CMalloc"])
 )
 
 // Every Swift target gets the same strict settings.

@@ -47,6 +47,18 @@ final class FlatVector: @unchecked Sendable {
         try! Tensor(shape: [range.count], scalars: Array(buffer(range)))  // the count matches by construction
     }
 
+    /// A copy of elements `range` as float32 bytes (little-endian, as on the wire).
+    func bytes(_ range: Range<Int>) -> [UInt8] {
+        let source = UnsafeRawBufferPointer(buffer(range))
+        return [UInt8](unsafeUninitializedCapacity: source.count) { target, initialized in
+            if let base = target.baseAddress, let from = source.baseAddress {
+                Self.adviseHugePages(UnsafeMutableRawPointer(base), byteCount: source.count)
+                UnsafeMutableRawPointer(base).copyMemory(from: from, byteCount: source.count)
+            }
+            initialized = source.count
+        }
+    }
+
     /// Overwrites elements `range` with `values`.
     func write(_ range: Range<Int>, from values: UnsafeBufferPointer<Float>) {
         precondition(values.count == range.count, "\(values.count) values for a range of \(range.count)")

@@ -30,7 +30,7 @@ struct RoundOutput {
         guard average.count == range.count else {
             throw AveragerError(.unprocessable, "the average of part \(part) has \(average.count) elements, expected \(range.count)")
         }
-        guard average.scalars.allSatisfy({ $0.isFinite }) else {
+        guard Finite.all(average.scalars) else {
             throw AveragerError(.unprocessable, "the average of part \(part) holds NaN or infinite values")
         }
         average.scalars.withUnsafeBufferPointer { values.write(range, from: $0) }

@@ -161,7 +161,7 @@ public final class Averager: Sendable {
                 do { tensor = try Tensor(wire) } catch { throw AveragerError(.unprocessable, "tensor '\(entry.name)': \(error.message)") }
                 tensor.scalars.withUnsafeBufferPointer { _ = target.initialize(fromContentsOf: $0) }
             }
-            if !target.allSatisfy({ $0.isFinite }) {
+            if !Finite.all(UnsafeBufferPointer(target)) {
                 nonFinite.append(entry.name)
                 for index in target.indices where !target[index].isFinite { target[index] = 0 }
             }
@@ -185,8 +185,7 @@ public final class Averager: Sendable {
             let range = ranges[name]!
             if original.dtype == .f32 {
                 // Straight into the answer's bytes: one copy instead of two.
-                let bytes = Array(UnsafeRawBufferPointer(values.buffer(range)))
-                return (name, try! WireTensor(dtype: .f32, shape: original.shape, bytes: bytes))  // counts match the schema
+                return (name, try! WireTensor(dtype: .f32, shape: original.shape, bytes: values.bytes(range)))  // counts match the schema
             }
             let tensor = try! Tensor(shape: original.shape, scalars: Array(values.buffer(range)))  // counts match the schema
             return (name, try! WireTensor(tensor, as: original.dtype))  // float dtypes only, checked on input

@@ -196,7 +196,8 @@ struct AllReduceRound {
     private func sendPart(_ part: Int, to reducer: Int, values: FlatVector, weight: Double, codec: CompressionCodec, deadline: Double) async -> PartEvent {
         let failure = PartEvent(part: part, reducer: reducer, result: .failed)
         let timeout = min(deadline - Clock.now, settings.reducerTimeout)
-        guard timeout > 0, let body = try? PartMessage.request(values: slice(values, part), sender: me.peer, weight: weight, codec: codec) else {
+        let range = plan.parts[part].range
+        guard timeout > 0, let body = try? PartMessage.request(values: UnsafeBufferPointer(values.buffer(range)), sender: me.peer, weight: weight, codec: codec) else {
             return failure
         }
         let started = Clock.now

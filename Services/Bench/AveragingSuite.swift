@@ -11,14 +11,14 @@ func runAveragingSuite() throws {
     try blocking {
         print("hivemind-bench averaging  (\(ProcessInfo.processInfo.activeProcessorCount) cores; every peer is a hivemind-averager process with a hivemind-dht node)")
         print()
-        let loopback = try measureLoopbackBandwidth()
-        print("loopback TCP, one stream      \(format(loopback / 1e9)) GB/s")
+        let loopback = try bestLoopbackBandwidth()
+        print("loopback TCP, one stream      \(format(loopback / 1e9)) GB/s (best of 3)")
         print()
         try await runReferenceProtocol(peers: 8, groupSize: 4, rounds: 5, target: 0.6)
         print()
         try await runReferenceProtocol(peers: 16, groupSize: 4, rounds: 5, target: 2)
         print()
-        try await measureAllReduceBandwidth(peers: 4, bytes: 64 << 20, rounds: 3, loopback: loopback)
+        try await measureAllReduceBandwidth(peers: 4, bytes: 64 << 20, rounds: 5, loopback: loopback)
     }
 }
 
@@ -104,9 +104,13 @@ private func runReferenceProtocol(peers count: Int, groupSize: Int, rounds: Int,
 /// averages: 2 (n - 1) / n of the vector leaves each peer. Here all peers share
 /// one host's loopback and cores, so their total traffic per second is what
 /// compares with one loopback stream (itself bound by the same cores); each
-/// peer's own "bus bandwidth" is that total over n. Times come from the round
-/// records (matchmaking and the trainer's upload excluded), after one untimed
-/// round that faults in the processes' buffers.
+/// peer's own "bus bandwidth" is that total over n. The bytes are those the
+/// averagers count as sent (`bytes_sent_total`: part and average bodies,
+/// without HTTP headers), checked against 2 (n - 1) / n per peer. Times come
+/// from the round records (matchmaking and the trainer's upload excluded),
+/// after one untimed round that faults in the processes' buffers. The loopback
+/// reference is the best of its runs before and after the rounds, so that
+/// other work on the machine during one run cannot lower it.
 private func measureAllReduceBandwidth(peers count: Int, bytes: Int, rounds: Int, loopback: Double) async throws {
     let peers = try await Peers.start(count) { _ in ["--target-group-size", "\(count)", "--allreduce-timeout", "120"] }
     var generator = SplitMix64(seed: 7)
@@ -116,17 +120,47 @@ private func measureAllReduceBandwidth(peers count: Int, bytes: Int, rounds: Int
     let client = HTTPClient()
     defer { client.shutdown() }
     var times: [Double] = []
+    var sentBefore = 0.0
     for round in 0...rounds {
+        if round == 1 { sentBefore = try await bytesSent(peers.averagers, client: client) }
         let records = await peers.averageTogether(bodies, query: "codec=none", client: client, timeout: 60)
         let seconds = records.compactMap { $0?["allreduce_seconds"]?.doubleValue }
         guard seconds.count == count else { throw BenchError("an all-reduce of \(bytes >> 20) MiB failed: \(records)") }
         if round > 0 { times.append(seconds.max()!) }
     }
+    let sentPerRound = (try await bytesSent(peers.averagers, client: client) - sentBefore) / Double(rounds)
+    let expected = Double(count) * 2 * Double(count - 1) / Double(count) * Double(bytes)
+    guard abs(sentPerRound / expected - 1) < 0.01 else {
+        throw BenchError("the averagers sent \(sentPerRound) bytes per round, expected about \(expected)")
+    }
+    let loopback = max(loopback, try bestLoopbackBandwidth())
     let time = median(times)
-    let traffic = Double(count) * 2 * Double(count - 1) / Double(count) * Double(bytes) / time
+    let traffic = sentPerRound / time
     print("all-reduce: \(count) peers averaging \(bytes >> 20) MiB of float32 each (median of \(rounds) rounds after a warm-up)")
     print("  all-reduce time   median \(milliseconds(time))  best \(milliseconds(times.min()!))")
+    print("  bytes per round   \(format(sentPerRound / Double(1 << 20), 1)) MiB sent by all peers (2 (n-1) x \(bytes >> 20) MiB = \(format(expected / Double(1 << 20), 1)) MiB)")
+    print("  loopback          \(format(loopback / 1e9)) GB/s (best of the runs before and after the rounds)")
     print("  loopback traffic  \(format(traffic / 1e9)) GB/s of all peers together = \(format(traffic / loopback * 100, 1))% of one loopback stream  "
         + "target >= 30% \(verdict(traffic / loopback >= 0.3))")
     print("  per peer          \(format(traffic / Double(count) / 1e9)) GB/s out and as much in")
+}
+
+/// The sum of the averagers' `bytes_sent_total` counters.
+private func bytesSent(_ averagers: [ServiceProcess], client: HTTPClient) async throws -> Double {
+    var total = 0.0
+    for averager in averagers {
+        let text = String(decoding: try await client.get("\(averager.url)/metrics", timeout: 10).body, as: UTF8.self)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("hivemind_averager_bytes_sent_total ") }
+        guard let value = line.flatMap({ Double($0.split(separator: " ").last ?? "") }) else {
+            throw BenchError("\(averager.url)/metrics has no hivemind_averager_bytes_sent_total")
+        }
+        total += value
+    }
+    return total
+}
+
+/// The best of three one-stream loopback measurements: the machine's limit,
+/// least disturbed by other work.
+private func bestLoopbackBandwidth() throws -> Double {
+    try (0..<3).map { _ in try measureLoopbackBandwidth() }.max()!
 }

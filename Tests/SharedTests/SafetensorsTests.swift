@@ -27,6 +27,14 @@ import Testing
         #expect(try Tensor(decoded["empty"]!).shape == [0, 4])
     }
 
+    @Test func float32FromMemoryEncodesLikeATensor() throws {
+        let values: [Float] = [1, -2, 3.5, 0, 1e-3, -7, .pi]
+        let direct = try values.withUnsafeBufferPointer { try Safetensors.encode(name: "part", float32: $0, metadata: ["sender": "a"]) }
+        let viaTensor = try Safetensors.encode([(name: "part", tensor: try WireTensor(try Tensor(shape: [7], scalars: values)))], metadata: ["sender": "a"])
+        #expect(direct == viaTensor)
+        #expect(try TensorBundle.decode(direct)["part"]?.scalars == values)
+    }
+
     @Test func emptyPayloadRoundTrips() throws {
         let bytes = try Safetensors.encode([])
         #expect(try Safetensors.decode(bytes) == SafetensorsPayload())

@@ -21,6 +21,7 @@ do {
     exit(2)
 }
 
+Averager.tuneProcess()
 let metrics = Metrics(namespace: "hivemind_averager")
 // A DHT call is part of matchmaking: it gets the request timeout, not the client's default.
 let dht = DHTClient(nodes: options.list("dht"), timeout: configuration.requestTimeout)

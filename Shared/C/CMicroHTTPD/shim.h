@@ -9,15 +9,15 @@
 #include <netinet/in.h>
 #include <microhttpd.h>
 
-/// Starts a daemon with an internal thread pool, a connection limit and a
-/// per-connection timeout; `MHD_start_daemon` is variadic.
+/// Starts a daemon with an internal thread pool, a connection limit, a
+/// per-connection timeout and memory limit; `MHD_start_daemon` is variadic.
 static inline struct MHD_Daemon *cmhd_start_daemon(
     unsigned int flags, uint16_t port, const struct sockaddr *bind_addr,
     MHD_AccessHandlerCallback handler, void *handler_cls,
     MHD_RequestCompletedCallback completed, void *completed_cls,
     MHD_NotifyConnectionCallback notify, void *notify_cls,
     unsigned int thread_pool_size, unsigned int connection_limit,
-    unsigned int connection_timeout_seconds) {
+    unsigned int connection_timeout_seconds, size_t connection_memory_limit) {
     return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
         MHD_OPTION_SOCK_ADDR, bind_addr,
         MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
@@ -25,6 +25,7 @@ static inline struct MHD_Daemon *cmhd_start_daemon(
         MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
         MHD_OPTION_CONNECTION_LIMIT, connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
         MHD_OPTION_END);
 }
 

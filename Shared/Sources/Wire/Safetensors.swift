@@ -9,11 +9,19 @@ public enum Safetensors {
         try encode(tensors.map { (name: $0.name, source: .wire($0.tensor)) }, metadata: metadata)
     }
 
+    /// One F32 tensor of shape `[values.count]` read straight from memory: a
+    /// single copy into the payload, without an intermediate array.
+    public static func encode(name: String, float32 values: UnsafeBufferPointer<Float>, metadata: [String: String] = [:]) throws(SafetensorsError) -> [UInt8] {
+        try encode([(name: name, source: .float32(UnsafeRawBufferPointer(values)))], metadata: metadata)
+    }
+
     /// Where an encoded tensor's bytes come from: a wire tensor, or a float
-    /// tensor's storage directly (which saves a full copy for F32 payloads).
+    /// tensor's storage or raw float32 memory directly (which saves a full copy for F32 payloads).
     enum Source {
         case wire(WireTensor)
         case floats(Tensor)
+        /// Valid only during the `encode` call.
+        case float32(UnsafeRawBufferPointer)
 
         var dtype: DType {
             if case .wire(let tensor) = self { return tensor.dtype }
@@ -23,12 +31,14 @@ public enum Safetensors {
             switch self {
             case .wire(let tensor): tensor.shape
             case .floats(let tensor): tensor.shape
+            case .float32(let bytes): [bytes.count / 4]
             }
         }
         var byteCount: Int {
             switch self {
             case .wire(let tensor): tensor.bytes.count
             case .floats(let tensor): tensor.count * 4
+            case .float32(let bytes): bytes.count
             }
         }
         func copy(to target: UnsafeMutableRawPointer) {
@@ -37,6 +47,8 @@ public enum Safetensors {
                 tensor.bytes.withUnsafeBytes { if $0.count > 0 { FreshMemory.copy(target, $0.baseAddress!, byteCount: $0.count) } }
             case .floats(let tensor):
                 tensor.scalars.withUnsafeBytes { if $0.count > 0 { FreshMemory.copy(target, $0.baseAddress!, byteCount: $0.count) } }
+            case .float32(let bytes):
+                if bytes.count > 0 { FreshMemory.copy(target, bytes.baseAddress!, byteCount: bytes.count) }
             }
         }
     }

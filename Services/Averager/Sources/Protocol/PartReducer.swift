@@ -109,7 +109,7 @@ public struct PartReducer: Sendable {
             return refuse(.unprocessable, "part \(part) has \(expected) elements, got \(values.count)")
         }
         let weightIsValid = weight.isFinite && weight >= 0
-        guard weightIsValid, values.scalars.allSatisfy({ $0.isFinite }) else {
+        guard weightIsValid, Finite.all(values.scalars) else {
             let message = weightIsValid
                 ? "part \(part) holds NaN or infinite values; member \(sender) is excluded from the round"
                 : "weight must be a finite number >= 0, got \(weight); member \(sender) is excluded from the round"

@@ -3,17 +3,17 @@ import Shared
 /// A sender's side of one round: its flattened values, overwritten part by
 /// part with the averages the reducers return. A part whose reducer failed
 /// keeps the local values (the reference's `register_failed_reducer`).
-struct RoundOutput: Sendable {
+struct RoundOutput {
     let plan: PartPlan
     /// The flattened vector: local values until a part's average arrives.
-    private(set) var values: [Float]
+    let values: FlatVector
     /// Per part: how many senders the average combined; 0 while pending or
     /// when the part kept its local values.
     private(set) var contributors: [Int]
     /// Per part: whether a result (average or failure) is in.
     private var settled: [Bool]
 
-    init(plan: PartPlan, values: [Float]) {
+    init(plan: PartPlan, values: FlatVector) {
         self.plan = plan
         self.values = values
         contributors = Array(repeating: 0, count: plan.parts.count)
@@ -23,21 +23,17 @@ struct RoundOutput: Sendable {
     /// Whether every part has its average or its failure.
     var isComplete: Bool { !settled.contains(false) }
 
-    /// Stores a part's average.
+    /// Stores a part's average (in place; the part's local values were sent already).
     /// - Throws: `AveragerError` if the reducer returned the wrong number of elements or non-finite values.
     mutating func receive(part: Int, average: Tensor, contributors count: Int) throws(AveragerError) {
         let range = plan.parts[part].range
         guard average.count == range.count else {
             throw AveragerError(.unprocessable, "the average of part \(part) has \(average.count) elements, expected \(range.count)")
         }
-        guard average.scalars.allSatisfy({ $0.isFinite }) else {
+        guard Finite.all(average.scalars) else {
             throw AveragerError(.unprocessable, "the average of part \(part) holds NaN or infinite values")
         }
-        values.withUnsafeMutableBufferPointer { target in
-            average.scalars.withUnsafeBufferPointer { source in
-                (target.baseAddress! + range.lowerBound).update(from: source.baseAddress!, count: range.count)
-            }
-        }
+        average.scalars.withUnsafeBufferPointer { values.write(range, from: $0) }
         contributors[part] = count
         settled[part] = true
     }

@@ -27,8 +27,6 @@ struct AllReduceRound {
 
     /// What the round gave us.
     struct Outcome {
-        /// The flattened vector after the round (nil for an auxiliary).
-        var values: [Float]?
         /// See `RoundRecord.partsAveragedBy`.
         var partsAveragedBy: [Int]
         var failedReducers: [Int]
@@ -68,12 +66,13 @@ struct AllReduceRound {
     private var me: GroupMember { group.members[index] }
 
     /// Runs the round until every part is settled or `deadline` (monotonic seconds).
-    /// - Parameter values: our flattened vector (nil for an auxiliary, which sends nothing).
-    func run(values: [Float]?, weight: Double, codec: CompressionCodec, deadline: Double) async -> Outcome {
+    /// - Parameter values: our flattened vector (nil for an auxiliary, which
+    ///   sends nothing); the averages overwrite it part by part.
+    func run(values: FlatVector?, weight: Double, codec: CompressionCodec, deadline: Double) async -> Outcome {
         let ownParts = plan.partsByReducer[index]
         let reducing = ownParts.isEmpty ? nil : startReducing(ownParts, deadline: deadline)
 
-        var outcome = Outcome(values: nil, partsAveragedBy: [], failedReducers: [], excludedSenders: [])
+        var outcome = Outcome(partsAveragedBy: [], failedReducers: [], excludedSenders: [])
         if let values, me.mode.sends {
             var output = RoundOutput(plan: plan, values: values)
             var failed: Set<Int> = []
@@ -104,7 +103,6 @@ struct AllReduceRound {
                 }
             }
             output.keepLocalWherePending()
-            outcome.values = output.values
             outcome.partsAveragedBy = output.contributors
             outcome.failedReducers = failed.sorted()
         }
@@ -143,15 +141,14 @@ struct AllReduceRound {
         return (session, [watchdog, timer])
     }
 
-    private func slice(_ values: [Float], _ part: Int) -> Tensor {
-        let range = plan.parts[part].range
-        return try! Tensor(shape: [range.count], scalars: Array(values[range]))  // count matches by construction
+    private func slice(_ values: FlatVector, _ part: Int) -> Tensor {
+        values.tensor(plan.parts[part].range)
     }
 
     /// Our own parts go straight into our reducer. With a lossy codec we keep
     /// the average as it reaches the other senders (through the codec), so
     /// that every member of the group holds the same numbers.
-    private func reduceLocally(_ parts: [Int], values: [Float], weight: Double, codec: CompressionCodec, session: ReducerSession) async -> [PartEvent] {
+    private func reduceLocally(_ parts: [Int], values: FlatVector, weight: Double, codec: CompressionCodec, session: ReducerSession) async -> [PartEvent] {
         await withTaskGroup(of: PartEvent.self) { tasks in
             for part in parts {
                 tasks.addTask {
@@ -171,7 +168,7 @@ struct AllReduceRound {
 
     /// Sends `parts` in order to a remote reducer, `partsInFlight` at a time;
     /// after the first failure the rest keep their local values.
-    private func send(_ parts: [Int], to reducer: Int, values: [Float], weight: Double, codec: CompressionCodec, deadline: Double) async -> [PartEvent] {
+    private func send(_ parts: [Int], to reducer: Int, values: FlatVector, weight: Double, codec: CompressionCodec, deadline: Double) async -> [PartEvent] {
         await withTaskGroup(of: PartEvent.self) { tasks in
             var next = 0
             func launch() {
@@ -196,10 +193,11 @@ struct AllReduceRound {
         }
     }
 
-    private func sendPart(_ part: Int, to reducer: Int, values: [Float], weight: Double, codec: CompressionCodec, deadline: Double) async -> PartEvent {
+    private func sendPart(_ part: Int, to reducer: Int, values: FlatVector, weight: Double, codec: CompressionCodec, deadline: Double) async -> PartEvent {
         let failure = PartEvent(part: part, reducer: reducer, result: .failed)
         let timeout = min(deadline - Clock.now, settings.reducerTimeout)
-        guard timeout > 0, let body = try? PartMessage.request(values: slice(values, part), sender: me.peer, weight: weight, codec: codec) else {
+        let range = plan.parts[part].range
+        guard timeout > 0, let body = try? PartMessage.request(values: UnsafeBufferPointer(values.buffer(range)), sender: me.peer, weight: weight, codec: codec) else {
             return failure
         }
         let started = Clock.now

@@ -93,10 +93,9 @@ public final class Averager: Sendable {
     public func average(_ request: AverageRequest, targetGroupSize: Int? = nil) async throws(AveragerError) -> AverageResult {
         guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
         let schema = TensorSchema(request.tensors)
-        var (values, excludedTensors) = try flatten(request.tensors, schema: schema)
+        let (values, excludedTensors) = try flatten(request.tensors, schema: schema)
         let sends = configuration.mode.sends
         let weight = !sends || !excludedTensors.isEmpty ? 0 : request.weight
-        if !excludedTensors.isEmpty { values = values.map { $0.isFinite ? $0 : 0 } }
 
         let matchmaker = try matchmaker(for: request.prefix, me: me)
         await matchmaker.roundLock.lock()
@@ -133,7 +132,7 @@ public final class Averager: Sendable {
                                           deadline: Clock.now + configuration.allreduceTimeout)
             } catch {
                 logger.warning("cannot run the all-reduce", ["group": group.groupID, "error": error.message])
-                outcome = AllReduceRound.Outcome(values: nil, partsAveragedBy: [0], failedReducers: [], excludedSenders: [])
+                outcome = AllReduceRound.Outcome(partsAveragedBy: [0], failedReducers: [], excludedSenders: [])
             }
             metrics.observe("allreduce_seconds", Clock.now - allreduceStarted)
             let record = RoundRecord(group: group, index: group.index(of: me)!, nextGroupKey: await matchmaker.groupKey.key,
@@ -145,25 +144,39 @@ public final class Averager: Sendable {
                 logger.info("all-reduce averaged nothing; looking for another group", ["group": group.groupID])
                 continue
             }
-            let tensors = sends ? unflatten(outcome.values ?? values, like: request.tensors, schema: schema) : []
+            // The round wrote the averages into `values`; a failed round left it as it was.
+            let tensors = sends ? unflatten(values, like: request.tensors, schema: schema) : []
             return AverageResult(tensors: tensors, record: record)
         }
     }
 
     /// The tensors' values as float32, concatenated in schema order, and the
-    /// names of tensors holding NaN or infinities (when those are excluded rather than refused).
-    private func flatten(_ tensors: [(name: String, tensor: WireTensor)], schema: TensorSchema) throws(AveragerError) -> ([Float], [String]) {
-        var byName: [String: Tensor] = [:]
-        for (name, wire) in tensors {
-            do { byName[name] = try Tensor(wire) } catch { throw AveragerError(.unprocessable, "tensor '\(name)': \(error.message)") }
-        }
-        var values: [Float] = []
-        values.reserveCapacity(schema.totalCount)
+    /// names of tensors holding NaN or infinities (when those are excluded
+    /// rather than refused; their non-finite values become 0).
+    private func flatten(_ tensors: [(name: String, tensor: WireTensor)], schema: TensorSchema) throws(AveragerError) -> (FlatVector, [String]) {
+        var byName: [String: WireTensor] = [:]
+        for (name, wire) in tensors { byName[name] = wire }
+        let values = FlatVector(count: schema.totalCount)
         var nonFinite: [String] = []
+        var offset = 0
         for entry in schema.entries {
-            let scalars = byName[entry.name]!.scalars
-            if !scalars.allSatisfy({ $0.isFinite }) { nonFinite.append(entry.name) }
-            values += scalars
+            let wire = byName[entry.name]!
+            let target = values.buffer(offset..<(offset + entry.count))
+            offset += entry.count
+            if wire.dtype == .f32 {
+                // Straight from the request's bytes: one copy instead of two.
+                wire.bytes.withUnsafeBytes { bytes in
+                    if let source = bytes.baseAddress { UnsafeMutableRawPointer(target.baseAddress!).copyMemory(from: source, byteCount: bytes.count) }
+                }
+            } else {
+                let tensor: Tensor
+                do { tensor = try Tensor(wire) } catch { throw AveragerError(.unprocessable, "tensor '\(entry.name)': \(error.message)") }
+                tensor.scalars.withUnsafeBufferPointer { _ = target.initialize(fromContentsOf: $0) }
+            }
+            if !Finite.all(UnsafeBufferPointer(target)) {
+                nonFinite.append(entry.name)
+                for index in target.indices where !target[index].isFinite { target[index] = 0 }
+            }
         }
         if !nonFinite.isEmpty, configuration.nonFinite == .refuse {
             throw AveragerError(.unprocessable, "tensors \(nonFinite) hold NaN or infinite values; send finite values "
@@ -173,7 +186,7 @@ public final class Averager: Sendable {
     }
 
     /// Cuts the flattened vector back into tensors, in the request's order and dtypes.
-    private func unflatten(_ values: [Float], like tensors: [(name: String, tensor: WireTensor)], schema: TensorSchema) -> [(name: String, tensor: WireTensor)] {
+    private func unflatten(_ values: FlatVector, like tensors: [(name: String, tensor: WireTensor)], schema: TensorSchema) -> [(name: String, tensor: WireTensor)] {
         var ranges: [String: Range<Int>] = [:]
         var offset = 0
         for entry in schema.entries {
@@ -181,7 +194,12 @@ public final class Averager: Sendable {
             offset += entry.count
         }
         return tensors.map { name, original in
-            let tensor = try! Tensor(shape: original.shape, scalars: Array(values[ranges[name]!]))  // counts match the schema
+            let range = ranges[name]!
+            if original.dtype == .f32 {
+                // Straight into the answer's bytes: one copy instead of two.
+                return (name, try! WireTensor(dtype: .f32, shape: original.shape, bytes: values.bytes(range)))  // counts match the schema
+            }
+            let tensor = try! Tensor(shape: original.shape, scalars: Array(values.buffer(range)))  // counts match the schema
             return (name, try! WireTensor(tensor, as: original.dtype))  // float dtypes only, checked on input
         }
     }

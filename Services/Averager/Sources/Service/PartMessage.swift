@@ -8,8 +8,18 @@ import Shared
 /// Response: the average as `part` (absent when the reducer could combine
 /// nothing) and `contributors`, a JSON array of the member indices averaged.
 enum PartMessage {
+    static func request(values: UnsafeBufferPointer<Float>, sender: PeerID, weight: Double, codec: CompressionCodec) throws(SafetensorsError) -> [UInt8] {
+        let metadata = ["sender": sender, "weight": "\(weight)", "accept": codec.rawValue]
+        // Uncompressed, the payload is the plain safetensors file a bundle would
+        // encode, written straight from the vector without an intermediate tensor.
+        if codec == .none { return try Safetensors.encode(name: "part", float32: values, metadata: metadata) }
+        return try TensorBundle([("part", try! Tensor(shape: [values.count], scalars: Array(values)))], metadata: metadata).encode(codec: codec)
+    }
+
     static func request(values: Tensor, sender: PeerID, weight: Double, codec: CompressionCodec) throws(SafetensorsError) -> [UInt8] {
-        try TensorBundle([("part", values)], metadata: ["sender": sender, "weight": "\(weight)", "accept": codec.rawValue]).encode(codec: codec)
+        try values.scalars.withUnsafeBufferPointer { buffer in
+            Result { () throws(SafetensorsError) in try request(values: buffer, sender: sender, weight: weight, codec: codec) }
+        }.get()
     }
 
     /// Reads a part request.

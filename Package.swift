@@ -38,14 +38,14 @@ let package = Package(
         systemLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
         // Ed25519 signatures of DHT records and SHA-1 ids, from the libcrypto that libcurl loads anyway.
         systemLibrary("COpenSSL", pkgConfig: "libcrypto", apt: "libssl-dev"),
-        .systemLibrary(name: "CMalloc", path: "Shared/C/CMalloc"),  // glibc's malloc.h, for the averager's buffer reuse
+        .systemLibrary(name: "CMalloc", path: "Shared/C/CMalloc"),  // glibc's malloc.h, for buffer reuse (AllocatorTuning)
         // Two layers, so that a service without tensors stays small (an idle DHT node < 20 MB):
         // SharedCore (Shared/Core): HTTP server and client, JSON, service plumbing, DHT client and
         //   records; no Foundation, no OpenBLAS.
         // Shared (Shared/Sources): tensors, neural layers, wire formats, MoE; re-exports SharedCore.
         .target(
             name: "SharedCore",
-            dependencies: ["CMicroHTTPD", "CCurl", "CJansson", "COpenSSL"],
+            dependencies: ["CMicroHTTPD", "CCurl", "CJansson", "COpenSSL", "CMalloc"],
             path: "Shared/Core"
         ),
         .target(
@@ -66,7 +66,7 @@ let package = Package(
         + service("DHTNode", folder: "DHTNode", dependencies: ["SharedCore"])
         + service("ExpertHost", folder: "ExpertHost")
         + service("Gateway", folder: "Gateway")
-        + service("Averager", folder: "Averager", dependencies: ["Shared", "CMalloc"])
+        + service("Averager", folder: "Averager")
 )
 
 // The DHT node's release binary links the Swift runtime statically: only the

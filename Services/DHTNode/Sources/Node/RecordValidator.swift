@@ -17,6 +17,11 @@ struct RecordValidator: Sendable {
         if let problem = sizeProblem(record) {
             throw problem.isValue ? .payloadTooLarge(prefix + problem.message) : .badRequest(prefix + problem.message)
         }
+        // Checked on every record, owned or not, as the API documents it: a malformed
+        // signature is a client's mistake even where none is needed.
+        if let signature = record.signature, signature.utf8.count != 128 || [UInt8](hex: signature) == nil {
+            throw .badRequest("\(prefix)'signature' must be 128 hex digits (an Ed25519 signature), got '\(signature.prefix(40))'")
+        }
         guard record.expirationTime >= now else {
             throw .unprocessable("\(prefix)expiration_time \(record.expirationTime) is already past (now is \(now)); expected a time in the future, in seconds since the epoch")
         }

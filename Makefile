@@ -8,7 +8,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: deps demo test bench build-release
 
 ## Installs the C libraries (with `apt-get update` first) and the Python test packages when missing
-## (numpy and safetensors for interop tests, openapi-spec-validator for the OpenAPI documents).
+## (numpy and safetensors for interop tests, openapi-spec-validator for the OpenAPI documents,
+## schemathesis to test the live services against them).
 deps:
 	@missing=""; for package in $(APT_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
@@ -21,6 +22,9 @@ deps:
 	@python3 -c "import numpy, safetensors, openapi_spec_validator" 2>/dev/null || \
 		python3 -m pip install --quiet numpy safetensors openapi-spec-validator 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages numpy safetensors openapi-spec-validator
+	@python3 -c "import schemathesis" 2>/dev/null || \
+		python3 -m pip install --quiet "schemathesis>=4.32,<5" 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages "schemathesis>=4.32,<5"
 
 ## The main job.
 demo: deps build-release
@@ -30,6 +34,7 @@ demo: deps build-release
 # One test target at a time: together, the multi-process suites can starve
 # each other on 2 cores (under investigation); each alone takes seconds.
 TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests
+TEST_TARGETS += ConformanceTests
 test: deps
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \

@@ -49,6 +49,10 @@ let package = Package(
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
         .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support"),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture", "TestSupport"], path: "Tests/SharedTests"),
+        // schemathesis against every service as a process (needs their executables built).
+        .testTarget(name: "ConformanceTests",
+                    dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],
+                    path: "Tests/ConformanceTests", exclude: ["schemathesis.toml", "schemathesis_hooks.py"]),
     ]
         + service("DHTNode", folder: "DHTNode")
         + service("ExpertHost", folder: "ExpertHost")

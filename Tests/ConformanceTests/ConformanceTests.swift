@@ -1,0 +1,67 @@
+import Foundation
+import Shared
+import Testing
+import TestSupport
+
+/// Every service as a real process on loopback, probed by schemathesis with
+/// its OpenAPI document: no 5xx, no crash, no status, header, content type or
+/// body that the document does not describe, and bad input refused with a 4xx.
+@Suite struct ConformanceTests {
+    static let quiet = ["--port", "0", "--log-level", "error"]
+
+    @Test func dhtNode() async throws {
+        let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet)
+        let failures = try await Schemathesis.failures("dht", against: dht.url)
+        #expect(failures == nil, "\(failures ?? "")")
+        #expect(dht.waitForExit(timeout: 0) == nil, "the DHT node exited during the run")
+    }
+
+    @Test func expertHost() async throws {
+        let checkpoints = FileManager.default.temporaryDirectory.appendingPathComponent("conformance-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: checkpoints) }
+        let host = try await ServiceProcess.start("hivemind-expert-host", Self.quiet + [
+            "--expert-pattern", "ffn.[0:2].[0:2]", "--hidden-dim", "4", "--max-batch-size", "16",
+            "--optimizer", "sgd", "--checkpoint-dir", checkpoints.path,
+        ])
+        let uids = host.readyLine["experts"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(uids.count == 4)
+        let failures = try await Schemathesis.failures("expert-host", against: host.url, servedUIDs: uids)
+        #expect(failures == nil, "\(failures ?? "")")
+        #expect(host.waitForExit(timeout: 0) == nil, "the expert host exited during the run")
+    }
+
+    @Test func averager() async throws {
+        let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet)
+        let averager = try await ServiceProcess.start("hivemind-averager", Self.quiet + [
+            "--dht", dht.url, "--request-timeout", "1", "--default-timeout", "2",
+        ])
+        let failures = try await Schemathesis.failures("averager", against: averager.url)
+        #expect(failures == nil, "\(failures ?? "")")
+        #expect(averager.waitForExit(timeout: 0) == nil, "the averager exited during the run")
+    }
+
+    /// The gateway over a DHT node and an expert host, so that its proxy
+    /// reaches a real host (garbage bodies come back as the host's 400).
+    @Test func gateway() async throws {
+        let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet)
+        let host = try await ServiceProcess.start("hivemind-expert-host", Self.quiet + [
+            "--dht", dht.url, "--expert-pattern", "ffn.[0:2].[0:2]", "--hidden-dim", "4",
+            "--max-batch-size", "16", "--optimizer", "none", "--update-period", "1",
+        ])
+        let uids = host.readyLine["experts"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let gateway = try await ServiceProcess.start("hivemind-gateway", Self.quiet + ["--dht", dht.url])
+        try await waitUntilDeclared(uids, in: dht.url)
+        let failures = try await Schemathesis.failures("gateway", against: gateway.url, servedUIDs: uids)
+        #expect(failures == nil, "\(failures ?? "")")
+        #expect(gateway.waitForExit(timeout: 0) == nil, "the gateway exited during the run")
+    }
+
+    private func waitUntilDeclared(_ uids: [String], in dht: String) async throws {
+        let client = DHTClient(nodes: [dht], timeout: 5)
+        let deadline = Clock.now + 10
+        while try await client.getMany(uids, latest: true).count < uids.count {
+            guard Clock.now < deadline else { throw ServiceProcessError("the experts were not declared in the DHT in time") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}

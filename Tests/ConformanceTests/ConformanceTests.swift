@@ -65,3 +65,18 @@ import TestSupport
         }
     }
 }
+
+/// Routes every server adds to its service's own (`HTTPServer`), which the
+/// services' router coverage tests cannot see.
+@Suite struct CommonRoutesTests {
+    @Test(arguments: ["dht", "expert-host", "averager", "gateway"])
+    func everyDocumentHasHealthAndMetrics(_ name: String) throws {
+        let document = try OpenAPIDocument(name)
+        for path in ["/healthz", "/metrics"] {
+            // Inline, or the path item of common.yaml by reference.
+            let listed = document.documents(method: "GET", pattern: path)
+                || document.text.contains("  \(path):\n    $ref: 'common.yaml#/paths/~1\(path.dropFirst())'")
+            #expect(listed, "openapi/\(name).yaml lacks GET \(path)")
+        }
+    }
+}

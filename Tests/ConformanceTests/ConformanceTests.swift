@@ -8,6 +8,8 @@ import TestSupport
 /// body that the document does not describe, and bad input refused with a 4xx.
 @Suite struct ConformanceTests {
     static let quiet = ["--port", "0", "--log-level", "error"]
+    /// The hidden size of the test's `ffn` experts: their inputs are [batch, width].
+    static let width = 4
 
     @Test func dhtNode() async throws {
         let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet)
@@ -20,12 +22,12 @@ import TestSupport
         let checkpoints = FileManager.default.temporaryDirectory.appendingPathComponent("conformance-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: checkpoints) }
         let host = try await ServiceProcess.start("hivemind-expert-host", Self.quiet + [
-            "--expert-pattern", "ffn.[0:2].[0:2]", "--hidden-dim", "4", "--max-batch-size", "16",
+            "--expert-pattern", "ffn.[0:2].[0:2]", "--hidden-dim", String(Self.width), "--max-batch-size", "16",
             "--optimizer", "sgd", "--checkpoint-dir", checkpoints.path,
         ])
         let uids = host.readyLine["experts"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(uids.count == 4)
-        let failures = try await Schemathesis.failures("expert-host", against: host.url, servedUIDs: uids)
+        let failures = try await Schemathesis.failures("expert-host", against: host.url, experts: (uids, Self.width))
         #expect(failures == nil, "\(failures ?? "")")
         #expect(host.waitForExit(timeout: 0) == nil, "the expert host exited during the run")
     }
@@ -41,17 +43,18 @@ import TestSupport
     }
 
     /// The gateway over a DHT node and an expert host, so that its proxy
-    /// reaches a real host (garbage bodies come back as the host's 400).
+    /// reaches a real host (valid calls come back with the host's answer,
+    /// garbage with the host's 400).
     @Test func gateway() async throws {
         let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet)
         let host = try await ServiceProcess.start("hivemind-expert-host", Self.quiet + [
-            "--dht", dht.url, "--expert-pattern", "ffn.[0:2].[0:2]", "--hidden-dim", "4",
+            "--dht", dht.url, "--expert-pattern", "ffn.[0:2].[0:2]", "--hidden-dim", String(Self.width),
             "--max-batch-size", "16", "--optimizer", "none", "--update-period", "1",
         ])
         let uids = host.readyLine["experts"]?.arrayValue?.compactMap(\.stringValue) ?? []
         let gateway = try await ServiceProcess.start("hivemind-gateway", Self.quiet + ["--dht", dht.url])
         try await waitUntilDeclared(uids, in: dht.url)
-        let failures = try await Schemathesis.failures("gateway", against: gateway.url, servedUIDs: uids)
+        let failures = try await Schemathesis.failures("gateway", against: gateway.url, experts: (uids, Self.width))
         #expect(failures == nil, "\(failures ?? "")")
         #expect(gateway.waitForExit(timeout: 0) == nil, "the gateway exited during the run")
     }

@@ -14,13 +14,15 @@ enum Schemathesis {
     /// - Parameters:
     ///   - document: the OpenAPI document's name under openapi/, e.g. `dht`.
     ///   - url: the live service's base URL.
-    ///   - servedUIDs: experts the service can reach, for the hooks (see schemathesis_hooks.py).
-    static func failures(_ document: String, against url: String, servedUIDs: [String] = []) async throws -> String? {
+    ///   - experts: uids the service can reach and their input width (`ffn` experts'
+    ///     hidden size), for the hooks' valid requests (see schemathesis_hooks.py).
+    static func failures(_ document: String, against url: String, experts: (uids: [String], width: Int) = ([], 0)) async throws -> String? {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         let openAPI = try OpenAPIDocument(document)
         let arguments = [
             "SCHEMATHESIS_HOOKS=\(folder.appendingPathComponent("schemathesis_hooks.py").path)",
-            "HIVEMIND_TEST_UIDS=\(servedUIDs.joined(separator: ","))",
+            "HIVEMIND_TEST_UIDS=\(experts.uids.joined(separator: ","))",
+            "HIVEMIND_TEST_WIDTH=\(experts.width)",
             "python3", "-m", "schemathesis.cli",
             "--config-file", folder.appendingPathComponent("schemathesis.toml").path,
             "run", openAPI.path,

@@ -1,7 +1,9 @@
 # Schemathesis hooks for the conformance tests (`hooks` in schemathesis.toml).
 # They change generated requests only where a schema cannot say what a valid
 # request is, and keep the tests' traffic on loopback.
+import json
 import os
+import struct
 import time
 
 import schemathesis
@@ -36,6 +38,33 @@ def _rewrite(value, positive):
 SERVED_UIDS = [uid for uid in os.environ.get("HIVEMIND_TEST_UIDS", "").split(",") if uid]
 
 
+# An expert's forward and backward take safetensors files, which a schema
+# cannot describe ("any bytes"): valid requests carry a real one, with
+# `input.0` (and `grad_output.0`) of [batch, HIVEMIND_TEST_WIDTH] floats.
+WIDTH = int(os.environ.get("HIVEMIND_TEST_WIDTH", "0"))
+
+
+def _safetensors(tensors):
+    """A safetensors file of F32 tensors: {name: (shape, values)}."""
+    header, data = {}, b""
+    for name, (shape, values) in tensors.items():
+        chunk = struct.pack(f"<{len(values)}f", *values)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(chunk)]}
+        data += chunk
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def _expert_call(case, seed):
+    batch = seed % 3 + 1
+    values = [((seed * 7 + index * 13) % 17 - 8) / 8 for index in range(batch * WIDTH)]
+    tensors = {"input.0": ([batch, WIDTH], values)}
+    if case.path.endswith("/backward"):
+        tensors["grad_output.0"] = ([batch, WIDTH], list(reversed(values)))
+    return _safetensors(tensors)
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     positive = case.meta is not None and case.meta.generation.mode.is_positive
@@ -43,3 +72,5 @@ def before_call(context, case, kwargs):
     uid = (case.path_parameters or {}).get("uid")
     if positive and SERVED_UIDS and isinstance(uid, str) and len(uid) % 2 == 0:
         case.path_parameters["uid"] = SERVED_UIDS[len(uid) % len(SERVED_UIDS)]
+    if positive and WIDTH and case.path in ("/v1/experts/{uid}/forward", "/v1/experts/{uid}/backward"):
+        case.body = _expert_call(case, len(case.body or b"") + len(str(uid)))

@@ -23,6 +23,8 @@ enum Schemathesis {
             "SCHEMATHESIS_HOOKS=\(folder.appendingPathComponent("schemathesis_hooks.py").path)",
             "HIVEMIND_TEST_UIDS=\(experts.uids.joined(separator: ","))",
             "HIVEMIND_TEST_WIDTH=\(experts.width)",
+            // Hypothesis caches Unicode tables in a folder, by default in the working directory (the repository).
+            "HYPOTHESIS_STORAGE_DIRECTORY=\(FileManager.default.temporaryDirectory.appendingPathComponent("hivemind-hypothesis").path)",
             "python3", "-m", "schemathesis.cli",
             "--config-file", folder.appendingPathComponent("schemathesis.toml").path,
             "run", openAPI.path,

@@ -41,7 +41,7 @@ SERVED_UIDS = [uid for uid in os.environ.get("HIVEMIND_TEST_UIDS", "").split(","
 # An expert's forward and backward take safetensors files, which a schema
 # cannot describe ("any bytes"): valid requests carry a real one, with
 # `input.0` (and `grad_output.0`) of [batch, HIVEMIND_TEST_WIDTH] floats.
-WIDTH = int(os.environ.get("HIVEMIND_TEST_WIDTH", "0"))
+WIDTH = int(os.environ.get("HIVEMIND_TEST_WIDTH") or 0)
 
 
 def _safetensors(tensors):

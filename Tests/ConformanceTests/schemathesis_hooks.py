@@ -65,6 +65,35 @@ def _expert_call(case, seed):
     return _safetensors(tensors)
 
 
+def _served_grid():
+    """The served experts' name prefix and grid, e.g. ("ffn.", [2, 2]) for ffn.0.0 ... ffn.1.1."""
+    if not SERVED_UIDS:
+        return None
+    parts = [uid.split(".") for uid in SERVED_UIDS]
+    sizes = [max(int(part[d + 1]) for part in parts) + 1 for d in range(len(parts[0]) - 1)]
+    return parts[0][0] + ".", sizes
+
+
+def _mixture_forward(case, seed):
+    """A gateway forward: half the valid calls go to the served grid, all get
+    `x` [batch, WIDTH] and `scores` [batch, sum(grid)] for the grid they name."""
+    query = case.query if case.query is not None else {}
+    served = _served_grid()
+    if served and len(str(query.get("prefix", ""))) % 2 == 0:
+        query["prefix"], query["grid"] = served[0], ",".join(map(str, served[1]))
+        case.query = query
+    try:
+        columns = sum(int(size) for size in str(query.get("grid", "")).split(","))
+    except ValueError:
+        return None
+    if columns > 4096:
+        return None
+    batch = seed % 3 + 1
+    x = [((seed + index * 5) % 11 - 5) / 5 for index in range(batch * WIDTH)]
+    scores = [((seed + index * 3) % 7 - 3) / 3 for index in range(batch * columns)]
+    return _safetensors({"x": ([batch, WIDTH], x), "scores": ([batch, columns], scores)})
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     positive = case.meta is not None and case.meta.generation.mode.is_positive
@@ -74,3 +103,7 @@ def before_call(context, case, kwargs):
         case.path_parameters["uid"] = SERVED_UIDS[len(uid) % len(SERVED_UIDS)]
     if positive and WIDTH and case.path in ("/v1/experts/{uid}/forward", "/v1/experts/{uid}/backward"):
         case.body = _expert_call(case, len(case.body or b"") + len(str(uid)))
+    if positive and WIDTH and case.path in ("/v1/moe/forward", "/v1/moe/switch/forward"):
+        body = _mixture_forward(case, len(case.body or b""))
+        if body is not None:
+            case.body = body

@@ -3,6 +3,9 @@
 
 SWIFT ?= swift
 APT_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansson-dev pkg-config gzip
+APT_PACKAGES += libssl-dev
+# Headless Chromium renders the gateway's /dashboard in GatewayTests.
+APT_PACKAGES += chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps demo test bench build-release

@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## Installs the C libraries (with `apt-get update` first) and the Python test packages when missing
 ## (numpy and safetensors for interop tests, openapi-spec-validator for the OpenAPI documents,
-## schemathesis to test the live services against them).
+## requests for the Python example, schemathesis to test the live services against them).
 deps:
 	@missing=""; for package in $(APT_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
@@ -25,6 +25,9 @@ deps:
 	@python3 -c "import numpy, safetensors, openapi_spec_validator" 2>/dev/null || \
 		python3 -m pip install --quiet numpy safetensors openapi-spec-validator 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages numpy safetensors openapi-spec-validator
+	@python3 -c "import requests" 2>/dev/null || \
+		python3 -m pip install --quiet requests 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages requests
 	@python3 -c "import schemathesis" 2>/dev/null || \
 		python3 -m pip install --quiet "schemathesis>=4.32,<5" 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages "schemathesis>=4.32,<5"
@@ -36,7 +39,7 @@ demo: deps build-release
 ## Every test: unit tests and multi-process integration tests on loopback.
 # One test target at a time: together, the multi-process suites can starve
 # each other on 2 cores (under investigation); each alone takes seconds.
-TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests
+TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests
 TEST_TARGETS += ConformanceTests
 test: deps
 	$(SWIFT) build --build-tests

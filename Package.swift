@@ -58,6 +58,9 @@ let package = Package(
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
         .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support"),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture", "TestSupport"], path: "Tests/SharedTests"),
+        // The CLI end to end: `hivemind mesh up`, trainers, the Python example; needs every service's executable.
+        .testTarget(name: "CLITests", dependencies: ["Shared", "TestSupport", "HivemindCLI", "DHTNodeMain", "ExpertHostMain", "GatewayMain", "AveragerMain"],
+                    path: "Tests/CLITests"),
         // schemathesis against every service as a process (needs their executables built).
         .testTarget(name: "ConformanceTests",
                     dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],

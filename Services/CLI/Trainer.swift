@@ -15,9 +15,8 @@ struct Trainer {
 
     init(_ config: TrainerConfiguration) async throws {
         self.config = config
-        let data = try LabeledDataset.digits(contentsOf: URL(fileURLWithPath: config.data))
-        // Every trainer holds out the same fifth; each sees the rest in its own order.
-        (train, test) = data.split(testFraction: 0.2, seed: 0)
+        // Every trainer holds out the same fifth; each sees the rest (or its shard) in its own order.
+        (train, test) = try config.loadData()
         var generator = SplitMix64(seed: config.seed)
         let inputs = train.features.shape[1]
         model = DenseModel(projection: try Linear(inputSize: inputs, outputSize: config.hidden, using: &generator),
@@ -79,15 +78,26 @@ struct Trainer {
         }
     }
 
-    /// Held-out accuracy, through the mesh.
+    /// Held-out accuracy, through the mesh. A batch the mesh cannot serve is
+    /// tried twice more (a service may be dying right now) before giving up.
     private func evaluate() async throws -> Double {
         var correct = 0
         for start in stride(from: 0, to: test.count, by: 128) {
             let batch = test.subset(Array(start..<min(start + 128, test.count)))
             let z = try model.projection.forward(batch.features).output
             let scores = try model.gate.forward(batch.features).output
-            let logits = try model.head.forward(try await moeForward(z, scores).0).output
-            correct += correctCount(logits, batch.labels)
+            var attempt = 1
+            while true {
+                do {
+                    let logits = try model.head.forward(try await moeForward(z, scores).0).output
+                    correct += correctCount(logits, batch.labels)
+                    break
+                } catch where attempt < 3 {
+                    log("evaluation batch failed (attempt \(attempt) of 3): \(error)")
+                    attempt += 1
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
         }
         return Double(correct) / Double(test.count)
     }
@@ -96,7 +106,7 @@ struct Trainer {
 
     private func moeForward(_ x: Tensor, _ scores: Tensor) async throws -> (Tensor, String) {
         let body = try TensorBundle([("x", x), ("scores", scores)]).encode()
-        let response = try await HTTPClient.shared.post("\(config.gateway)/v1/moe/forward?\(config.moeQuery)", bytes: body, timeout: 10)
+        let response = try await postToGateway("/v1/moe/forward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let output = bundle["output"], let routing = bundle.metadata["routing"] else { throw OptionError("the gateway answered without output") }
         return (output, routing)
@@ -104,10 +114,25 @@ struct Trainer {
 
     private func moeBackward(_ x: Tensor, _ gradOutput: Tensor, _ routing: String) async throws -> (Tensor, Tensor) {
         let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: ["routing": routing]).encode()
-        let response = try await HTTPClient.shared.post("\(config.gateway)/v1/moe/backward?\(config.moeQuery)", bytes: body, timeout: 10)
+        let response = try await postToGateway("/v1/moe/backward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let gradX = bundle["grad_x"], let gradScores = bundle["grad_scores"] else { throw OptionError("the gateway answered without gradients") }
         return (gradX, gradScores)
+    }
+
+    /// Posts to the first gateway that answers; a 4xx (our mistake) is not retried elsewhere.
+    private func postToGateway(_ path: String, _ body: [UInt8]) async throws -> HTTPClientResponse {
+        var failures: [String] = []
+        for gateway in config.gateways {
+            do {
+                return try await HTTPClient.shared.post("\(gateway)\(path)?\(config.moeQuery)", bytes: body, timeout: 10)
+            } catch let error where error.kind == .httpStatus && (error.status ?? 500) < 500 {
+                throw error
+            } catch {
+                failures.append(error.description)
+            }
+        }
+        throw OptionError("no gateway answered: \(failures.joined(separator: "; "))")
     }
 
     /// Averages the dense layers with whichever trainers are averaging now,
@@ -124,8 +149,8 @@ struct Trainer {
             }
             rounds += 1
             samplesSinceAverage = 0
-            _ = try? await HTTPClient.shared.send(HTTPClientRequest(method: "PUT", url: "\(averager)/v1/state?prefix=\(config.run).state",
-                                                                    headers: [("Content-Type", "application/octet-stream")], body: body, timeout: 5))
+            _ = try? await HTTPClient.shared.send(HTTPClientRequest(method: "PUT", url: "\(averager)/v1/state?prefix=\(config.statePrefix)",
+                                                                    headers: [("Content-Type", "application/octet-stream")], body: response.body, timeout: 5))
         } catch {
             log("averaging skipped: \(error)")
         }
@@ -134,7 +159,7 @@ struct Trainer {
     /// A newcomer starts from a peer's dense layers when some peer shares them.
     private mutating func loadStateFromPeers() async -> Bool {
         guard let averager = config.averager,
-              let response = try? await HTTPClient.shared.send(HTTPClientRequest(method: "POST", url: "\(averager)/v1/state/load?prefix=\(config.run).state&timeout=3", timeout: 10)),
+              let response = try? await HTTPClient.shared.send(HTTPClientRequest(method: "POST", url: "\(averager)/v1/state/load?prefix=\(config.statePrefix)&timeout=3", timeout: 10)),
               let state = try? TensorBundle.decode(response.body) else { return false }
         model.visitParameters(prefix: "") { name, tensor in
             if let value = state[name], value.shape == tensor.shape { tensor = value }

@@ -1,4 +1,4 @@
-# Schemathesis hooks for the conformance tests (`hooks` in schemathesis.toml).
+# Schemathesis hooks for the conformance tests (the test names this file in SCHEMATHESIS_HOOKS).
 # They change generated requests only where a schema cannot say what a valid
 # request is, and keep the tests' traffic on loopback.
 import json

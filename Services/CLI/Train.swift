@@ -16,8 +16,8 @@ struct DenseModel: Module {
 }
 
 /// `hivemind train`: input projection -> DMoE through the gateway -> head, with
-/// cross-entropy; the dense layers train locally and are averaged with the
-/// other trainers through an averager every few steps.
+/// cross-entropy; the dense layers train with the run's other trainers through
+/// the collaborative optimizer of an averager (see Trainer).
 func runTrain(_ arguments: [String]) async throws {
     let (options, _) = try parse("hivemind train", arguments, [
         OptionSpec("gateway", default: "http://127.0.0.1:8080", help: "gateway URLs; each step goes to the first that answers"),
@@ -33,9 +33,12 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("batch-size", default: "32", help: "samples per step"),
         OptionSpec("epochs", default: "4", help: "passes over the training split"),
         OptionSpec("learning-rate", default: "0.003", help: "Adam's learning rate for the dense layers"),
-        OptionSpec("average-every", default: "10", help: "steps between averaging rounds"),
-        OptionSpec("run", default: "digits", help: "the averaging prefix shared by the run's trainers"),
-        OptionSpec("seed", default: "0", help: "seeds initialization and batch order"),
+        OptionSpec("optimizer", default: "gradients", help: "gradients (average gradients at each epoch's end, then step) or local-updates (step on every batch, average parameters at each epoch's end)"),
+        OptionSpec("target-batch-size", default: "128", help: "samples the whole run processes per collaborative epoch"),
+        OptionSpec("averaging-timeout", default: "5", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
+        OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
+        OptionSpec("init-seed", default: "0", help: "seeds the initial parameters (the same for every trainer of a run)"),
+        OptionSpec("seed", default: "0", help: "seeds this trainer's batch order"),
         OptionSpec("name", default: "trainer", help: "this trainer's name in logs"),
         OptionSpec("history", help: "append one JSON line per step (for curves) to this file"),
         OptionSpec("save", help: "write the final dense layers to this safetensors file"),
@@ -62,10 +65,11 @@ struct TrainerConfiguration {
     let batchSize: Int
     let epochs: Int
     let learningRate: Float
-    let averageEvery: Int
+    let mode: OptimizerMode
+    let targetBatchSize: Int
+    let averagingTimeout: Double
     let run: String
-    /// Where trainers share their layers with newcomers (an averager prefix allows no '.').
-    var statePrefix: String { run + "_state" }
+    let initSeed: UInt64
     let seed: UInt64
     let name: String
     let history: String?
@@ -99,17 +103,24 @@ struct TrainerConfiguration {
         batchSize = try options.int("batch-size") ?? 32
         epochs = try options.int("epochs") ?? 4
         learningRate = Float(try options.double("learning-rate") ?? 0.003)
-        averageEvery = try options.int("average-every") ?? 10
+        guard let mode = OptimizerMode(rawValue: options.string("optimizer")!) else {
+            throw OptionError("--optimizer must be gradients or local-updates, got '\(options.string("optimizer")!)'")
+        }
+        self.mode = mode
+        targetBatchSize = try options.int("target-batch-size") ?? 128
+        averagingTimeout = try options.double("averaging-timeout") ?? 5
+        initSeed = UInt64(try options.int("init-seed") ?? 0)
         run = options.string("run")!
-        guard !run.isEmpty, run.count <= 120, run.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
-            throw OptionError("--run must be 1 to 120 letters, digits, '_' or '-' (it names the averaging group), got '\(run)'")
+        guard !run.isEmpty, run.count <= 100, run.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw OptionError("--run must be 1 to 100 letters, digits, '_' or '-' (it names the averaging group), got '\(run)'")
         }
         seed = UInt64(try options.int("seed") ?? 0)
         name = options.string("name")!
         history = options.string("history")
         save = options.string("save")
-        guard hidden > 0, batchSize > 0, epochs > 0, averageEvery > 0, trainSamples >= 0 else {
-            throw OptionError("--hidden-dim, --batch-size, --epochs and --average-every must be positive, --train-samples not negative")
+        guard hidden > 0, batchSize > 0, epochs > 0, targetBatchSize > 0, averagingTimeout > 0, trainSamples >= 0 else {
+            throw OptionError("--hidden-dim, --batch-size, --epochs, --target-batch-size and --averaging-timeout must be positive, "
+                              + "--train-samples not negative")
         }
     }
 

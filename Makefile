@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## Installs the C libraries (with `apt-get update` first) and the Python test packages when missing
 ## (numpy and safetensors for interop tests, openapi-spec-validator for the OpenAPI documents,
-## requests for the Python example).
+## requests for the Python example, schemathesis to test the live services against them).
 deps:
 	@missing=""; for package in $(APT_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
@@ -28,6 +28,9 @@ deps:
 	@python3 -c "import requests" 2>/dev/null || \
 		python3 -m pip install --quiet requests 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages requests
+	@python3 -c "import schemathesis" 2>/dev/null || \
+		python3 -m pip install --quiet "schemathesis>=4.32,<5" 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages "schemathesis>=4.32,<5"
 
 ## The main job.
 demo: deps build-release
@@ -37,6 +40,7 @@ demo: deps build-release
 # One test target at a time: together, the multi-process suites can starve
 # each other on 2 cores (under investigation); each alone takes seconds.
 TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests
+TEST_TARGETS += ConformanceTests
 test: deps
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \

@@ -62,6 +62,10 @@ let package = Package(
         // The CLI end to end: `hivemind mesh up`, trainers, the Python example; needs every service's executable.
         .testTarget(name: "CLITests", dependencies: ["Shared", "TestSupport", "HivemindCLI", "DHTNodeMain", "ExpertHostMain", "GatewayMain", "AveragerMain"],
                     path: "Tests/CLITests"),
+        // schemathesis against every service as a process (needs their executables built).
+        .testTarget(name: "ConformanceTests",
+                    dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],
+                    path: "Tests/ConformanceTests", exclude: ["schemathesis.toml", "schemathesis_hooks.py"]),
     ]
         + service("DHTNode", folder: "DHTNode", dependencies: ["SharedCore"])
         + service("ExpertHost", folder: "ExpertHost")

@@ -7,7 +7,7 @@ import TestSupport
 @Suite struct MeshSnapshotTests {
     static let badQueries: [(query: String, mentions: String)] = [
         ("prefix=ffn", "prefix"), ("prefix=ffn.1.", "prefix"), ("grid=4,0", "grid"), ("grid=4,,4", "grid"),
-        ("grid=100,100", "4096"), ("run=a.b", "run"), ("run=", "run"), ("group_bits=5", "group_bits"), ("group_bits=x", "group_bits"),
+        ("grid=100,100", "4096"), ("grid=3799,199,5650,9,1880,43,521,4086", "4096"), ("run=a.b", "run"), ("run=", "run"), ("group_bits=5", "group_bits"), ("group_bits=x", "group_bits"),
     ]
 
     @Test(arguments: badQueries.indices)

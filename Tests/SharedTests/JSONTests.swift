@@ -18,6 +18,13 @@ import Testing
         }
     }
 
+    @Test func integersBeyond64BitsReadAsDoubles() throws {
+        // Valid JSON that jansson alone refuses ("too big integer").
+        let value = try JSON.parse(#"{"big": 61570488191094800384, "negative": -150491452988466561024, "small": 3}"#)
+        #expect(value["big"] == .double(61570488191094800384) && value["negative"] == .double(-150491452988466561024))
+        #expect(value["small"]?.intValue == 3)
+    }
+
     @Test func readerNamesTheFieldThatIsWrong() throws {
         let reader = try JSONObjectReader(JSON.parse(#"{"a": {"b": "x"}}"#))
         #expect(throws: JSONFieldError.self) { try reader.object("a").double("b") }

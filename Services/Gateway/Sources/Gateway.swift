@@ -119,7 +119,15 @@ public struct Gateway: Sendable {
         let expert: ExpertInfo?
         do { expert = try await directory.expert(uid) } catch { throw HTTPError.serviceUnavailable("cannot read the DHT: \(error)") }
         guard let expert else { throw HTTPError.notFound("no alive host declares expert \(uid) in the DHT") }
-        let query = request.query.isEmpty ? "" : "?" + request.query.map { "\($0.key)=\($0.value)" }.joined(separator: "&")
+        // The host reads only `codec`; passing it on checked (rather than the raw
+        // query) keeps the host's URL well-formed whatever the client sent.
+        var query = ""
+        if let name = request.query["codec"] {
+            guard let codec = CompressionCodec(rawValue: name) else {
+                throw HTTPError.badRequest("query 'codec' must be one of \(CompressionCodec.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name.prefix(40))'")
+            }
+            query = "?codec=\(codec.rawValue)"
+        }
         let headers = request.headers["authorization"].map { [(name: "Authorization", value: $0)] } ?? []
         do {
             let response = try await client.post("\(expert.url)/v1/experts/\(uid)/\(pass)\(query)", bytes: request.body, headers: headers)

@@ -29,7 +29,7 @@ public struct MeshQuery: Sendable {
         if let text = query["grid"] {
             let sizes = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
             guard !sizes.isEmpty, sizes.count <= 8, sizes.allSatisfy({ ($0 ?? 0) > 0 }),
-                  sizes.reduce(1, { $0 * $1! }) <= Self.maxCells else {
+                  Self.cells(sizes.map { $0! }) <= Self.maxCells else {
                 throw .badRequest("query 'grid' must list positive dimension sizes with at most \(Self.maxCells) cells in all, e.g. grid=4,4, got '\(text.prefix(64))'")
             }
             gridSize = sizes.map { $0! }
@@ -47,6 +47,18 @@ public struct MeshQuery: Sendable {
             }
             groupBits = bits
         }
+    }
+
+    /// The product of the sizes, or maxCells + 1 as soon as it passes maxCells
+    /// (the product of a client's sizes could overflow).
+    private static func cells(_ sizes: [Int]) -> Int {
+        var cells = 1
+        for size in sizes {
+            guard size <= maxCells else { return maxCells + 1 }
+            cells *= size
+            guard cells <= maxCells else { return maxCells + 1 }
+        }
+        return cells
     }
 
     /// The averagers' group keys `{run}.0b{bits}` for every bit string up to `groupBits` long.

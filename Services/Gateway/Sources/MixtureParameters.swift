@@ -4,7 +4,16 @@ import Shared
 /// reference's meanings. Defaults: k_best 4, k_min 1, forward_timeout 10 s,
 /// timeout_after_k_min = forward_timeout (wait for every chosen expert),
 /// backward_k_min 1, backward_timeout 10 s.
+///
+/// Limits keep one call's work bounded (larger values get a 400): at most
+/// `maxDimensions` grid dimensions of at most `maxDimensionSize` each,
+/// k_best at most `maxKBest`, timeouts at most `maxTimeout` seconds.
 public struct MixtureParameters: Sendable {
+    public static let maxDimensions = 8
+    public static let maxDimensionSize = 99_999
+    public static let maxKBest = 64
+    public static let maxTimeout = 300.0
+
     /// The uid prefix, a name and a dot: `ffn.`.
     public var prefix: String
     /// The size of each grid dimension.
@@ -26,18 +35,22 @@ public struct MixtureParameters: Sendable {
             throw .badRequest("query 'prefix' must be an expert name and a dot, e.g. prefix=ffn.")
         }
         self.prefix = prefix
-        let sizes = (query["grid"] ?? "").split(separator: ",").map { Int($0) }
-        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw .badRequest("query 'grid' must list the grid's positive dimension sizes, e.g. grid=4,4")
+        let sizes = (query["grid"] ?? "").split(separator: ",", omittingEmptySubsequences: false).map(Self.dimensionSize)
+        guard !sizes.isEmpty, sizes.count <= Self.maxDimensions, sizes.allSatisfy({ $0 != nil }) else {
+            throw .badRequest("query 'grid' must list the grid's dimension sizes (1 to \(Self.maxDimensions) integers in 1...\(Self.maxDimensionSize)), comma-separated, e.g. grid=4,4")
         }
         gridSize = sizes.map { $0! }
-        kBest = try Self.integer(query, "k_best", default: 4, minimum: 1)
-        kMin = try Self.integer(query, "k_min", default: 1, minimum: 0)
-        backwardKMin = try Self.integer(query, "backward_k_min", default: 1, minimum: 0)
+        kBest = try Self.integer(query, "k_best", default: 4, range: 1...Self.maxKBest)
+        kMin = try Self.integer(query, "k_min", default: 1, range: 0...Self.maxKBest)
+        backwardKMin = try Self.integer(query, "backward_k_min", default: 1, range: 0...Self.maxKBest)
         forwardTimeout = try Self.seconds(query, "forward_timeout", default: 10)
         timeoutAfterKMin = try Self.seconds(query, "timeout_after_k_min", default: forwardTimeout)
         backwardTimeout = try Self.seconds(query, "backward_timeout", default: 10)
-        detectAnomalies = query["detect_anomalies"] == "true"
+        switch query["detect_anomalies"] {
+        case nil, "false": detectAnomalies = false
+        case "true": detectAnomalies = true
+        case let other?: throw .badRequest("query 'detect_anomalies' must be true or false, got '\(other.prefix(40))'")
+        }
         do { codec = try CompressionCodec(parsing: query["codec"] ?? "none") } catch { throw .badRequest("query 'codec': \(error.message)") }
         guard kMin <= kBest, backwardKMin <= kBest else {
             throw .unprocessable("k_min (\(kMin)) and backward_k_min (\(backwardKMin)) must not exceed k_best (\(kBest))")
@@ -47,17 +60,26 @@ public struct MixtureParameters: Sendable {
     /// The total number of gating scores per sample: the grid's dimensions side by side.
     public var scoreCount: Int { gridSize.reduce(0, +) }
 
-    private static func integer(_ query: [String: String], _ name: String, default value: Int, minimum: Int) throws(HTTPError) -> Int {
+    private static func integer(_ query: [String: String], _ name: String, default value: Int, range: ClosedRange<Int>) throws(HTTPError) -> Int {
         guard let text = query[name] else { return value }
-        guard let number = Int(text), number >= minimum else { throw .badRequest("query '\(name)' must be an integer >= \(minimum), got '\(text)'") }
+        guard let number = Int(text), range.contains(number) else {
+            throw .badRequest("query '\(name)' must be an integer in \(range.lowerBound)...\(range.upperBound), got '\(text.prefix(40))'")
+        }
         return number
     }
 
     private static func seconds(_ query: [String: String], _ name: String, default value: Double) throws(HTTPError) -> Double {
         guard let text = query[name] else { return value }
-        guard let number = Double(text), number.isFinite, number > 0 else {
-            throw .badRequest("query '\(name)' must be a finite number of seconds > 0, got '\(text)'")
+        guard let number = Double(text), number > 0, number <= maxTimeout else {
+            throw .badRequest("query '\(name)' must be a number of seconds in (0, \(Int(maxTimeout))], got '\(text.prefix(40))'")
         }
         return number
+    }
+
+    /// One grid dimension: digits only (no sign, no leading zero), in 1...maxDimensionSize.
+    private static func dimensionSize(_ text: Substring) -> Int? {
+        guard text.count <= 5, text.first != "0", text.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let size = Int(text), (1...maxDimensionSize).contains(size) else { return nil }
+        return size
     }
 }

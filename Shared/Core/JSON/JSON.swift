@@ -23,15 +23,26 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable {
 extension JSON {
     /// Parses one JSON document of any type (object, array or scalar).
     /// The corresponding C function is `json_loadb`.
+    ///
+    /// A document with an integer beyond 64 bits (valid JSON) is read again
+    /// with every integer as a double, as JavaScript reads JSON.
     public static func parse<Bytes: Collection>(_ bytes: Bytes) throws(JSONParseError) -> JSON where Bytes.Element == UInt8 {
+        do {
+            return try load(bytes, flags: Int(JSON_DECODE_ANY))
+        } catch where error.reason.hasPrefix("too big integer") || error.reason.hasPrefix("too big negative") {
+            return try load(bytes, flags: Int(JSON_DECODE_ANY) | Int(JSON_DECODE_INT_AS_REAL))
+        }
+    }
+
+    private static func load<Bytes: Collection>(_ bytes: Bytes, flags: Int) throws(JSONParseError) -> JSON where Bytes.Element == UInt8 {
         var error = json_error_t()
         let root: UnsafeMutablePointer<json_t>? = bytes.withContiguousStorageIfAvailable { buffer in
             buffer.withMemoryRebound(to: CChar.self) {
-                json_loadb($0.baseAddress, $0.count, Int(JSON_DECODE_ANY), &error)
+                json_loadb($0.baseAddress, $0.count, flags, &error)
             }
         } ?? Array(bytes).withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) {
-                json_loadb($0.baseAddress, $0.count, Int(JSON_DECODE_ANY), &error)
+                json_loadb($0.baseAddress, $0.count, flags, &error)
             }
         }
         guard let root else {

@@ -53,9 +53,9 @@ public struct ExpertUID: Hashable, Sendable, CustomStringConvertible, Comparable
         return !parts[0].isEmpty && parts.dropFirst().allSatisfy { coordinate($0) != nil }
     }
 
-    /// A canonical non-negative integer: digits only, no leading zeros.
+    /// A canonical non-negative integer: digits only, no leading zeros, at most 18 of them.
     static func coordinate(_ text: Substring) -> Int? {
-        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }),
+        guard !text.isEmpty, text.count <= 18, text.allSatisfy({ $0.isASCII && $0.isNumber }),
               text == "0" || text.first != "0" else { return nil }
         return Int(text)
     }

@@ -17,6 +17,11 @@ struct RecordValidator: Sendable {
         if let problem = sizeProblem(record) {
             throw problem.isValue ? .payloadTooLarge(prefix + problem.message) : .badRequest(prefix + problem.message)
         }
+        // Checked on every record, owned or not, as the API documents it: a malformed
+        // signature is a client's mistake even where none is needed.
+        if let signature = record.signature, !Self.isWellFormed(signature: signature) {
+            throw .badRequest("\(prefix)'signature' must be 128 hex digits (an Ed25519 signature), got '\(signature.prefix(40))'")
+        }
         guard record.expirationTime >= now else {
             throw .unprocessable("\(prefix)expiration_time \(record.expirationTime) is already past (now is \(now)); expected a time in the future, in seconds since the epoch")
         }
@@ -32,8 +37,13 @@ struct RecordValidator: Sendable {
 
     /// Whether a record from another node may be stored or believed.
     func accepts(_ record: DHTRecord) -> Bool {
-        guard sizeProblem(record) == nil else { return false }
+        guard sizeProblem(record) == nil, record.signature.map(Self.isWellFormed) ?? true else { return false }
         return (try? RecordOwnership.verify(record)) != nil
+    }
+
+    /// 128 hex digits, the form of an Ed25519 signature.
+    private static func isWellFormed(signature: String) -> Bool {
+        signature.utf8.count == 128 && [UInt8](hex: signature) != nil
     }
 
     private func sizeProblem(_ record: DHTRecord) -> (message: String, isValue: Bool)? {

@@ -75,7 +75,7 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
 private func latestFlag(_ request: HTTPRequest) throws(HTTPError) -> Bool {
     switch request.query["latest"]?.lowercased() {
     case nil, "false", "0": return false
-    case "true", "1", "": return true
+    case "true", "1": return true
     case let other?: throw .badRequest("query 'latest' must be true or false, got '\(other.prefix(40))'")
     }
 }

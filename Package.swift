@@ -49,6 +49,9 @@ let package = Package(
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
         .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support"),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture", "TestSupport"], path: "Tests/SharedTests"),
+        // Validators of deploy/ and the network-namespace mesh, which runs every service's executable.
+        .testTarget(name: "DeployTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain",
+                                                        "GatewayMain", "HivemindCLI"], path: "Tests/DeployTests"),
     ]
         + service("DHTNode", folder: "DHTNode")
         + service("ExpertHost", folder: "ExpertHost")

@@ -115,7 +115,8 @@ host trainer 10.77.0.9
 
 quiet=(--log-level warning --port 0)
 start dht-1 hivemind-dht "${quiet[@]}" --host 10.77.0.2 && dht1=$(url dht-1)
-start dht-2 hivemind-dht "${quiet[@]}" --host 10.77.0.3 --initial-peers "$dht1" && dht2=$(url dht-2)
+# dht-2 logs JSON lines (set by environment, as in a container), checked at the end.
+HIVEMIND_LOG_FORMAT=json start dht-2 hivemind-dht --log-level info --port 0 --host 10.77.0.3 --initial-peers "$dht1" && dht2=$(url dht-2)
 uids() { python3 -c "print(','.join(f'ffn.{i}.{j}' for i in range(4) for j in range(4) if (4 * i + j) % 2 == $1))"; }
 expert_args=(--dht "$dht1" --expert-class ffn --hidden-dim 64 --update-period 2)
 start expert-1 hivemind-expert-host "${quiet[@]}" --host 10.77.0.4 "${expert_args[@]}" --expert-uids "$(uids 0)" --seed 1
@@ -167,16 +168,31 @@ for line in sys.stdin:
         total += float(match.group(2))
 print(int(total))'
 }
+# The metric families each service exposes (from its "# TYPE" lines).
+for url in "${urls[@]}"; do
+    in_trainer curl -fsS --max-time 5 "$url/metrics" | awk '/^# TYPE / {print $3}' > "$work/metrics-$(echo "$url" | tr -c 'a-z0-9\n' _)"
+done
 python3 - "$work" "$dht1" "$dht2" "$expert1" "$expert2" "$averager1" "$averager2" "$gateway" \
     "$(served "$expert1")" "$(served "$expert2")" <<'EOF'
-import json, sys
+import json, re, sys
 work, dht1, dht2, expert1, expert2, averager1, averager2, gateway, served1, served2 = sys.argv[1:]
+services = {"dht-1": dht1, "dht-2": dht2, "expert-1": expert1, "expert-2": expert2,
+            "averager-1": averager1, "averager-2": averager2, "gateway": gateway}
 trainers = [json.load(open(f"{work}/trainer-{n}.json")) for n in (1, 2)]
+metrics = {name: open(f"{work}/metrics-" + re.sub(r"[^a-z0-9\n]", "_", url)).read().split() for name, url in services.items()}
+log_lines = [line for line in open(f"{work}/dht-2.log") if line.strip()]
+json_lines = 0
+for line in log_lines:
+    try:
+        json_lines += isinstance(json.loads(line), dict)
+    except ValueError:
+        pass
 print(json.dumps({
-    "services": {"dht-1": dht1, "dht-2": dht2, "expert-1": expert1, "expert-2": expert2,
-                 "averager-1": averager1, "averager-2": averager2, "gateway": gateway},
+    "services": services,
     "trainer_address": "http://10.77.0.9",
     "expert_forward_requests": {expert1: int(served1), expert2: int(served2)},
     "trainers": trainers,
+    "metric_families": metrics,
+    "json_log": {"lines": len(log_lines), "json_objects": json_lines},
 }))
 EOF

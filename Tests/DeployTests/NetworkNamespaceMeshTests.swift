@@ -37,6 +37,21 @@ import TestSupport
         #expect(served.count == 2)
         #expect(served.values.allSatisfy { ($0.intValue ?? 0) > 0 }, "forward requests per host: \(served)")
 
+        // Every metric is named hivemind_<service>_..., the service's own prefix.
+        let families = try #require(report["metric_families"]?.objectValue)
+        let prefixes = ["dht-1": "hivemind_dht_", "dht-2": "hivemind_dht_", "expert-1": "hivemind_expert_host_",
+                        "expert-2": "hivemind_expert_host_", "averager-1": "hivemind_averager_", "averager-2": "hivemind_averager_",
+                        "gateway": "hivemind_gateway_"]
+        for (service, prefix) in prefixes {
+            let names = families[service]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(names.contains("\(prefix)http_requests_total"), "\(service): \(names)")
+            #expect(names.allSatisfy { $0.hasPrefix(prefix) }, "\(service): \(names)")
+        }
+
+        // dht-2 ran with HIVEMIND_LOG_FORMAT=json: every line of its log is a JSON object.
+        let lines = report["json_log"]?["lines"]?.intValue ?? 0
+        #expect(lines >= 1 && report["json_log"]?["json_objects"]?.intValue == lines, "\(report["json_log"] ?? nil)")
+
         // Both trainers learned (10 classes: chance is 10%) and averaged with each other.
         let trainers = try #require(report["trainers"]?.arrayValue)
         #expect(trainers.count == 2)

@@ -27,7 +27,7 @@ public struct OptionSpec: Sendable {
     public static let common: [OptionSpec] = [
         OptionSpec("host", default: "127.0.0.1", help: "IPv4 address to listen on (0.0.0.0 for all interfaces)"),
         OptionSpec("port", default: "0", help: "port to listen on; 0 lets the OS pick (the address is printed on start)"),
-        OptionSpec("announce-address", help: "base URL other services use to reach this one (default http://HOST:PORT)"),
+        OptionSpec("announce-address", help: "base URL other services use to reach this one (default http://HOST:PORT; for host 0.0.0.0, this machine's first non-loopback IPv4 address)"),
         OptionSpec("max-body-bytes", default: String(256 << 20), help: "largest request body accepted; larger ones get 413"),
         OptionSpec("threads", default: "4", help: "HTTP polling threads"),
         OptionSpec("log-level", default: "info", help: "debug, info, warning or error"),

@@ -184,7 +184,8 @@ public final class HTTPServer: @unchecked Sendable {
         let seconds = Clock.now - context.started
         metrics.increment("http_requests_total", labels: ["route": route, "method": context.method, "status": String(response.status)])
         metrics.observe("http_request_duration_seconds", labels: ["route": route], seconds)
-        if response.status >= 500 {
+        // A readiness probe answered 503 is an expected state, not a failure (probes come every few seconds).
+        if response.status >= 500 && route != "/readyz" {
             logger.error("request failed", ["method": context.method, "path": context.path, "status": String(response.status)])
         }
     }

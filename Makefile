@@ -3,6 +3,9 @@
 
 SWIFT ?= swift
 APT_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansson-dev pkg-config gzip
+APT_PACKAGES += libssl-dev
+# Headless Chromium renders the gateway's /dashboard in GatewayTests.
+APT_PACKAGES += chromium
 # The deploy tests: docker-compose validates docker-compose.yml; iproute2 and curl run the namespace mesh.
 APT_PACKAGES += docker-compose iproute2 curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

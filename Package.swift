@@ -8,10 +8,11 @@ func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
 }
 
 /// A service: its library (testable logic), its executable (a thin main) and its tests.
+/// A service that needs no tensors depends on "SharedCore" instead of "Shared" (the DHT node).
 func service(_ name: String, folder: String, dependencies: [Target.Dependency] = ["Shared"]) -> [Target] {
     [
         .target(name: name, dependencies: dependencies, path: "Services/\(folder)/Sources"),
-        .executableTarget(name: "\(name)Main", dependencies: [.target(name: name), "Shared"], path: "Services/\(folder)/Main"),
+        .executableTarget(name: "\(name)Main", dependencies: [.target(name: name)] + dependencies, path: "Services/\(folder)/Main"),
         .testTarget(name: "\(name)Tests", dependencies: [.target(name: name), .target(name: "\(name)Main"), "Shared", "TestSupport"],
                     path: "Tests/\(name)Tests"),
     ]
@@ -22,6 +23,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Shared", targets: ["Shared"]),
+        .library(name: "SharedCore", targets: ["SharedCore"]),
         .executable(name: "hivemind-dht", targets: ["DHTNodeMain"]),
         .executable(name: "hivemind-expert-host", targets: ["ExpertHostMain"]),
         .executable(name: "hivemind-gateway", targets: ["GatewayMain"]),
@@ -29,18 +31,25 @@ let package = Package(
         .executable(name: "hivemind", targets: ["HivemindCLI"]),
         .executable(name: "hivemind-bench", targets: ["Bench"]),
     ],
-    dependencies: [
-        // Ed25519 signatures of DHT records and SHA-1 ids.
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
-    ],
     targets: [
         systemLibrary("CMicroHTTPD", pkgConfig: "libmicrohttpd", apt: "libmicrohttpd-dev"),
         systemLibrary("CCurl", pkgConfig: "libcurl", apt: "libcurl4-openssl-dev"),
         systemLibrary("CJansson", pkgConfig: "jansson", apt: "libjansson-dev"),
         systemLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
+        // Ed25519 signatures of DHT records and SHA-1 ids, from the libcrypto that libcurl loads anyway.
+        systemLibrary("COpenSSL", pkgConfig: "libcrypto", apt: "libssl-dev"),
+        // Two layers, so that a service without tensors stays small (an idle DHT node < 20 MB):
+        // SharedCore (Shared/Core): HTTP server and client, JSON, service plumbing, DHT client and
+        //   records; no Foundation, no OpenBLAS.
+        // Shared (Shared/Sources): tensors, neural layers, wire formats, MoE; re-exports SharedCore.
+        .target(
+            name: "SharedCore",
+            dependencies: ["CMicroHTTPD", "CCurl", "CJansson", "COpenSSL"],
+            path: "Shared/Core"
+        ),
         .target(
             name: "Shared",
-            dependencies: ["CMicroHTTPD", "CCurl", "CJansson", "COpenBLAS", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SharedCore", "COpenBLAS"],
             path: "Shared/Sources",
             linkerSettings: [.linkedLibrary("m")]
         ),
@@ -53,11 +62,17 @@ let package = Package(
         .testTarget(name: "DeployTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain",
                                                         "GatewayMain", "HivemindCLI"], path: "Tests/DeployTests"),
     ]
-        + service("DHTNode", folder: "DHTNode")
+        + service("DHTNode", folder: "DHTNode", dependencies: ["SharedCore"])
         + service("ExpertHost", folder: "ExpertHost")
         + service("Gateway", folder: "Gateway")
         + service("Averager", folder: "Averager")
 )
+
+// The DHT node's release binary links the Swift runtime statically: only the
+// runtime pages it touches are resident, which keeps an idle node under 20 MB.
+for target in package.targets where target.name == "DHTNodeMain" {
+    target.linkerSettings = [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
+}
 
 // Every Swift target gets the same strict settings.
 for target in package.targets where target.type != .system {

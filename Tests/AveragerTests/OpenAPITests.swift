@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import Shared
+@testable import SharedCore
 @testable import Averager
 
 @Suite struct OpenAPITests {

@@ -1,6 +1,7 @@
 import Synchronization
 import Testing
 @testable import Shared
+@testable import SharedCore
 import TestSupport
 
 /// `GET /readyz`, JSON-lines logs and the announced address: what lets the

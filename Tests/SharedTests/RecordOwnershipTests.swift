@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Shared
+@testable import SharedCore
+import Shared
 
 @Suite struct RecordOwnershipTests {
     let owner = Identity()

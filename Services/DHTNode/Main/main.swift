@@ -1,7 +1,7 @@
 // hivemind-dht: a Kademlia DHT node as an HTTP service (see DHTSettings for
 // its flags). With --nodes N it hosts N nodes, each on its own port.
 import DHTNode
-import Shared
+import SharedCore
 
 #if canImport(Glibc)
 import Glibc

@@ -9,11 +9,16 @@ public struct Gateway: Sendable {
     let directory: any ExpertDirectory
     let client: HTTPClient
     public let metrics: Metrics
+    /// The DHT the mesh view reads (nodes, averagers, progress); nil shows no DHT.
+    let dht: DHTClient?
+    let sightings = ExpertSightings()
 
-    public init(directory: any ExpertDirectory, client: HTTPClient = .shared, metrics: Metrics) {
+    /// - Parameter dht: for `GET /v1/mesh`; by default the directory's own DHT client.
+    public init(directory: any ExpertDirectory, client: HTTPClient = .shared, metrics: Metrics, dht: DHTClient? = nil) {
         self.directory = directory
         self.client = client
         self.metrics = metrics
+        self.dht = dht ?? (directory as? DHTExpertDirectory)?.dht
         layer = MixtureLayer(directory: directory, client: client, metrics: metrics)
         switchLayer = SwitchLayer(layer: layer)
         metrics.declare("beam_search_seconds", .histogram, help: "Time to choose the batch's experts in the DHT.")
@@ -74,6 +79,10 @@ public struct Gateway: Sendable {
             let experts = try await listExperts(under: prefix)
             return .json(["experts": .array(experts.map { ["uid": .string($0.uid.description), "url": .string($0.url)] })])
         }
+        router.get("/v1/mesh") { request in
+            .json(await meshSnapshot(try MeshQuery(query: request.query)))
+        }
+        router.get("/dashboard") { _ in DashboardPage.response }
         for pass in ["forward", "backward"] {
             router.post("/v1/experts/{uid}/\(pass)", accepts: ["application/octet-stream"]) { request in
                 try await proxy(request, pass: pass)

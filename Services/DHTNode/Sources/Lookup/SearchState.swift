@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// The best value found so far while getting one key (the reference's
 /// `_SearchState`): a later expiration wins, and dictionaries found at

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// Getting through the DHT: our own storage and cache first, then a lookup
 /// that stops at the first value fresh enough (or, for the latest value,

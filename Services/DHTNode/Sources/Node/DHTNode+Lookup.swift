@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// Runs a `Traversal` over the network: find requests to other nodes, at most
 /// `parallelism` at a time, within the lookup timeout.

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// Calls to other nodes and what every call teaches the routing table: a node
 /// that answers (or calls us) is added or marked as recently seen, and one

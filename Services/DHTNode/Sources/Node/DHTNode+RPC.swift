@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// The receiving side of the peer RPCs. Each request updates our routing
 /// table with its sender (unless the sender is in client mode and left

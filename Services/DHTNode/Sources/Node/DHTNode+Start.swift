@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// Joining the DHT and the background work that keeps a node current.
 extension DHTNode {

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// Storing through the DHT: find the nodes nearest to each key, then ask the
 /// `numReplicas` nearest that answer (ourselves included, unless in client

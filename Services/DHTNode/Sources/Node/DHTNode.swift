@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 import Synchronization
 
 /// One Kademlia node: its routing table, the records it holds, and the
@@ -69,7 +69,7 @@ public final class DHTNode: Sendable {
         return DHTPeer(id: id, address: address)
     }
 
-    /// `GET /v1/node`: who this node is and what it holds.
+    /// `GET /v1/node`: who this node is, what it holds and the peers in its routing table.
     public func info() -> JSON {
         state.withLock { state in
             var members: [String: JSON] = [
@@ -80,6 +80,8 @@ public final class DHTNode: Sendable {
                 "buckets": .int(state.routing.bucketCount),
                 "records": .int(state.storage.count),
                 "cached_records": .int(state.cache.count),
+                // Who this node knows, so a dashboard can draw the DHT's graph.
+                "peers": .array(state.routing.peers.map(\.json)),
             ]
             if let identity { members["public_key"] = .string(identity.publicKeyHex) }
             return .object(members)

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// Checks records at the door: key and value sizes, expiration, and the owner's
 /// signature on owned records. Clients get a 4xx that says what was wrong;

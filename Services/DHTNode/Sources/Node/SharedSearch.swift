@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 import Synchronization
 
 /// A get of one key in flight, which concurrent gets of the same key join

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// Sends the peer RPCs over HTTP, each with the RPC timeout, and counts them
 /// by kind and outcome in `rpcs_total`.

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 // The bodies of the RPCs between DHT nodes (POST /v1/dht/ping|store|find).
 // A request carries its sender as `peer` so that the receiver can add it to

@@ -1,5 +1,4 @@
-import Crypto
-import Shared
+import SharedCore
 
 /// A 160-bit Kademlia id of a node or a key (the SHA-1 of the key's UTF-8
 /// bytes). Ids compare as unsigned big-endian numbers, and the XOR of two ids
@@ -57,12 +56,12 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// The id of a key: SHA-1 of its UTF-8 bytes.
     public init(key: String) {
-        self.init(bytes: Array(Insecure.SHA1.hash(data: Array(key.utf8))))!
+        self.init(bytes: SHA1Digest.hash(Array(key.utf8)))!
     }
 
     /// The id of a public key (a node started with an identity).
     public init(publicKey: [UInt8]) {
-        self.init(bytes: Array(Insecure.SHA1.hash(data: publicKey)))!
+        self.init(bytes: SHA1Digest.hash(publicKey))!
     }
 
     /// A uniformly random id.

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// Another DHT node: its id and the base URL of its HTTP API.
 struct DHTPeer: Hashable, Sendable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// The routes of a DHT node: the public API for services and users, and the
 /// peer RPCs between nodes (not served in client mode). `hivemind-dht`'s main,
@@ -9,7 +9,7 @@ import Shared
 /// - `GET /v1/records/{key}?latest=true` → the entry, or 404
 /// - `POST /v1/batch/store` `{"records": [...]}` → `{"results": [...]}` (all or nothing: one invalid record stores none)
 /// - `POST /v1/batch/get` `{"keys": [...], "latest"?}` → `{"results": [entry or null, ...]}`
-/// - `GET /v1/node` → id, address, routing table size, record counts
+/// - `GET /v1/node` → id, address, routing table size and peers, record counts
 ///
 /// Peer RPCs: `POST /v1/dht/ping`, `/v1/dht/store`, `/v1/dht/find`.
 public func makeDHTRouter(_ node: DHTNode) -> Router {

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// What `hivemind-dht` is told by its flags (each also an environment
 /// variable, e.g. `HIVEMIND_INITIAL_PEERS`), beyond the options every service has.

@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 import Synchronization
 
 /// Many DHT nodes in one process, each with its own HTTP server on its own

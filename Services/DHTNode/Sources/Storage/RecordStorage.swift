@@ -1,4 +1,4 @@
-import Shared
+import SharedCore
 
 /// The records one node holds, each until its expiration time, within a
 /// record count and byte limit: when over a limit, the records that expire

@@ -1,32 +1,30 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Crypto
 
 /// An Ed25519 key pair: it signs the DHT records its owner publishes (a
 /// trainer's progress, an expert host's declarations), and a DHT node started
 /// with `--identity` takes its node id from the public key.
-public struct Identity: @unchecked Sendable {
-    // @unchecked: swift-crypto's key is an immutable value that it does not mark Sendable.
-    /// The private key; keep it secret (the key file is created with mode 0600).
-    public let privateKey: Curve25519.Signing.PrivateKey
+public struct Identity: Sendable {
+    /// The raw 32-byte private key; keep it secret (the key file is created with mode 0600).
+    public let privateKey: [UInt8]
+    /// The raw 32-byte public key.
+    public let publicKey: [UInt8]
 
     /// A new random key pair.
     public init() {
-        privateKey = Curve25519.Signing.PrivateKey()
+        privateKey = Ed25519.newPrivateKey()
+        publicKey = Ed25519.publicKey(privateKey: privateKey)!
     }
 
     /// The key pair whose 32-byte private key is given as 64 hex digits.
     public init(privateKeyHex: String) throws(IdentityError) {
-        guard let bytes = [UInt8](hex: privateKeyHex), bytes.count == 32,
-              let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: bytes) else {
+        guard let bytes = [UInt8](hex: privateKeyHex), let publicKey = Ed25519.publicKey(privateKey: bytes) else {
             throw IdentityError("an identity is a 32-byte Ed25519 private key written as 64 hex digits")
         }
-        privateKey = key
+        privateKey = bytes
+        self.publicKey = publicKey
     }
-
-    /// The raw 32-byte public key.
-    public var publicKey: [UInt8] { Array(privateKey.publicKey.rawRepresentation) }
     /// The public key as 64 hex digits, as owner markers write it.
     public var publicKeyHex: String { publicKey.hexString }
 
@@ -38,8 +36,8 @@ public struct Identity: @unchecked Sendable {
         var signed = record
         let payload = RecordOwnership.signingPayload(key: record.key, subkey: record.subkey, value: record.value,
                                                      expirationTime: record.expirationTime)
-        // Signing fails only if BoringSSL cannot allocate, which is not recoverable here.
-        signed.signature = Array(try! privateKey.signature(for: payload)).hexString
+        // Signing fails only if OpenSSL cannot allocate, which is not recoverable here.
+        signed.signature = Ed25519.signature(for: payload, privateKey: privateKey)!.hexString
         return signed
     }
 
@@ -64,7 +62,7 @@ public struct Identity: @unchecked Sendable {
         let created = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard created >= 0 else { throw IdentityError("cannot create the identity file \(path): \(String(cString: strerror(errno)))") }
         defer { close(created) }
-        let text = Array((Array(identity.privateKey.rawRepresentation).hexString + "\n").utf8)
+        let text = Array((identity.privateKey.hexString + "\n").utf8)
         guard write(created, text, text.count) == text.count else {
             throw IdentityError("cannot write the identity file \(path): \(String(cString: strerror(errno)))")
         }

@@ -1,5 +1,3 @@
-import Crypto
-
 /// Owned records: a key or subkey that contains `[owner:<64 hex digits>]`
 /// names an Ed25519 public key, and every node accepts such a record only
 /// with that key's signature over (key, subkey, value, expiration). So nobody
@@ -42,9 +40,9 @@ public enum RecordOwnership {
             throw RecordOwnershipError(.badSignature, "'signature' must be 128 hex digits (an Ed25519 signature)")
         }
         // owner(of:) only returns well-formed keys.
-        let publicKey = try! Curve25519.Signing.PublicKey(rawRepresentation: [UInt8](hex: owner)!)
+        let publicKey = [UInt8](hex: owner)!
         let payload = signingPayload(key: record.key, subkey: record.subkey, value: record.value, expirationTime: record.expirationTime)
-        guard publicKey.isValidSignature(signature, for: payload) else {
+        guard Ed25519.isValidSignature(signature, for: payload, publicKey: publicKey) else {
             throw RecordOwnershipError(.badSignature, "the signature does not match the owner \(owner) for this key, subkey, value and expiration")
         }
     }
@@ -59,7 +57,7 @@ public enum RecordOwnership {
                 throw RecordOwnershipError(.malformedOwner, "the \(field) has '\(markerPrefix)' without a closing ']'; expected \(markerPrefix)<64 hex digits>]")
             }
             let hex = rest[..<end]
-            guard let bytes = [UInt8](hex: hex), bytes.count == 32, (try? Curve25519.Signing.PublicKey(rawRepresentation: bytes)) != nil else {
+            guard let bytes = [UInt8](hex: hex), bytes.count == Ed25519.keyLength else {
                 throw RecordOwnershipError(.malformedOwner, "the \(field) names owner '\(hex.prefix(80))', which is not an Ed25519 public key; expected 64 hex digits")
             }
             owners.append(bytes.hexString)

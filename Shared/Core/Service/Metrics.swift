@@ -62,6 +62,14 @@ public final class Metrics: Sendable {
         families.withLock { $0[name]?.series[labels]?.count ?? 0 }
     }
 
+    /// Every series of a metric: its labels, value (the sum, for a histogram) and
+    /// number of observations (histograms only), e.g. for a JSON summary.
+    public func series(_ name: String) -> [(labels: [String: String], value: Double, count: Int)] {
+        families.withLock { families in
+            (families[name]?.series ?? [:]).map { (labels: $0.key, value: $0.value.value, count: $0.value.count) }
+        }
+    }
+
     private func update(_ name: String, _ kind: Kind, _ labels: [String: String], _ body: (inout Series, [Double]) -> Void) {
         families.withLock { families in
             var family = families[name] ?? Family(kind: kind, help: name, buckets: Metrics.latencyBuckets)

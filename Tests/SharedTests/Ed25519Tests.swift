@@ -1,0 +1,43 @@
+import Testing
+import SharedCore
+
+/// Ed25519 and SHA-1 over libcrypto, against published answers: RFC 8032
+/// section 7.1 (tests 1 and 2, also checked with Python's `cryptography`) and
+/// FIPS 180 ("abc").
+@Suite struct Ed25519Tests {
+    static let vectors: [(privateKey: String, publicKey: String, message: String, signature: String)] = [
+        ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+         "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
+        ("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+         "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+         "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
+    ]
+
+    @Test(arguments: vectors.indices)
+    func matchesRFC8032(index: Int) throws {
+        let vector = Self.vectors[index]
+        let privateKey = try #require([UInt8](hex: vector.privateKey)), message = try #require([UInt8](hex: vector.message))
+        #expect(Ed25519.publicKey(privateKey: privateKey)?.hexString == vector.publicKey)
+        let signature = try #require(Ed25519.signature(for: message, privateKey: privateKey))
+        #expect(signature.hexString == vector.signature)
+        let publicKey = try #require([UInt8](hex: vector.publicKey))
+        #expect(Ed25519.isValidSignature(signature, for: message, publicKey: publicKey))
+        var flipped = signature
+        flipped[10] ^= 1
+        #expect(!Ed25519.isValidSignature(flipped, for: message, publicKey: publicKey))
+        #expect(!Ed25519.isValidSignature(signature, for: message + [0], publicKey: publicKey))
+    }
+
+    @Test func wrongLengthsAreRefusedNotTrapped() {
+        #expect(Ed25519.publicKey(privateKey: [1, 2, 3]) == nil)
+        #expect(Ed25519.signature(for: [], privateKey: []) == nil)
+        #expect(!Ed25519.isValidSignature([0], for: [], publicKey: [UInt8](repeating: 0, count: 32)))
+        #expect(Ed25519.newPrivateKey() != Ed25519.newPrivateKey())
+    }
+
+    @Test func sha1OfABC() {
+        #expect(SHA1Digest.hash(Array("abc".utf8)).hexString == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(SHA1Digest.hash([]).hexString == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+    }
+}

@@ -17,56 +17,67 @@ import TestSupport
         }
     }
 
+    /// Runs `body` against a server with `readiness` and `router`, and stops the server afterwards, also when `body` throws.
+    func withServer(readiness: Readiness = Readiness(), router: Router = Router(),
+                    _ body: (_ url: String) async throws -> Void) async throws {
+        let server = try HTTPServer(configuration: HTTPServerConfiguration(), router: router,
+                                    metrics: Metrics(namespace: "hivemind_test"), logger: Logger(service: "test", level: .error),
+                                    readiness: readiness)
+        do {
+            try await body("http://127.0.0.1:\(server.port)")
+            await server.stop(timeout: 10)
+        } catch {
+            await server.stop(timeout: 10)
+            throw error
+        }
+    }
+
     @Test func readyzAnswers503WithTheReasonsUntilEveryConditionHolds() async throws {
         let readiness = Readiness()
         let problem = Mutex<String?>("experts not loaded")
         readiness.add("experts") { problem.withLock { $0 } }
-        let server = try HTTPServer(configuration: HTTPServerConfiguration(), router: Router(),
-                                    metrics: Metrics(namespace: "hivemind_test"), logger: Logger(service: "test", level: .error),
-                                    readiness: readiness)
-        let url = "http://127.0.0.1:\(server.port)/readyz"
+        try await withServer(readiness: readiness) { base in
+            let url = "\(base)/readyz"
 
-        readiness.hold("started", reason: "joining the DHT")
-        var answer = try await fetch(url)
-        #expect(answer.status == 503)
-        #expect(answer.body["error"]?["code"] == "not_ready")
-        let message = answer.body["error"]?["message"]?.stringValue ?? ""
-        #expect(message.contains("started: joining the DHT") && message.contains("experts: experts not loaded"), "\(message)")
-        #expect(try JSON.parse(await readiness.response().body)["checks"] == ["started": "joining the DHT", "experts": "experts not loaded"])
+            readiness.hold("started", reason: "joining the DHT")
+            var answer = try await fetch(url)
+            #expect(answer.status == 503)
+            #expect(answer.body["error"]?["code"] == "not_ready")
+            let message = answer.body["error"]?["message"]?.stringValue ?? ""
+            #expect(message.contains("started: joining the DHT") && message.contains("experts: experts not loaded"), "\(message)")
+            #expect(try JSON.parse(await readiness.response().body)["checks"] == ["started": "joining the DHT", "experts": "experts not loaded"])
 
-        readiness.release("started")
-        answer = try await fetch(url)
-        #expect(answer.status == 503)
-        #expect(answer.body["error"]?["message"] == "not ready: experts: experts not loaded")
+            readiness.release("started")
+            answer = try await fetch(url)
+            #expect(answer.status == 503)
+            #expect(answer.body["error"]?["message"] == "not ready: experts: experts not loaded")
 
-        problem.withLock { $0 = nil }
-        answer = try await fetch(url)
-        #expect(answer.status == 200)
-        #expect(answer.body == ["status": "ready", "checks": ["experts": "ok"]])
-        // Liveness does not depend on readiness.
-        readiness.hold("stopping", reason: "stopping")
-        #expect(try await fetch("http://127.0.0.1:\(server.port)/healthz").status == 200)
-        #expect(try await fetch(url).status == 503)
-        await server.stop(timeout: 5)
+            problem.withLock { $0 = nil }
+            answer = try await fetch(url)
+            #expect(answer.status == 200)
+            #expect(answer.body == ["status": "ready", "checks": ["experts": "ok"]])
+            // Liveness does not depend on readiness.
+            readiness.hold("stopping", reason: "stopping")
+            #expect(try await fetch("\(base)/healthz").status == 200)
+            #expect(try await fetch(url).status == 503)
+        }
     }
 
     @Test func dhtReachableNamesTheNodesThatDoNotAnswer() async throws {
         // A port that was just free: nothing listens there.
-        let closed = try HTTPServer(configuration: HTTPServerConfiguration(), router: Router(), metrics: Metrics(namespace: "t"),
-                                    logger: Logger(service: "test", level: .error))
-        let deadURL = "http://127.0.0.1:\(closed.port)"
-        await closed.stop(timeout: 1)
-        let unreachable = Readiness.dhtReachable(DHTClient(nodes: [deadURL], timeout: 1))
+        var deadURL = ""
+        try await withServer { url in deadURL = url }
+        let unreachable = Readiness.dhtReachable(DHTClient(nodes: [deadURL], timeout: 5))
         let reason = await unreachable()
         #expect(reason?.contains("no DHT node answers") == true && reason?.contains(deadURL) == true, "\(reason ?? "nil")")
 
         var router = Router()
         router.get("/v1/node") { _ in .json(["id": "00"]) }
-        let node = try HTTPServer(configuration: HTTPServerConfiguration(), router: router, metrics: Metrics(namespace: "t"),
-                                  logger: Logger(service: "test", level: .error))
-        let reachable = Readiness.dhtReachable(DHTClient(nodes: [deadURL, "http://127.0.0.1:\(node.port)"], timeout: 1))
-        #expect(await reachable() == nil)
-        await node.stop(timeout: 5)
+        try await withServer(router: router) { url in
+            let reachable = Readiness.dhtReachable(DHTClient(nodes: [deadURL, url], timeout: 5))
+            let reason = await reachable()
+            #expect(reason == nil, "\(reason ?? "")")
+        }
     }
 
     @Test func jsonLogLinesCarryTheSameParts() throws {

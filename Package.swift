@@ -58,6 +58,9 @@ let package = Package(
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
         .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support"),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture", "TestSupport"], path: "Tests/SharedTests"),
+        // The CLI end to end: `hivemind mesh up`, trainers, the Python example; needs every service's executable.
+        .testTarget(name: "CLITests", dependencies: ["Shared", "TestSupport", "HivemindCLI", "DHTNodeMain", "ExpertHostMain", "GatewayMain", "AveragerMain"],
+                    path: "Tests/CLITests"),
         // Validators of deploy/ and the network-namespace mesh, which runs every service's executable.
         .testTarget(name: "DeployTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain",
                                                         "GatewayMain", "HivemindCLI"], path: "Tests/DeployTests"),

@@ -20,16 +20,21 @@ echo "mesh up: gateway $gateway, averagers $(field hivemind-averager 0 url) $(fi
 
 train() {  # name seed averager-index epochs
     "$bin/hivemind" train --gateway "$gateway" --averager "$(field hivemind-averager "$3" url)" --epochs "$4" \
-        --name "$1" --seed "$2" --hidden-dim 64 --history "$out/$1.history.jsonl" > "$out/$1.json"
+        --name "$1" --seed "$2" --hidden-dim 64 --optimizer "${DEMO_OPTIMIZER:-gradients}" \
+        --history "$out/$1.history.jsonl" > "$out/$1.json"
 }
 started=$(date +%s.%N)
 train trainer-1 1 0 "$epochs" & first=$!
 train trainer-2 2 1 "$epochs" & second=$!
 
-sleep "${DEMO_KILL_AFTER:-6}"
+# Faults come at trainer-1's steps, not after fixed seconds, so they hit training however fast the machine is.
+wait_for_step() {  # waits until trainer-1 has taken $1 steps (or stopped)
+    while [ "$(cat "$out/trainer-1.history.jsonl" 2>/dev/null | wc -l)" -lt "$1" ] && kill -0 "$first" 2>/dev/null; do sleep 0.05; done
+}
+wait_for_step "${DEMO_KILL_AT_STEP:-90}"
 victim=$(field hivemind-expert-host 1 pid)
 kill -9 "$victim" && echo "killed expert host $(field hivemind-expert-host 1 url) (pid $victim) with SIGKILL"
-sleep "${DEMO_JOIN_AFTER:-4}"
+wait_for_step "${DEMO_JOIN_AT_STEP:-120}"
 echo "trainer-3 joins late"
 train trainer-3 3 0 $(( epochs / 2 )) & third=$!
 wait $first $second $third
@@ -42,7 +47,7 @@ cat "$out"/trainer-*.json | python3 -c "
 import json, sys
 for line in sys.stdin:
     r = json.loads(line)
-    print(f\"  {r['trainer']}: {r['held_out_accuracy']*100:.2f}%  ({r['steps']} steps, {r['averaging_rounds']} averaging rounds, {r['failed_steps']} steps lost to faults)\")
+    print(f\"  {r['trainer']}: {r['held_out_accuracy']*100:.2f}%  ({r['steps']} steps, epoch {r.get('epoch', '?')}, {r['averaging_rounds']} averaging rounds, {r['failed_steps']} steps lost to faults)\")
 "
 echo "survived: an expert host killed with SIGKILL, a trainer joining late; ${elapsed} s of training"
 echo "curves: $out/curves.svg"

@@ -3,7 +3,9 @@ import Shared
 
 /// `hivemind mesh up`: a whole mesh on loopback, each service its own process,
 /// until SIGTERM or Ctrl-C; then every service is stopped (also if one crashed).
+/// `hivemind mesh status` reports on a running mesh (see MeshStatus.swift).
 func runMesh(_ arguments: [String]) async throws {
+    if arguments.first == "status" { return try await runMeshStatus(Array(arguments.dropFirst())) }
     let (options, rest) = try parse("hivemind mesh", arguments, [
         OptionSpec("dht-nodes", default: "3", help: "DHT nodes"),
         OptionSpec("hosts", default: "4", help: "expert hosts; the grid's uids are dealt out among them"),
@@ -12,15 +14,20 @@ func runMesh(_ arguments: [String]) async throws {
         OptionSpec("hidden-dim", default: "64", help: "the experts' hidden size"),
         OptionSpec("learning-rate", default: "0.001", help: "the experts' learning rate (Adam)"),
         OptionSpec("averagers", default: "2", help: "averagers"),
+        OptionSpec("gateways", default: "1", help: "gateways (a trainer given several survives one's death)"),
         OptionSpec("update-period", default: "2", help: "seconds between expert declarations (experts of a dead host vanish after two)"),
         OptionSpec("mesh-file", default: "mesh.json", help: "where to write the services' addresses"),
     ])
-    guard rest == ["up"] else { throw OptionError("usage: hivemind mesh up [options]") }
+    guard rest == ["up"] else { throw OptionError("usage: hivemind mesh up [options] | hivemind mesh status [options]") }
     let grid = options.list("grid").compactMap(Int.init)
     let hostCount = try options.int("hosts") ?? 4
     let dhtCount = try options.int("dht-nodes") ?? 3
     guard grid.count >= 1, grid.allSatisfy({ $0 > 0 }), hostCount >= 1, dhtCount >= 1 else {
         throw OptionError("--grid needs positive sizes, and --hosts and --dht-nodes at least 1")
+    }
+    let uids = try ExpertPattern("\(options.string("expert-class")!)." + grid.map { "[0:\($0)]" }.joined(separator: ".")).uids
+    guard hostCount <= uids.count else {
+        throw OptionError("--hosts \(hostCount) exceeds the grid's \(uids.count) experts: a host would serve nothing; use fewer hosts or a larger --grid")
     }
     let mesh = LocalMesh()
     ServiceRunner.installTerminationHandlers()
@@ -29,7 +36,6 @@ func runMesh(_ arguments: [String]) async throws {
         let first = try mesh.start("hivemind-dht", quiet)
         for _ in 1..<dhtCount { _ = try mesh.start("hivemind-dht", quiet + ["--initial-peers", first.url]) }
         let dht = mesh.urls(of: "hivemind-dht").joined(separator: ",")
-        let uids = try ExpertPattern("\(options.string("expert-class")!)." + grid.map { "[0:\($0)]" }.joined(separator: ".")).uids
         for host in 0..<hostCount {
             let mine = uids.enumerated().filter { $0.offset % hostCount == host }.map(\.element.description)
             guard !mine.isEmpty else { continue }
@@ -41,10 +47,24 @@ func runMesh(_ arguments: [String]) async throws {
         for _ in 0..<(try options.int("averagers") ?? 2) {
             _ = try mesh.start("hivemind-averager", quiet + ["--dht", dht, "--min-matchmaking-time", "1", "--request-timeout", "2"])
         }
-        _ = try mesh.start("hivemind-gateway", quiet + ["--dht", dht])
+        for _ in 0..<max(1, try options.int("gateways") ?? 1) {
+            _ = try mesh.start("hivemind-gateway", quiet + ["--dht", dht])
+        }
     } catch {
         mesh.stopAll()
         throw error
+    }
+    // Ready means the gateway can route: every expert is declared in the DHT.
+    let dht = DHTClient(nodes: mesh.urls(of: "hivemind-dht"), timeout: 3)
+    let prefix = options.string("expert-class")! + "."
+    let deadline = Clock.now + 20
+    var declared = 0
+    while declared < uids.count, Clock.now < deadline {
+        declared = (try? await aliveExperts(under: prefix, dht: dht))?.count ?? 0
+        if declared < uids.count { try await Task.sleep(for: .milliseconds(200)) }
+    }
+    if declared < uids.count {
+        FileHandle.standardError.write(Data("mesh up: only \(declared) of \(uids.count) experts declared in the DHT after 20 s\n".utf8))
     }
     let description = mesh.description
     try description.serialized().write(toFile: options.string("mesh-file")!, atomically: true, encoding: .utf8)
@@ -66,28 +86,42 @@ final class LocalMesh: @unchecked Sendable {
 
     private(set) var services: [Service] = []
 
-    /// Starts a product from the folder this executable is in and waits for its ready line.
-    func start(_ product: String, _ arguments: [String]) throws -> Service {
+    /// Starts a product from the folder this executable is in and waits for
+    /// its ready line, at most `timeout` seconds (a service that neither gets
+    /// ready nor exits is killed, so `mesh up` never hangs on one).
+    func start(_ product: String, _ arguments: [String], timeout: Double = 30) throws -> Service {
         let process = Process()
         let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent(product)
+        process.executableURL = Self.folder.appendingPathComponent(product)
         process.arguments = arguments
         process.standardOutput = output
         try process.run()
+        let fd = output.fileHandleForReading.fileDescriptor
+        let deadline = Clock.now + timeout
         var line: [UInt8] = []
         while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw OptionError("\(product) exited before it was ready") }
-            line += chunk
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let remaining = Int32(max(0, (deadline - Clock.now) * 1000))
+            guard remaining > 0, poll(&entry, 1, remaining) > 0 else {
+                kill(process.processIdentifier, SIGKILL)
+                throw OptionError("\(product) printed no ready line within \(Int(timeout)) s")
+            }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = read(fd, &buffer, buffer.count)
+            guard count > 0 else { throw OptionError("\(product) exited before it was ready (its errors are above)") }
+            line += buffer[..<count]
         }
         guard let url = try JSON.parse(Array(line.prefix { $0 != UInt8(ascii: "\n") }))["url"]?.stringValue else {
+            kill(process.processIdentifier, SIGKILL)
             throw OptionError("\(product) printed no url")
         }
         let service = Service(product: product, process: process, url: url)
         services.append(service)
         return service
     }
+
+    /// The folder of this executable (also when started through PATH), where the services' executables are.
+    static let folder = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
 
     func urls(of product: String) -> [String] { services.filter { $0.product == product }.map(\.url) }
 

@@ -16,13 +16,15 @@ struct DenseModel: Module {
 }
 
 /// `hivemind train`: input projection -> DMoE through the gateway -> head, with
-/// cross-entropy; the dense layers train locally and are averaged with the
-/// other trainers through an averager every few steps.
+/// cross-entropy; the dense layers train with the run's other trainers through
+/// the collaborative optimizer of an averager (see Trainer).
 func runTrain(_ arguments: [String]) async throws {
     let (options, _) = try parse("hivemind train", arguments, [
-        OptionSpec("gateway", default: "http://127.0.0.1:8080", help: "gateway URL"),
+        OptionSpec("gateway", default: "http://127.0.0.1:8080", help: "gateway URLs; each step goes to the first that answers"),
         OptionSpec("averager", help: "averager URL (none: train alone)"),
         OptionSpec("data", default: "data/digits.csv.gz", help: "the digits data set"),
+        OptionSpec("train-samples", default: "0", help: "use only this many samples of the training split (0: all)"),
+        OptionSpec("shard", help: "I/N: train on the I-th of N disjoint shards of the training split (one per trainer)"),
         OptionSpec("prefix", default: "ffn.", help: "the experts' uid prefix"),
         OptionSpec("grid", default: "4,4", help: "the expert grid"),
         OptionSpec("k-best", default: "4", help: "experts per sample"),
@@ -31,39 +33,64 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("batch-size", default: "32", help: "samples per step"),
         OptionSpec("epochs", default: "4", help: "passes over the training split"),
         OptionSpec("learning-rate", default: "0.003", help: "Adam's learning rate for the dense layers"),
-        OptionSpec("average-every", default: "10", help: "steps between averaging rounds"),
-        OptionSpec("run", default: "digits", help: "the averaging prefix shared by the run's trainers"),
-        OptionSpec("seed", default: "0", help: "seeds initialization and batch order"),
+        OptionSpec("optimizer", default: "gradients", help: "gradients (average gradients at each epoch's end, then step) or local-updates (step on every batch, average parameters at each epoch's end)"),
+        OptionSpec("target-batch-size", default: "128", help: "samples the whole run processes per collaborative epoch"),
+        OptionSpec("averaging-timeout", default: "5", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
+        OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
+        OptionSpec("init-seed", default: "0", help: "seeds the initial parameters (the same for every trainer of a run)"),
+        OptionSpec("seed", default: "0", help: "seeds this trainer's batch order"),
         OptionSpec("name", default: "trainer", help: "this trainer's name in logs"),
         OptionSpec("history", help: "append one JSON line per step (for curves) to this file"),
         OptionSpec("save", help: "write the final dense layers to this safetensors file"),
     ])
     let config = try TrainerConfiguration(options)
+    _ = try config.loadData()  // refuses a bad data configuration before any network call
+    try await checkMesh(config)
     var trainer = try await Trainer(config)
     try await trainer.run()
 }
 
 struct TrainerConfiguration {
-    let gateway: String
+    /// The first gateway that answers serves each call (several survive one's death).
+    let gateways: [String]
+    var gateway: String { gateways[0] }
     let averager: String?
     let data: String
+    let trainSamples: Int
+    let shard: (index: Int, count: Int)?
+    let prefix: String
     let moeQuery: String
     let hidden: Int
     let scoreCount: Int
     let batchSize: Int
     let epochs: Int
     let learningRate: Float
-    let averageEvery: Int
+    let mode: OptimizerMode
+    let targetBatchSize: Int
+    let averagingTimeout: Double
     let run: String
+    let initSeed: UInt64
     let seed: UInt64
     let name: String
     let history: String?
     let save: String?
 
     init(_ options: ServiceOptions) throws {
-        gateway = options.string("gateway")!
+        gateways = options.list("gateway")
+        guard !gateways.isEmpty else { throw OptionError("--gateway needs at least one URL") }
         averager = options.string("averager")
         data = options.string("data")!
+        trainSamples = try options.int("train-samples") ?? 0
+        if let text = options.string("shard") {
+            let parts = text.split(separator: "/").map { Int($0) }
+            guard parts.count == 2, let index = parts[0], let count = parts[1], count >= 1, (1...count).contains(index) else {
+                throw OptionError("--shard must be I/N with 1 <= I <= N, e.g. 2/3, got '\(text)'")
+            }
+            shard = (index, count)
+        } else {
+            shard = nil
+        }
+        prefix = options.string("prefix")!
         let grid = options.list("grid").compactMap(Int.init)
         let kBest = try options.int("k-best") ?? 4
         let kMin = try options.int("k-min") ?? 1
@@ -76,14 +103,76 @@ struct TrainerConfiguration {
         batchSize = try options.int("batch-size") ?? 32
         epochs = try options.int("epochs") ?? 4
         learningRate = Float(try options.double("learning-rate") ?? 0.003)
-        averageEvery = try options.int("average-every") ?? 10
+        guard let mode = OptimizerMode(rawValue: options.string("optimizer")!) else {
+            throw OptionError("--optimizer must be gradients or local-updates, got '\(options.string("optimizer")!)'")
+        }
+        self.mode = mode
+        targetBatchSize = try options.int("target-batch-size") ?? 128
+        averagingTimeout = try options.double("averaging-timeout") ?? 5
+        initSeed = UInt64(try options.int("init-seed") ?? 0)
         run = options.string("run")!
+        guard !run.isEmpty, run.count <= 100, run.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw OptionError("--run must be 1 to 100 letters, digits, '_' or '-' (it names the averaging group), got '\(run)'")
+        }
         seed = UInt64(try options.int("seed") ?? 0)
         name = options.string("name")!
         history = options.string("history")
         save = options.string("save")
-        guard hidden > 0, batchSize > 0, epochs > 0, averageEvery > 0 else {
-            throw OptionError("--hidden-dim, --batch-size, --epochs and --average-every must be positive")
+        guard hidden > 0, batchSize > 0, epochs > 0, targetBatchSize > 0, averagingTimeout > 0, trainSamples >= 0 else {
+            throw OptionError("--hidden-dim, --batch-size, --epochs, --target-batch-size and --averaging-timeout must be positive, "
+                              + "--train-samples not negative")
         }
     }
+
+    /// The training samples this trainer sees (its shard of the first
+    /// `trainSamples` of the training split) and the held-out fifth, which
+    /// every trainer shares. Refuses more trainers than samples, and a shard
+    /// smaller than one batch.
+    func loadData() throws -> (train: LabeledDataset, test: LabeledDataset) {
+        let data = try LabeledDataset.digits(contentsOf: URL(fileURLWithPath: self.data))
+        let (allTrain, test) = data.split(testFraction: 0.2, seed: 0)
+        let available = trainSamples > 0 ? min(trainSamples, allTrain.count) : allTrain.count
+        var indices = Array(0..<available)
+        if let (index, count) = shard {
+            guard count <= available else {
+                throw OptionError("--shard \(index)/\(count): more trainers (\(count)) than training samples (\(available)); use fewer shards")
+            }
+            indices = indices.filter { $0 % count == index - 1 }
+        }
+        guard indices.count >= batchSize else {
+            let whose = shard.map { "shard \($0.index)/\($0.count)" } ?? "the training split"
+            throw OptionError("\(whose) holds \(indices.count) samples, fewer than one batch (--batch-size \(batchSize)); "
+                              + "use fewer shards, more --train-samples or a smaller --batch-size")
+        }
+        return (allTrain.subset(indices), test)
+    }
+}
+
+/// Refuses to start against a mesh that cannot train: no gateway answers,
+/// the gateway reaches no DHT node, or no expert is alive under the prefix
+/// (waits up to 10 s for hosts that are still declaring theirs).
+func checkMesh(_ config: TrainerConfiguration) async throws {
+    let deadline = Clock.now + 10
+    var problems: [String] = []
+    while true {
+        problems = []
+        for gateway in config.gateways {
+            do {
+                let response = try await HTTPClient.shared.get("\(gateway)/v1/experts?prefix=\(config.prefix)", timeout: 5)
+                if !(try response.json()["experts"]?.arrayValue ?? []).isEmpty { return }
+                problems.append("no expert is alive under '\(config.prefix)' in the DHT that the gateway at \(gateway) reads; "
+                                + "start expert hosts (hivemind mesh up) or check --prefix")
+            } catch let error as HTTPClientError where error.kind == .httpStatus && error.status == 503 {
+                problems.append("the gateway at \(gateway) reaches no DHT node: \(error.message)")
+            } catch let error as HTTPClientError where error.kind == .httpStatus {
+                problems.append("the gateway at \(gateway) refused the expert listing: \(error.message)")
+            } catch {
+                problems.append("cannot reach the gateway at \(gateway): \(error)")
+            }
+        }
+        // A gateway that reaches no DHT is not going to recover within seconds; experts still declaring may.
+        guard Clock.now < deadline, problems.allSatisfy({ $0.hasPrefix("no expert") }) else { break }
+        try await Task.sleep(for: .milliseconds(500))
+    }
+    throw OptionError(problems.joined(separator: "; "))
 }

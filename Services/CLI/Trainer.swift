@@ -1,57 +1,89 @@
 import Foundation
 import Shared
 
-/// One trainer's loop: steps through the gateway, local Adam steps on the
-/// dense layers, averaging rounds with the other trainers.
+/// One trainer's loop: steps through the gateway and the collaborative
+/// optimizer of its averager. In `gradients` mode it accumulates gradients
+/// until the run has processed its target batch size, then takes one Adam step
+/// with the run's samples-weighted average gradient; in `local-updates` mode it
+/// takes an Adam step on every batch and averages parameters at each epoch's end.
 struct Trainer {
     let config: TrainerConfiguration
     var model: DenseModel
     var optimizer: Optimizer
     let train: LabeledDataset
     let test: LabeledDataset
-    private var samplesSinceAverage = 0
+    let collaboration: CollaborativeOptimizer?
+    /// The collaborative epoch and the samples (and, in gradients mode, the summed gradients) accumulated toward its end.
+    private var epoch = 0
+    private var samplesThisEpoch = 0
+    private var gradientSums: [String: Tensor] = [:]
+    /// Samples per second of computing (not waiting for peers), smoothed as the reference's PerformanceEMA.
+    private var throughput = 0.0
+    /// Batches lost to faults (after retries), and attempts that failed.
     private var failures = 0
+    private var retries = 0
     private var rounds = 0
 
     init(_ config: TrainerConfiguration) async throws {
         self.config = config
-        let data = try LabeledDataset.digits(contentsOf: URL(fileURLWithPath: config.data))
-        // Every trainer holds out the same fifth; each sees the rest in its own order.
-        (train, test) = data.split(testFraction: 0.2, seed: 0)
-        var generator = SplitMix64(seed: config.seed)
+        // Every trainer holds out the same fifth; each sees the rest (or its shard) in its own order.
+        (train, test) = try config.loadData()
+        // Every trainer of a run starts from the same parameters, so averaged gradients keep them equal.
+        var generator = SplitMix64(seed: config.initSeed)
         let inputs = train.features.shape[1]
         model = DenseModel(projection: try Linear(inputSize: inputs, outputSize: config.hidden, using: &generator),
                            gate: try Linear(inputSize: inputs, outputSize: config.scoreCount, using: &generator),
                            head: try Linear(inputSize: config.hidden, outputSize: 10, using: &generator))
         optimizer = try Optimizer(rule: .adam(), learningRate: config.learningRate)
-        if await loadStateFromPeers() { log("joined late: loaded the dense layers from a peer") }
+        collaboration = config.averager.map {
+            CollaborativeOptimizer(averager: $0, run: config.run, trainer: config.name, targetBatchSize: config.targetBatchSize,
+                                   averagingTimeout: config.averagingTimeout)
+        }
+        if let collaboration {
+            do { try await collaboration.configure() } catch { log("cannot configure run \(config.run) on the averager: \(error); training alone until it answers") }
+        }
     }
 
     mutating func run() async throws {
         let started = Clock.now
         var step = 0
         var samples = 0
-        for epoch in 0..<config.epochs {
-            for batch in train.shuffledBatches(size: config.batchSize, seed: config.seed &+ UInt64(epoch)) {
+        for pass in 0..<config.epochs {
+            for batch in train.shuffledBatches(size: config.batchSize, seed: config.seed &+ UInt64(pass)) {
                 step += 1
-                guard let (loss, correct, answers) = await trainStep(batch) else { continue }
+                var computeStarted = Clock.now
+                var outcome = await trainStep(batch)
+                // A dead expert stays in the DHT for up to two update periods: retry the batch for a while rather than lose it.
+                for _ in 0..<20 where outcome == nil {
+                    try? await Task.sleep(for: .milliseconds(250))
+                    computeStarted = Clock.now
+                    outcome = await trainStep(batch)
+                }
+                guard let (loss, correct, answers) = outcome else {
+                    failures += 1
+                    continue
+                }
+                let rate = Double(batch.count) / max(Clock.now - computeStarted, 1e-6)
+                throughput = throughput == 0 ? rate : 0.9 * throughput + 0.1 * rate
                 samples += batch.count
-                samplesSinceAverage += batch.count
-                if step % config.averageEvery == 0 { await average() }
-                let rate = Double(samples) / (Clock.now - started)
-                record(["trainer": .string(config.name), "epoch": .int(epoch), "step": .int(step), "loss": .double(Double(loss)),
+                samplesThisEpoch += batch.count
+                await collaborate()
+                record(["trainer": .string(config.name), "epoch": .int(epoch), "pass": .int(pass), "step": .int(step), "loss": .double(Double(loss)),
                         "accuracy": .double(Double(correct) / Double(batch.count)), "time": .double(Clock.now - started)])
                 if step % 10 == 0 {
                     log("epoch \(epoch) step \(step) loss \(format(loss)) accuracy \(format(Float(correct) / Float(batch.count))) "
-                        + "\(Int(rate)) samples/s, \(format(Float(answers))) experts answering per sample")
+                        + "\(Int(Double(samples) / (Clock.now - started))) samples/s, \(format(Float(answers))) experts answering per sample")
                 }
             }
         }
-        await average(timeout: 10)  // the final round waits longer, so trainers that finish together end equal
+        await collaboration?.leave()
+        await averageParameters(timeout: 10)  // the final round waits longer, so trainers that finish together end equal
         if let path = config.save { try Data(try TensorBundle(model.parameters).encode()).write(to: URL(fileURLWithPath: path)) }
         let accuracy = try await evaluate()
-        let summary: JSON = ["trainer": .string(config.name), "held_out_accuracy": .double(accuracy), "steps": .int(step),
-                             "seconds": .double(Clock.now - started), "failed_steps": .int(failures), "averaging_rounds": .int(rounds)]
+        let summary: JSON = ["trainer": .string(config.name), "held_out_accuracy": .double(accuracy), "steps": .int(step), "epoch": .int(epoch),
+                             "optimizer": .string(config.mode.rawValue), "seconds": .double(Clock.now - started),
+                             "failed_steps": .int(failures), "retried_steps": .int(retries),
+                             "averaging_rounds": .int(rounds)]
         record(summary)
         print(summary.serialized())
     }
@@ -69,14 +101,100 @@ struct Trainer {
             let (_, projectionGradients) = try model.projection.backward(projectionCache, gradOutput: gradZ)
             let (_, gateGradients) = try model.gate.backward(gateCache, gradOutput: gradScores)
             let gradients = DenseModel(projection: projectionGradients, gate: gateGradients, head: headGradients)
-            try optimizer.step(&model, gradients: gradients.parametersByName)
+            if config.mode == .localUpdates || collaboration == nil {
+                try optimizer.step(&model, gradients: gradients.parametersByName)
+            } else {
+                // Sums of batch-mean gradients times batch size: divided by the samples, the epoch's mean gradient.
+                for (name, gradient) in gradients.parameters {
+                    if gradientSums[name] == nil { gradientSums[name] = Tensor(zeros: gradient.shape) }
+                    try gradientSums[name]!.add(gradient, scaledBy: Float(batch.count))
+                }
+            }
             let answers = (try? JSON.parse(routing).arrayValue?.map { Double($0.arrayValue?.count ?? 0) }) ?? []
             return (loss, correctCount(logits, batch.labels), answers.reduce(0, +) / Double(max(1, answers.count)))
         } catch {
-            failures += 1
-            log("step skipped: \(error)")
+            retries += 1
+            log("step failed: \(error)")
             return nil
         }
+    }
+
+    // MARK: The collaborative optimizer
+
+    /// Reports the batch to the averager and does what it answers: keep
+    /// accumulating, end the epoch with the run, or load the state first.
+    /// Without an averager, or when it does not answer, the trainer ends
+    /// epochs alone once it has the target batch size itself.
+    private mutating func collaborate() async {
+        guard let collaboration else { return }
+        let action: String
+        do {
+            let progress = try await collaboration.report(epoch: epoch, samples: samplesThisEpoch, samplesPerSecond: throughput)
+            action = progress.action
+            if action == "load_state" {
+                await loadState(epoch: progress.epoch)
+                return
+            }
+        } catch let error as HTTPClientError where error.status == 404 || error.status == 409 {
+            // The averager restarted (it forgot the run) or the run is behind this trainer's epoch: join again from epoch 0.
+            log("the averager lost track of this trainer (\(error.message)); joining the run again")
+            try? await collaboration.configure()
+            (epoch, samplesThisEpoch, gradientSums) = (0, 0, [:])
+            return
+        } catch {
+            log("progress not reported: \(error)")
+            action = samplesThisEpoch >= config.targetBatchSize ? "local" : "accumulate"
+        }
+        guard action != "accumulate" else { return }
+        let tensors = config.mode == .gradients
+            ? gradientSums.map { (name: $0.key, tensor: $0.value * (1 / Float(max(samplesThisEpoch, 1)))) }
+            : model.parameters
+        var result: (tensors: TensorBundle, epoch: Int, averaged: Bool)? = nil
+        if action == "step" {
+            let stepStarted = Clock.now
+            do { result = try await collaboration.step(epoch: epoch, samples: samplesThisEpoch, tensors: tensors) } catch {
+                log("epoch \(epoch) ended alone: \(error)")
+            }
+            if Clock.now - stepStarted > 2 {
+                log("the end of epoch \(epoch) took \(format(Float(Clock.now - stepStarted))) s (\(result?.averaged == true ? "averaged with peers" : "alone"))")
+            }
+        }
+        let averaged = result?.tensors
+        do {
+            switch config.mode {
+            case .gradients:
+                var gradients: [String: Tensor] = [:]
+                for (name, tensor) in tensors { gradients[name] = averaged?[name] ?? tensor }
+                try optimizer.step(&model, gradients: gradients)
+            case .localUpdates:
+                if let averaged { model.visitParameters(prefix: "") { name, tensor in if let value = averaged[name], value.shape == tensor.shape { tensor = value } } }
+            }
+        } catch {
+            log("optimizer step failed: \(error)")
+        }
+        if result?.averaged == true { rounds += 1 }
+        epoch = result?.epoch ?? epoch + 1
+        samplesThisEpoch = 0
+        gradientSums = [:]
+        if let state = try? Checkpoint.encode(model, optimizer: optimizer) { await collaboration.share(state, epoch: epoch) }
+    }
+
+    /// Starts over from a peer's state (parameters and optimizer state) at the run's epoch.
+    private mutating func loadState(epoch target: Int) async {
+        guard let collaboration else { return }
+        if let bytes = await collaboration.loadState() {
+            do {
+                _ = try Checkpoint.restore(bytes, into: &model, optimizer: &optimizer)
+                log("behind the run (epoch \(epoch), run at \(target)): loaded the state from a peer")
+            } catch {
+                log("cannot use the peers' state: \(error)")
+            }
+        } else {
+            log("behind the run (epoch \(epoch), run at \(target)) but no peer shares its state yet")
+        }
+        epoch = target
+        samplesThisEpoch = 0
+        gradientSums = [:]
     }
 
     /// Held-out accuracy, through the mesh.
@@ -86,7 +204,15 @@ struct Trainer {
             let batch = test.subset(Array(start..<min(start + 128, test.count)))
             let z = try model.projection.forward(batch.features).output
             let scores = try model.gate.forward(batch.features).output
-            let logits = try model.head.forward(try await moeForward(z, scores).0).output
+            var mixed: Tensor? = nil
+            // As in training: the mesh may need a few seconds to forget a dead expert host.
+            for attempt in 0..<40 where mixed == nil {
+                do { mixed = try await moeForward(z, scores).0 } catch where attempt < 39 {
+                    if attempt % 8 == 0 { log("evaluation batch failed (attempt \(attempt + 1) of 40): \(error)") }
+                    try? await Task.sleep(for: .milliseconds(250))
+                }
+            }
+            let logits = try model.head.forward(mixed!).output
             correct += correctCount(logits, batch.labels)
         }
         return Double(correct) / Double(test.count)
@@ -96,7 +222,7 @@ struct Trainer {
 
     private func moeForward(_ x: Tensor, _ scores: Tensor) async throws -> (Tensor, String) {
         let body = try TensorBundle([("x", x), ("scores", scores)]).encode()
-        let response = try await HTTPClient.shared.post("\(config.gateway)/v1/moe/forward?\(config.moeQuery)", bytes: body, timeout: 10)
+        let response = try await postToGateway("/v1/moe/forward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let output = bundle["output"], let routing = bundle.metadata["routing"] else { throw OptionError("the gateway answered without output") }
         return (output, routing)
@@ -104,42 +230,43 @@ struct Trainer {
 
     private func moeBackward(_ x: Tensor, _ gradOutput: Tensor, _ routing: String) async throws -> (Tensor, Tensor) {
         let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: ["routing": routing]).encode()
-        let response = try await HTTPClient.shared.post("\(config.gateway)/v1/moe/backward?\(config.moeQuery)", bytes: body, timeout: 10)
+        let response = try await postToGateway("/v1/moe/backward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let gradX = bundle["grad_x"], let gradScores = bundle["grad_scores"] else { throw OptionError("the gateway answered without gradients") }
         return (gradX, gradScores)
     }
 
+    /// Posts to the first gateway that answers; a 4xx (our mistake) is not retried elsewhere.
+    private func postToGateway(_ path: String, _ body: [UInt8]) async throws -> HTTPClientResponse {
+        var failures: [String] = []
+        for gateway in config.gateways {
+            do {
+                return try await HTTPClient.shared.post("\(gateway)\(path)?\(config.moeQuery)", bytes: body, timeout: 10)
+            } catch let error where error.kind == .httpStatus && (error.status ?? 500) < 500 {
+                throw error
+            } catch {
+                failures.append(error.description)
+            }
+        }
+        throw OptionError("no gateway answered: \(failures.joined(separator: "; "))")
+    }
+
     /// Averages the dense layers with whichever trainers are averaging now,
-    /// weighted by samples; alone, keeps its own. Then offers them to newcomers.
-    private mutating func average(timeout: Double = 3) async {
+    /// weighted equally; alone, keeps its own. The end of training.
+    private mutating func averageParameters(timeout: Double) async {
         guard let averager = config.averager else { return }
         do {
             let body = try TensorBundle(model.parameters).encode()
-            let response = try await HTTPClient.shared.post(
-                "\(averager)/v1/average?prefix=\(config.run)&weight=\(max(1, samplesSinceAverage))&timeout=\(timeout)", bytes: body, timeout: timeout + 10)
+            let response = try await HTTPClient.shared.post("\(averager)/v1/average?prefix=\(config.run)&timeout=\(timeout)",
+                                                            bytes: body, timeout: timeout + 10)
             let averaged = try TensorBundle.decode(response.body)
             model.visitParameters(prefix: "") { name, tensor in
                 if let value = averaged[name], value.shape == tensor.shape { tensor = value }
             }
             rounds += 1
-            samplesSinceAverage = 0
-            _ = try? await HTTPClient.shared.send(HTTPClientRequest(method: "PUT", url: "\(averager)/v1/state?prefix=\(config.run).state",
-                                                                    headers: [("Content-Type", "application/octet-stream")], body: body, timeout: 5))
         } catch {
-            log("averaging skipped: \(error)")
+            log("final averaging skipped: \(error)")
         }
-    }
-
-    /// A newcomer starts from a peer's dense layers when some peer shares them.
-    private mutating func loadStateFromPeers() async -> Bool {
-        guard let averager = config.averager,
-              let response = try? await HTTPClient.shared.send(HTTPClientRequest(method: "POST", url: "\(averager)/v1/state/load?prefix=\(config.run).state&timeout=3", timeout: 10)),
-              let state = try? TensorBundle.decode(response.body) else { return false }
-        model.visitParameters(prefix: "") { name, tensor in
-            if let value = state[name], value.shape == tensor.shape { tensor = value }
-        }
-        return true
     }
 
     // MARK: Output

@@ -9,6 +9,7 @@ let options = ServiceOptions.parseOrExit(service: "hivemind-gateway", specs: [
     OptionSpec("cache-seconds", default: "1", help: "how long a prefix's alive experts are reused before asking the DHT again"),
     OptionSpec("negative-cache-seconds", default: "5", help: "how long a prefix with no alive expert is skipped"),
 ])
+AllocatorTuning.keepFreedMemory()
 let logger: Logger
 let gateway: Gateway
 let readiness = Readiness()

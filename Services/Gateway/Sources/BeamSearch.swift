@@ -48,29 +48,52 @@ public struct BeamSearch: Sendable {
         scores: [[[Float]]], beamSize: Int,
         fetch: ([String]) async throws -> [String: PrefixChildren]
     ) async throws -> [[Candidate]] {
-        var beams: [[(score: Float, prefix: String)]] = Array(repeating: [(0, prefix)], count: scores.count)
+        // The per-sample loop handles plain numbers: beams hold positions in `frontier` (the distinct
+        // prefixes of a depth) and candidates positions in `steps`; copying experts and prefixes there
+        // cost more than the search itself.
+        var frontier = [prefix]
+        var beams: [[(score: Float, node: Int)]] = Array(repeating: [(0, 0)], count: scores.count)
         var results: [[Candidate]] = Array(repeating: [], count: scores.count)
         for depth in gridSize.indices {
-            let wanted = Set(beams.joined().map(\.prefix)).sorted()
-            let children = wanted.isEmpty ? [:] : try await fetch(wanted)
+            let children = frontier.isEmpty ? [:] : try await fetch(frontier.sorted())
+            // Every step one coordinate down from each frontier prefix.
+            var steps: [(coordinate: Int, expert: ExpertInfo, prefix: String)] = []
+            var stepsOf: [Range<Int>] = []
+            for parent in frontier {
+                let start = steps.count
+                for (coordinate, expert) in children[parent] ?? [:] where coordinate < gridSize[depth] {
+                    steps.append((coordinate, expert, "\(parent)\(coordinate)."))
+                }
+                stepsOf.append(start..<steps.count)
+            }
+            // Ties in score go to the smaller uid, so results are deterministic.
+            var uidRank = [Int](repeating: 0, count: steps.count)
+            for (rank, step) in steps.indices.sorted(by: { steps[$0].expert.uid < steps[$1].expert.uid }).enumerated() { uidRank[step] = rank }
+            var nextFrontier: [String] = []
+            var nodeOfStep: [Int: Int] = [:]
+            var candidates: [(score: Float, step: Int)] = []
             for sample in scores.indices {
-                var candidates: [Candidate] = []
-                for (score, prefix) in beams[sample] {
-                    for (coordinate, expert) in children[prefix] ?? [:] where coordinate < gridSize[depth] {
-                        candidates.append(Candidate(score: score + scores[sample][depth][coordinate], expert: expert,
-                                                    prefix: "\(prefix)\(coordinate)."))
+                candidates.removeAll(keepingCapacity: true)
+                for (score, node) in beams[sample] {
+                    for step in stepsOf[node] { candidates.append((score + scores[sample][depth][steps[step].coordinate], step)) }
+                }
+                candidates.sort { $0.score != $1.score ? $0.score > $1.score : uidRank[$0.step] < uidRank[$1.step] }
+                let best = candidates.prefix(beamSize)
+                if depth == gridSize.count - 1 {
+                    results[sample] = best.map { Candidate(score: $0.score, expert: steps[$0.step].expert, prefix: steps[$0.step].prefix) }
+                } else {
+                    beams[sample] = best.map { candidate in
+                        let node = nodeOfStep[candidate.step] ?? {
+                            nextFrontier.append(steps[candidate.step].prefix)
+                            nodeOfStep[candidate.step] = nextFrontier.count - 1
+                            return nextFrontier.count - 1
+                        }()
+                        return (candidate.score, node)
                     }
                 }
-                let best = Self.best(candidates, count: beamSize)
-                beams[sample] = best.map { ($0.score, $0.prefix) }
-                if depth == gridSize.count - 1 { results[sample] = best }
             }
+            frontier = nextFrontier
         }
         return results
-    }
-
-    /// The `count` highest-scoring candidates, ties broken by uid so results are deterministic.
-    static func best(_ candidates: [Candidate], count: Int) -> [Candidate] {
-        Array(candidates.sorted { ($0.score, $1.expert.uid) > ($1.score, $0.expert.uid) }.prefix(count))
     }
 }

@@ -49,6 +49,8 @@ func callExpert(_ client: HTTPClient, _ metrics: Metrics?, _ expert: ExpertInfo,
     let labels = ["expert": expert.uid.description, "pass": pass]
     do {
         let response = try await client.post("\(expert.url)/v1/experts/\(expert.uid)/\(pass)", bytes: body, timeout: timeout)
+        // The expert's time ends with its answer: reading and checking it is the gateway's own work.
+        let answered = Clock.now - started
         let bundle = try TensorBundle.decode(response.body)
         let names = pass == "forward" ? ["output.0"] : ["grad_input.0", "output.0"]
         let tensors = try names.map { name in
@@ -60,7 +62,7 @@ func callExpert(_ client: HTTPClient, _ metrics: Metrics?, _ expert: ExpertInfo,
             }
             return tensor
         }
-        metrics?.observe("expert_seconds", labels: labels, Clock.now - started)
+        metrics?.observe("expert_seconds", labels: labels, answered)
         return tensors
     } catch {
         metrics?.increment("expert_failures_total", labels: labels)

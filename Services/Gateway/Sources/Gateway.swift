@@ -23,7 +23,7 @@ public struct Gateway: Sendable {
         switchLayer = SwitchLayer(layer: layer)
         metrics.declare("beam_search_seconds", .histogram, help: "Time to choose the batch's experts in the DHT.")
         metrics.declare("answers_per_sample", .histogram, help: "Experts that answered per sample.", buckets: [0, 1, 2, 3, 4, 6, 8, 16])
-        metrics.declare("expert_seconds", .histogram, help: "Latency of expert calls that answered, by expert and pass.")
+        metrics.declare("expert_seconds", .histogram, help: "Time from sending an expert call to its answer, before the gateway reads it; calls that answered, by expert and pass.")
         metrics.declare("expert_failures_total", .counter, help: "Expert calls that failed or were cut off, by expert and pass.")
     }
 
@@ -34,7 +34,7 @@ public struct Gateway: Sendable {
             let parameters = try MixtureParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "scores"])
             let (output, routing) = try await layer.forward(x: bundle["x"]!, scores: bundle["scores"]!, parameters)
-            return try encode([("output", output)], metadata: ["routing": routing.json.serialized()], codec: parameters.codec)
+            return try encode([("output", output)], metadata: ["routing": routing.serialized()], codec: parameters.codec)
         }
         router.post("/v1/moe/backward", accepts: ["application/octet-stream"]) { request in
             let parameters = try MixtureParameters(query: request.query)
@@ -48,7 +48,7 @@ public struct Gateway: Sendable {
             let parameters = try SwitchParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "scores"])
             let result = try await switchLayer.forward(x: bundle["x"]!, scores: bundle["scores"]!, utilization: bundle["utilization"], parameters)
-            var metadata = ["routing": result.routing.json.serialized()]
+            var metadata = ["routing": result.routing.serialized()]
             if let seed = result.seed { metadata["jitter_seed"] = String(seed) }
             return try encode([("output", result.output), ("balancing_loss", result.balancingLoss), ("utilization", result.utilization)],
                               metadata: metadata, codec: parameters.mixture.codec)
@@ -133,10 +133,10 @@ public struct Gateway: Sendable {
 
     /// The routing record that forward returned, from the body's metadata.
     private func routingRecord(_ bundle: TensorBundle, _ parameters: MixtureParameters, batch: Int) throws(HTTPError) -> RoutingRecord {
-        guard let text = bundle.metadata["routing"], let json = try? JSON.parse(text) else {
+        guard let text = bundle.metadata["routing"] else {
             throw HTTPError.badRequest("metadata 'routing' must hold the routing record that forward returned")
         }
-        return try RoutingRecord(json: json, prefix: parameters.prefix, gridSize: parameters.gridSize, batch: batch)
+        return try RoutingRecord(text: text, prefix: parameters.prefix, gridSize: parameters.gridSize, batch: batch)
     }
 
     private func decode(_ body: [UInt8], names: [String]) throws(HTTPError) -> TensorBundle {

@@ -25,21 +25,21 @@ public struct MixtureLayer: Sendable {
     public func forward(x: Tensor, scores: Tensor, _ parameters: MixtureParameters) async throws(HTTPError) -> (output: Tensor, routing: RoutingRecord) {
         let batch = try checkBatch(x, scores, parameters)
         let candidates = try await chooseExperts(scores, batch: batch, parameters)
-        let groups = group(candidates.map { $0.map(\.expert) })
-        let results = await callForward(x: x, groups: groups, parameters) { results in
-            answerCounts(results, groups, batch).allSatisfy { $0 >= parameters.kMin }
+        let plan = CallPlan(candidates.map { $0.map(\.expert) })
+        let results = await callForward(x: x, groups: plan.groups, parameters) { results in
+            answerCounts(results, plan.groups, batch).allSatisfy { $0 >= parameters.kMin }
         }
-        let answers = answerTable(results, groups)
-        return try mix(candidates, answers: answers, failures: failureSummary(results, groups), batch: batch,
-                       example: x, parameters)
+        return try mix(candidates, plan, results, batch: batch, example: x, parameters)
     }
 
     /// Softmax-weighted sums of the answers per sample, and the routing record.
-    private func mix(_ candidates: [[BeamSearch.Candidate]], answers: [ExpertInfo: (samples: [Int: Int], output: Tensor)],
-                     failures: String, batch: Int, example: Tensor, _ parameters: MixtureParameters) throws(HTTPError) -> (output: Tensor, routing: RoutingRecord) {
+    private func mix(_ candidates: [[BeamSearch.Candidate]], _ plan: CallPlan, _ results: [Result<Tensor, any Error>?],
+                     batch: Int, example: Tensor, _ parameters: MixtureParameters) throws(HTTPError) -> (output: Tensor, routing: RoutingRecord) {
+        let outputs: [Tensor?] = results.map { result in if case .success(let output)? = result { output } else { nil } }
         var outputShape: [Int]?
-        for (_, answer) in answers {
-            let shape = Array(answer.output.shape.dropFirst())
+        for answer in outputs {
+            guard let answer else { continue }
+            let shape = Array(answer.shape.dropFirst())
             guard outputShape == nil || outputShape == shape else {
                 throw .unprocessable("experts under \(parameters.prefix) answered with different output shapes \(outputShape!) and \(shape)")
             }
@@ -49,18 +49,21 @@ public struct MixtureLayer: Sendable {
         let width = shape.reduce(1, *)
         var output = Tensor(zeros: [batch] + shape)
         var routing: [[RoutingRecord.Route]] = []
+        routing.reserveCapacity(batch)
+        var answered: [(candidate: BeamSearch.Candidate, row: ArraySlice<Float>)] = []
         for sample in 0..<batch {
-            let answered = candidates[sample].compactMap { candidate in
-                answers[candidate.expert].flatMap { answer in answer.samples[sample].map { (candidate, answer.output.row($0)) } }
+            answered.removeAll(keepingCapacity: true)
+            for (candidate, slot) in zip(candidates[sample], plan.slots[sample]) {
+                if let answer = outputs[slot.call] { answered.append((candidate, answer.row(slot.row))) }
             }
             metrics?.observe("answers_per_sample", Double(answered.count))
             guard answered.count >= parameters.kMin else {
                 throw HTTPError(status: 503, code: "not_enough_experts", message: "sample \(sample) got \(answered.count) answers, "
                     + "fewer than k_min = \(parameters.kMin), within forward_timeout \(parameters.forwardTimeout) s "
-                    + "(chose \(candidates[sample].count) experts; \(failures))")
+                    + "(chose \(candidates[sample].count) experts; \(failureSummary(results, plan.groups)))")
             }
-            let weights = MixtureMath.weights(scores: answered.map(\.0.score))
-            routing.append(zip(answered, weights).map { RoutingRecord.Route(uid: $0.0.expert.uid, url: $0.0.expert.url, weight: $1) })
+            let weights = MixtureMath.weights(scores: answered.map(\.candidate.score))
+            routing.append(zip(answered, weights).map { RoutingRecord.Route(uid: $0.candidate.expert.uid, url: $0.candidate.expert.url, weight: $1) })
             for ((_, row), weight) in zip(answered, weights) { MixtureMath.addScaled(row, weight, into: &output.scalars, at: sample * width) }
         }
         return (output, RoutingRecord(samples: routing))
@@ -77,38 +80,52 @@ public struct MixtureLayer: Sendable {
             throw .unprocessable("x, grad_output and the routing record must have the same batch size, got "
                 + "\(x.shape.first ?? 0), \(gradOutput.shape.first ?? 0) and \(routing.samples.count)")
         }
-        var groups: [ExpertInfo: [(sample: Int, weight: Float)]] = [:]
+        // One call per expert, in the order the record first names them, with its samples and their weights.
+        var callIndex: [ExpertInfo: Int] = [:]
+        var groups: [(ExpertInfo, [(sample: Int, weight: Float)])] = []
         for (sample, routes) in routing.samples.enumerated() {
-            for route in routes { groups[ExpertInfo(uid: route.uid, url: route.url), default: []].append((sample, route.weight)) }
+            for route in routes {
+                let expert = ExpertInfo(uid: route.uid, url: route.url)
+                let call = callIndex[expert] ?? {
+                    groups.append((expert, []))
+                    callIndex[expert] = groups.count - 1
+                    return groups.count - 1
+                }()
+                groups[call].1.append((sample, route.weight))
+            }
         }
-        let experts = Array(groups.keys)
-        let results = await callBackward(x: x, gradOutput: gradOutput, groups: experts.map { ($0, groups[$0]!) }, parameters)
+        let results = await callBackward(x: x, gradOutput: gradOutput, groups: groups, parameters)
 
+        // grad_x sums the answering experts' input gradients; each answer's projection g . y_j feeds
+        // the score gradients, whose per-sample weighted mean covers the experts that answered.
         var gradX = Tensor(zeros: x.shape)
-        var gradScores = Tensor(zeros: [batch, parameters.scoreCount])
         var answered = [Int](repeating: 0, count: batch)
-        var perSample: [Int: [(uid: ExpertUID, weight: Float, projection: Float)]] = [:]
-        for (expert, result) in zip(experts, results) {
+        var projections: [[Float]] = Array(repeating: [], count: groups.count)
+        var weightedMeans = [Float](repeating: 0, count: batch)
+        let width = x.rowSize
+        for (call, result) in results.enumerated() {
             guard case .success(let tensors)? = result else { continue }
-            let width = x.rowSize
-            for (position, row) in groups[expert]!.enumerated() {
+            projections[call] = groups[call].1.enumerated().map { position, row in
                 answered[row.sample] += 1
                 MixtureMath.addScaled(tensors[0].row(position), 1, into: &gradX.scalars, at: row.sample * width)
-                perSample[row.sample, default: []].append((expert.uid, row.weight, MixtureMath.dot(tensors[1].row(position), gradOutput.row(row.sample))))
+                let projection = MixtureMath.dot(tensors[1].row(position), gradOutput.row(row.sample))
+                weightedMeans[row.sample] += row.weight * projection
+                return projection
             }
         }
         if let sample = answered.indices.first(where: { answered[$0] < parameters.backwardKMin }) {
             throw HTTPError(status: 503, code: "not_enough_experts", message: "sample \(sample) got \(answered[sample]) backward answers, "
                 + "fewer than backward_k_min = \(parameters.backwardKMin), within backward_timeout \(parameters.backwardTimeout) s "
-                + "(\(failureSummary(results, experts.map { ($0, []) })))")
+                + "(\(failureSummary(results, groups.map { ($0.0, []) })))")
         }
+        var gradScores = Tensor(zeros: [batch, parameters.scoreCount])
         let offsets = parameters.gridSize.indices.map { parameters.gridSize[..<$0].reduce(0, +) }
-        for (sample, entries) in perSample {
-            let scoreGradients = MixtureMath.scoreGradients(projections: entries.map(\.projection), weights: entries.map(\.weight))
-            for (entry, gradient) in zip(entries, scoreGradients) {
-                for (dimension, coordinate) in entry.uid.coordinates.enumerated() {
-                    gradScores.scalars[sample * parameters.scoreCount + offsets[dimension] + coordinate] += gradient
-                }
+        for (call, (expert, rows)) in groups.enumerated() where !projections[call].isEmpty {
+            // The score columns of the expert's coordinates, one per grid dimension.
+            let columns = expert.uid.coordinates.enumerated().map { offsets[$0] + $1 }
+            for (row, projection) in zip(rows, projections[call]) {
+                let gradient = MixtureMath.scoreGradient(weight: row.weight, projection: projection, weightedMean: weightedMeans[row.sample])
+                for column in columns { gradScores.scalars[row.sample * parameters.scoreCount + column] += gradient }
             }
         }
         return (gradX, gradScores)
@@ -138,15 +155,7 @@ public struct MixtureLayer: Sendable {
 
     /// Each chosen expert with the samples that chose it, in a fixed order.
     func group(_ choices: [[ExpertInfo]]) -> [(ExpertInfo, [Int])] {
-        var samples: [ExpertInfo: [Int]] = [:]
-        var order: [ExpertInfo] = []
-        for (sample, experts) in choices.enumerated() {
-            for expert in experts {
-                if samples[expert] == nil { order.append(expert) }
-                samples[expert, default: []].append(sample)
-            }
-        }
-        return order.map { ($0, samples[$0]!) }
+        CallPlan(choices).groups
     }
 
     // MARK: Shared with the Switch layer
@@ -171,11 +180,12 @@ public struct MixtureLayer: Sendable {
     /// (until `satisfied`, then timeout_after_k_min more, within forward_timeout).
     func callForward(x: Tensor, groups: [(ExpertInfo, [Int])], _ parameters: MixtureParameters,
                      satisfied: ([Result<Tensor, any Error>?]) -> Bool) async -> [Result<Tensor, any Error>?] {
+        // Each call builds its own body, so the first calls are on their way while later bodies are built.
         let calls: [@Sendable () async throws -> Tensor] = groups.map { expert, samples in
-            let body = payload([("input.0", x.gatherRows(samples))])
-            return { [client, metrics] in
-                try await callExpert(client, metrics, expert, "forward", body, timeout: parameters.forwardTimeout, rows: samples.count,
-                                     detectAnomalies: parameters.detectAnomalies)[0]
+            { [client, metrics] in
+                let body = payload([("input.0", x.gatherRows(samples))])
+                return try await callExpert(client, metrics, expert, "forward", body, timeout: parameters.forwardTimeout, rows: samples.count,
+                                            detectAnomalies: parameters.detectAnomalies)[0]
             }
         }
         return await collect(calls, timeout: parameters.forwardTimeout, grace: parameters.timeoutAfterKMin, satisfied: satisfied)
@@ -187,13 +197,9 @@ public struct MixtureLayer: Sendable {
     func callBackward(x: Tensor, gradOutput: Tensor, groups: [(ExpertInfo, [(sample: Int, weight: Float)])],
                       _ parameters: MixtureParameters) async -> [Result<[Tensor], any Error>?] {
         let calls: [@Sendable () async throws -> [Tensor]] = groups.map { expert, rows in
-            var gradients = gradOutput.gatherRows(rows.map(\.sample))
-            let width = gradients.rowSize
-            for (position, row) in rows.enumerated() {
-                for index in (position * width)..<((position + 1) * width) { gradients.scalars[index] *= row.weight }
-            }
-            let body = payload([("input.0", x.gatherRows(rows.map(\.sample))), ("grad_output.0", gradients)])
-            return { [client, metrics] in
+            { [client, metrics] in
+                let samples = rows.map(\.sample)
+                let body = payload([("input.0", x.gatherRows(samples)), ("grad_output.0", gradOutput.gatherRows(samples, scaledBy: rows.map(\.weight)))])
                 let tensors = try await callExpert(client, metrics, expert, "backward", body, timeout: parameters.backwardTimeout,
                                                    rows: rows.count, detectAnomalies: parameters.detectAnomalies)
                 guard tensors[0].shape == [rows.count] + x.shape.dropFirst(), tensors[1].rowSize == gradOutput.rowSize else {

@@ -31,7 +31,12 @@ enum MixtureMath {
     /// The same from the projections `g . y_j`.
     static func scoreGradients(projections: [Float], weights: [Float]) -> [Float] {
         let mean = zip(weights, projections).reduce(0) { $0 + $1.0 * $1.1 }
-        return zip(weights, projections).map { weight, projection in weight * (projection - mean) }
+        return zip(weights, projections).map { scoreGradient(weight: $0, projection: $1, weightedMean: mean) }
+    }
+
+    /// One expert's term: `w_j (g . y_j - sum_k w_k g . y_k)`, given the sum as `weightedMean`.
+    static func scoreGradient(weight: Float, projection: Float, weightedMean: Float) -> Float {
+        weight * (projection - weightedMean)
     }
 
     // MARK: Row kernels (the gateway's hot loops, without per-element checks)

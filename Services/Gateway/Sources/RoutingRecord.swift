@@ -4,7 +4,7 @@ import Shared
 /// mixture weights. The gateway keeps no state between forward and backward:
 /// the client sends this record back with its backward call, so any gateway
 /// replica can serve it. It travels as JSON in the safetensors
-/// `__metadata__["routing"]`.
+/// `__metadata__["routing"]`: per sample, an array of `{uid, url, weight}`.
 public struct RoutingRecord: Sendable, Equatable {
     public struct Route: Sendable, Equatable {
         public let uid: ExpertUID
@@ -15,10 +15,58 @@ public struct RoutingRecord: Sendable, Equatable {
     /// Per sample, the experts that answered, best score first.
     public var samples: [[Route]]
 
+    public init(samples: [[Route]]) {
+        self.samples = samples
+    }
+
     public var json: JSON {
         .array(samples.map { routes in
             .array(routes.map { ["uid": .string($0.uid.description), "url": .string($0.url), "weight": .double(Double($0.weight))] })
         })
+    }
+
+    /// The record's JSON text, as `json.serialized()` would write it (compact, keys sorted) but
+    /// written directly: at batch 256 the generic path cost milliseconds per call. A weight is
+    /// written with the fewest digits that read back as the same Float.
+    public func serialized() -> String {
+        // Each distinct expert's `{"uid":...,"url":...,"weight":` is written once and copied per route.
+        var heads: [ExpertUID: (url: String, bytes: [UInt8])] = [:]
+        var text: [UInt8] = []
+        text.reserveCapacity(1 + samples.reduce(0) { $0 + 2 + $1.count * 72 })
+        text.append(UInt8(ascii: "["))
+        for (index, routes) in samples.enumerated() {
+            if index > 0 { text.append(UInt8(ascii: ",")) }
+            text.append(UInt8(ascii: "["))
+            for (position, route) in routes.enumerated() {
+                if position > 0 { text.append(UInt8(ascii: ",")) }
+                if let head = heads[route.uid], head.url == route.url {
+                    text.append(contentsOf: head.bytes)
+                } else {
+                    let head = Array(("{\"uid\":" + JSONText.quoted(route.uid.description) + ",\"url\":" + JSONText.quoted(route.url) + ",\"weight\":").utf8)
+                    heads[route.uid] = (route.url, head)
+                    text.append(contentsOf: head)
+                }
+                text.append(contentsOf: JSONText.number(route.weight).utf8)
+                text.append(UInt8(ascii: "}"))
+            }
+            text.append(UInt8(ascii: "]"))
+        }
+        text.append(UInt8(ascii: "]"))
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Reads a record that forward wrote, checking that every uid lies under `prefix` on a grid
+    /// of `gridSize`. The form `serialized()` writes is read directly; any other (spacing, key
+    /// order, escapes, errors) goes through the generic JSON parser, which also words the errors.
+    public init(text: String, prefix: String, gridSize: [Int], batch: Int) throws(HTTPError) {
+        if let samples = CompactRoutingReader.read(text, prefix: prefix, gridSize: gridSize), samples.count == batch {
+            self.init(samples: samples)
+            return
+        }
+        guard let json = try? JSON.parse(text) else {
+            throw .badRequest("metadata 'routing' must hold the routing record that forward returned")
+        }
+        try self.init(json: json, prefix: prefix, gridSize: gridSize, batch: batch)
     }
 
     /// Reads a record, checking that every uid lies under `prefix` on a grid of `gridSize`.
@@ -33,8 +81,7 @@ public struct RoutingRecord: Sendable, Equatable {
                       let weight = route["weight"]?.doubleValue, weight.isFinite, weight >= 0 else {
                     throw .badRequest("routing[\(index)] has an entry without a valid uid, url and non-negative weight: \(route.serialized())")
                 }
-                guard uid.prefixSteps.first?.prefix == prefix,
-                      uid.coordinates.count == gridSize.count, zip(uid.coordinates, gridSize).allSatisfy({ $0 < $1 }) else {
+                guard Self.isOnGrid(uid, prefix: prefix, gridSize: gridSize) else {
                     throw .unprocessable("routing[\(index)] names \(uid), which is not on the grid \(prefix)\(gridSize.map { "[0:\($0)]" }.joined(separator: "."))")
                 }
                 return Route(uid: uid, url: url, weight: Float(weight))
@@ -42,7 +89,8 @@ public struct RoutingRecord: Sendable, Equatable {
         }
     }
 
-    public init(samples: [[Route]]) {
-        self.samples = samples
+    static func isOnGrid(_ uid: ExpertUID, prefix: String, gridSize: [Int]) -> Bool {
+        uid.prefixSteps.first?.prefix == prefix
+            && uid.coordinates.count == gridSize.count && zip(uid.coordinates, gridSize).allSatisfy { $0 < $1 }
     }
 }

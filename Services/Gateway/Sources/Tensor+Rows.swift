@@ -15,6 +15,22 @@ extension Tensor {
         return try! Tensor(shape: [indices.count] + shape.dropFirst(), scalars: scalars)
     }
 
+    /// The rows at `indices`, each multiplied by its scale, as a new batch.
+    func gatherRows(_ indices: [Int], scaledBy scales: [Float]) -> Tensor {
+        precondition(indices.count == scales.count, "one scale per row")
+        let width = rowSize
+        let scalars = [Float](unsafeUninitializedCapacity: indices.count * width) { target, initialized in
+            self.scalars.withUnsafeBufferPointer { source in
+                for (position, (index, scale)) in zip(indices, scales).enumerated() {
+                    let row = source[(index * width)..<((index + 1) * width)]
+                    for (offset, value) in row.enumerated() { target[position * width + offset] = scale * value }
+                }
+            }
+            initialized = indices.count * width
+        }
+        return try! Tensor(shape: [indices.count] + shape.dropFirst(), scalars: scalars)
+    }
+
     /// One row as a flat array.
     func row(_ index: Int) -> ArraySlice<Float> {
         scalars[(index * rowSize)..<((index + 1) * rowSize)]

@@ -31,7 +31,9 @@ public final class HTTPClient: Sendable {
 
     private struct Queue {
         var pending: [Transfer] = []
-        var cancelled: Set<ObjectIdentifier> = []
+        /// Ids of transfers whose callers were cancelled. Not ObjectIdentifiers: a cancellation that
+        /// arrives just after its transfer finished would cancel the next transfer at the same address.
+        var cancelled: Set<UInt64> = []
         var shuttingDown = false
     }
 
@@ -61,7 +63,7 @@ public final class HTTPClient: Sendable {
     public func send(_ request: HTTPClientRequest) async throws(HTTPClientError) -> HTTPClientResponse {
         let transfer = Transfer(request, timeout: request.timeout ?? configuration.timeout,
                                 connectTimeout: configuration.connectTimeout)
-        let id = ObjectIdentifier(transfer)
+        let id = transfer.id
         do {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
@@ -116,14 +118,14 @@ public final class HTTPClient: Sendable {
                 return (queue.pending, queue.cancelled, queue.shuttingDown)
             }
             for transfer in pending {
-                if cancelled.contains(ObjectIdentifier(transfer)) {
+                if cancelled.contains(transfer.id) {
                     transfer.finish(.failure(HTTPClientError(.cancelled, url: transfer.url, message: "cancelled")))
                 } else {
                     active[transfer.easy] = transfer
                     curl_multi_add_handle(multi.handle, transfer.easy)
                 }
             }
-            for (easy, transfer) in active where shuttingDown || cancelled.contains(ObjectIdentifier(transfer)) {
+            for (easy, transfer) in active where shuttingDown || cancelled.contains(transfer.id) {
                 curl_multi_remove_handle(multi.handle, easy)
                 active[easy] = nil
                 transfer.finish(.failure(HTTPClientError(.cancelled, url: transfer.url, message: "cancelled")))
@@ -160,6 +162,9 @@ private final class CURLMultiHandle: @unchecked Sendable {
 /// One exchange: its easy handle, the request body it sends and the response it collects.
 /// `@unchecked Sendable`: after `send` queues it, only the loop thread touches it.
 private final class Transfer: @unchecked Sendable {
+    private static let lastID = Atomic<UInt64>(0)
+    /// Unique over the process's life.
+    let id = Transfer.lastID.add(1, ordering: .relaxed).newValue
     let easy: UnsafeMutableRawPointer
     let url: String
     var continuation: CheckedContinuation<HTTPClientResponse, any Error>?

@@ -72,9 +72,9 @@ public final class Metrics: Sendable {
 
     private func update(_ name: String, _ kind: Kind, _ labels: [String: String], _ body: (inout Series, [Double]) -> Void) {
         families.withLock { families in
-            var family = families[name] ?? Family(kind: kind, help: name, buckets: Metrics.latencyBuckets)
-            body(&family.series[labels, default: Series()], family.buckets)
-            families[name] = family
+            // In place: copying the family out and back in would copy all its series on every update.
+            let buckets = families[name]?.buckets ?? Metrics.latencyBuckets
+            body(&families[name, default: Family(kind: kind, help: name, buckets: buckets)].series[labels, default: Series()], buckets)
         }
     }
 

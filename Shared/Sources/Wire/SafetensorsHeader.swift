@@ -44,11 +44,12 @@ struct SafetensorsHeader {
         guard headerLength > 0 else {
             throw SafetensorsError(.invalidHeader, "header is empty; expected a JSON object")
         }
+        let text = UnsafeRawBufferPointer(rebasing: buffer[8..<(8 + headerLength)])
         let json: JSON
-        do {
-            json = try JSON.parse(UnsafeRawBufferPointer(rebasing: buffer[8..<(8 + headerLength)]))
-        } catch {
-            throw SafetensorsError(.invalidHeader, "header is not valid JSON: \(error)")
+        if let direct = JSON.parseDirect(text) {
+            json = direct
+        } else {
+            do { json = try JSON.parse(text) } catch { throw SafetensorsError(.invalidHeader, "header is not valid JSON: \(error)") }
         }
         guard case .object(let members) = json else {
             throw SafetensorsError(.invalidHeader, "header must be a JSON object, got \(json.typeName)")

@@ -16,6 +16,12 @@ final class InMemoryDHT: AveragerDHT {
         }
     }
 
+    /// Refuses what a DHT node refuses: an owned record without its owner's valid signature.
+    func declare(key: String, subkey: String, value: JSON, expiration: Double, signedBy identity: Identity) async throws {
+        try RecordOwnership.verify(identity.sign(DHTRecord(key: key, subkey: subkey, value: value, expirationTime: expiration)))
+        try await declare(key: key, subkey: subkey, value: value, expiration: expiration)
+    }
+
     func members(key: String) async throws -> [DHTMember] {
         let now = Clock.epoch
         return records.withLock { Array(($0[key] ?? [:]).values.filter { $0.expiration > now }) }

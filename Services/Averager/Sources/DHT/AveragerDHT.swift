@@ -26,6 +26,9 @@ public struct DHTMember: Sendable, Equatable {
 public protocol AveragerDHT: Sendable {
     /// Stores `value` under `key`/`subkey` until `expiration` (seconds since the epoch).
     func declare(key: String, subkey: String, value: JSON, expiration: Double) async throws
+    /// Stores an owned record (its subkey starts with `identity.ownerMarker`),
+    /// signed by `identity`, so that nobody else can overwrite it: the run's progress records.
+    func declare(key: String, subkey: String, value: JSON, expiration: Double, signedBy identity: Identity) async throws
     /// The unexpired subkeys of `key` (empty when the key holds nothing).
     func members(key: String) async throws -> [DHTMember]
 }

@@ -9,6 +9,10 @@ extension DHTClient: AveragerDHT {
         _ = try await store(key, subkey: subkey, value: value, expirationTime: expiration)
     }
 
+    public func declare(key: String, subkey: String, value: JSON, expiration: Double, signedBy identity: Identity) async throws {
+        _ = try await store(key, subkey: subkey, value: value, expirationTime: expiration, signedBy: identity)
+    }
+
     public func members(key: String) async throws -> [DHTMember] {
         guard let subkeys = try await get(key, latest: true)?.subkeys else { return [] }
         let now = Clock.epoch

@@ -49,8 +49,8 @@ public struct MatchmakingState: Sendable {
 
     /// This averager's peer id.
     public let me: PeerID
-    /// The search settings.
-    public let settings: Settings
+    /// The search settings (a run's step sets the target group size before each search).
+    public var settings: Settings
     /// The current group key; it persists across rounds (Moshpit).
     public private(set) var groupKey: GroupKey
 

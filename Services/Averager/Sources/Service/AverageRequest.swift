@@ -64,7 +64,7 @@ public struct AverageRequest: Sendable {
     }
 
     /// The tensors of a safetensors body (decompressing a compressed bundle) and its metadata.
-    private static func readTensors(_ body: [UInt8]) throws(AveragerError) -> ([(name: String, tensor: WireTensor)], [String: String]) {
+    static func readTensors(_ body: [UInt8]) throws(AveragerError) -> ([(name: String, tensor: WireTensor)], [String: String]) {
         let payload: SafetensorsPayload
         do { payload = try Safetensors.decode(body) } catch {
             throw AveragerError(.badRequest, "the body must be a safetensors file of the tensors to average: \(error.message)")

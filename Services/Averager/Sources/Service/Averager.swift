@@ -17,14 +17,24 @@ public final class Averager: Sendable {
     let states: StateStore
     /// Per prefix: the task renewing this averager's donor declaration.
     let donorTasks = Mutex<[String: Task<Void, Never>]>([:])
-    private let identity = Mutex<PeerID?>(nil)
+    /// Signs the progress records this averager publishes for its trainers.
+    public let identity: Identity
+    /// Seconds since the Unix epoch (tests drive it).
+    let clock: @Sendable () -> Double
+    /// Collaborative runs by id (`PUT /v1/runs/{run}`).
+    let runs = Mutex<[String: CollaborativeRun]>([:])
+    private let peer = Mutex<PeerID?>(nil)
     private let matchmakers = Mutex<[String: Matchmaker]>([:])
 
     /// - Parameters:
     ///   - dht: where peers declare themselves.
     ///   - http: the client for calls to other averagers (tests give a client per averager).
-    public init(configuration: AveragerConfiguration, dht: any AveragerDHT, http: HTTPClient = .shared, metrics: Metrics, logger: Logger) {
+    ///   - identity: signs the run progress records (a new key pair by default).
+    public init(configuration: AveragerConfiguration, dht: any AveragerDHT, http: HTTPClient = .shared, metrics: Metrics, logger: Logger,
+                identity: Identity = Identity(), clock: @escaping @Sendable () -> Double = { Clock.epoch }) {
         self.configuration = configuration
+        self.identity = identity
+        self.clock = clock
         self.dht = dht
         self.http = http
         self.metrics = metrics
@@ -39,11 +49,11 @@ public final class Averager: Sendable {
     public func start(address: String) {
         var generator = SystemRandomNumberGenerator()
         let peer = configuration.mode == .client ? "client-" + Hashing.randomHex(bytes: 8, using: &generator) : address
-        identity.withLock { $0 = $0 ?? peer }
+        self.peer.withLock { $0 = $0 ?? peer }
     }
 
     /// This averager's peer id (nil until `start`).
-    public var peerID: PeerID? { identity.withLock { $0 } }
+    public var peerID: PeerID? { peer.withLock { $0 } }
 
     /// The matchmaker of `prefix`, created on first use with the initial group bits.
     func matchmaker(for prefix: String, me: PeerID) throws(AveragerError) -> Matchmaker {
@@ -79,7 +89,8 @@ public final class Averager: Sendable {
     /// - Throws: `AveragerError`: 422 for NaN/inf tensors (unless excluded by
     ///   configuration), 409 when the run's peers average other tensors, 504
     ///   when no group formed before the deadline.
-    public func average(_ request: AverageRequest) async throws(AveragerError) -> AverageResult {
+    /// - Parameter targetGroupSize: the group size to start at once with, if not the configured one (a run's step knows its partners).
+    public func average(_ request: AverageRequest, targetGroupSize: Int? = nil) async throws(AveragerError) -> AverageResult {
         guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
         let schema = TensorSchema(request.tensors)
         var (values, excludedTensors) = try flatten(request.tensors, schema: schema)
@@ -90,6 +101,7 @@ public final class Averager: Sendable {
         let matchmaker = try matchmaker(for: request.prefix, me: me)
         await matchmaker.roundLock.lock()
         defer { matchmaker.roundLock.unlock() }
+        if let targetGroupSize { await matchmaker.setTargetGroupSize(targetGroupSize) }
         registry.roundStarted()
         defer { registry.roundEnded() }
 
@@ -184,5 +196,7 @@ public final class Averager: Sendable {
         metrics.declare("bytes_received_total", .counter, help: "Bytes of parts and averages this averager received.")
         metrics.declare("join_requests_total", .counter, help: "Join requests answered, by decision.")
         metrics.declare("state_downloads_total", .counter, help: "State chunks served to newcomers, by result.")
+        metrics.declare("progress_reports_total", .counter, help: "Trainers' progress reports, by the action answered.")
+        metrics.declare("steps_total", .counter, help: "Epoch steps, by outcome (averaged with other averagers, or local).")
     }
 }

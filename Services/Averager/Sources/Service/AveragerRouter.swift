@@ -73,6 +73,54 @@ public enum AveragerRouter {
             return response
         }
 
+        // Collaborative runs (the collaborative optimizer).
+        add("PUT", "/v1/runs/{run}", accepts: json) { request throws(AveragerError) in
+            let run = request.parameter("run")
+            let settings = try RunSettings(json: try readJSON(request) { $0 })
+            let created = try averager.configureRun(run, settings: settings)
+            return .json(try runJSON(averager, run), status: created ? 201 : 200)
+        }
+        add("GET", "/v1/runs/{run}") { request throws(AveragerError) in
+            .json(try runJSON(averager, request.parameter("run")))
+        }
+        add("POST", "/v1/runs/{run}/progress", accepts: json) { request throws(AveragerError) in
+            let report = try readJSON(request) { json throws(JSONFieldError) in
+                let reader = try JSONObjectReader(json)
+                return (try reader.string("trainer"), try reader.int("epoch"), try reader.int("samples"),
+                        try reader.optional("samples_per_second", JSONObjectReader.double) ?? 0)
+            }
+            return .json(try averager.reportProgress(run: request.parameter("run"), trainer: report.0, epoch: report.1,
+                                                     samples: report.2, samplesPerSecond: report.3).json)
+        }
+        add("POST", "/v1/runs/{run}/step", accepts: tensors) { request throws(AveragerError) in
+            guard let trainer = request.query["trainer"] else {
+                throw AveragerError(.badRequest, "query parameter 'trainer' is required: the name the trainer reports progress under")
+            }
+            func integer(_ name: String) throws(AveragerError) -> Int {
+                guard let text = request.query[name], let value = Int(text) else {
+                    throw AveragerError(.badRequest, "query parameter '\(name)' must be an integer, got '\(request.query[name] ?? "nothing")'")
+                }
+                return value
+            }
+            let (epoch, samples) = (try integer("epoch"), try integer("samples"))
+            let (tensors, _) = try AverageRequest.readTensors(request.body)
+            let outcome = try await averager.step(run: request.parameter("run"), trainer: trainer, epoch: epoch, samples: samples, tensors: tensors)
+            var response: HTTPResponse
+            do throws(SafetensorsError) {
+                var wire: [(name: String, tensor: WireTensor)] = []
+                for (name, original) in tensors { wire.append((name, try WireTensor(outcome.tensors[name]!, as: original.dtype))) }
+                response = .bytes(try Safetensors.encode(wire, metadata: ["step": outcome.record.serialized()]))
+            } catch {
+                throw AveragerError(.unprocessable, "cannot encode the averaged tensors: \(error.message)")
+            }
+            response.headers.append(("X-Hivemind-Epoch", String(outcome.epoch)))
+            return response
+        }
+        add("DELETE", "/v1/runs/{run}/trainers/{trainer}") { request throws(AveragerError) in
+            try averager.leaveRun(run: request.parameter("run"), trainer: request.parameter("trainer"))
+            return .json(["run": .string(request.parameter("run")), "trainer": .string(request.parameter("trainer")), "left": true])
+        }
+
         // Other averagers.
         add("POST", "/v1/matchmaking/join", accepts: json) { request throws(AveragerError) in
             let join = try readJSON(request) { json throws(JSONFieldError) in try JoinRequest(json: json) }
@@ -96,6 +144,15 @@ public enum AveragerRouter {
 
     private static func encode(_ result: AverageResult) throws(AveragerError) -> HTTPResponse {
         do { return .bytes(try result.encoded()) } catch { throw AveragerError(.unprocessable, "cannot encode the averaged tensors: \(error.message)") }
+    }
+
+    /// `{"run", "settings", "progress", "trainers"}`.
+    private static func runJSON(_ averager: Averager, _ run: String) throws(AveragerError) -> JSON {
+        let tracker = try averager.collaborativeRun(run).tracker
+        let answer = ProgressAnswer(trainer: "", action: .accumulate, epoch: 0, global: tracker.global(), now: tracker.clock())
+        var progress = answer.json.objectValue!
+        for key in ["trainer", "action", "epoch"] { progress[key] = nil }
+        return ["run": .string(run), "settings": tracker.settings.json, "progress": .object(progress), "trainers": tracker.localJSON()]
     }
 
     private static func unknownRound(_ id: String) -> AveragerError {

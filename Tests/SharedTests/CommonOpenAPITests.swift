@@ -6,7 +6,8 @@ import TestSupport
         let document = try OpenAPIDocument("common")
         let errors = try await document.validationErrors()
         #expect(errors == nil)
-        let documented = document.documents(method: "GET", pattern: "/healthz") && document.documents(method: "GET", pattern: "/metrics")
+        let documented = document.documents(method: "GET", pattern: "/healthz") && document.documents(method: "GET", pattern: "/readyz")
+            && document.documents(method: "GET", pattern: "/metrics")
         #expect(documented)
     }
 }

@@ -26,7 +26,11 @@ let metrics = Metrics(namespace: "hivemind_averager")
 // A DHT call is part of matchmaking: it gets the request timeout, not the client's default.
 let dht = DHTClient(nodes: options.list("dht"), timeout: configuration.requestTimeout)
 let averager = Averager(configuration: configuration, dht: dht, metrics: metrics, logger: logger)
-await ServiceRunner.run(options, router: AveragerRouter.build(averager), metrics: metrics, logger: logger, start: { url in
+// Ready while a DHT node answers: peers are found through it.
+let readiness = Readiness()
+readiness.add("dht", Readiness.dhtReachable(dht))
+await ServiceRunner.run(options, router: AveragerRouter.build(averager), metrics: metrics, logger: logger,
+                        readiness: readiness, start: { url in
     // Peers know a node by its address, which exists only once the server listens.
     averager.start(address: url)
     return ["peer_id": .string(averager.peerID ?? url), "mode": .string(configuration.mode.rawValue)]

@@ -18,7 +18,8 @@ do {
     print("hivemind-expert-host: \(error)")
     exit(2)
 }
-await ServiceRunner.run(options, router: host.makeRouter(), metrics: host.metrics, logger: logger, start: { url in
+await ServiceRunner.run(options, router: host.makeRouter(), metrics: host.metrics, logger: logger,
+                        readiness: host.readiness(declaringThrough: dht), start: { url in
     host.startPeriodicWork(dht: dht, url: url)
     return ["experts": .array(host.uids.map { .string($0.description) })]
 }, onStop: host.shutdown)

@@ -3,7 +3,8 @@ import Shared
 extension ExpertHostConfiguration {
     /// The uids to serve: the listed ones, or those of the pattern's grid that
     /// no other host declares in the DHT (all free ones, or `--num-experts` of
-    /// them in an order fixed by `--seed`).
+    /// them at random, as the reference does, so that hosts started together
+    /// from one configuration, such as replicas, rarely pick the same ones).
     public func chooseUIDs(dht: DHTClient?, logger: Logger) async -> [ExpertUID] {
         guard let pattern else { return uids }
         var candidates = pattern.uids
@@ -16,8 +17,7 @@ extension ExpertHostConfiguration {
             }
         }
         if let numExperts {
-            var generator = SplitMix64(seed: seed)
-            candidates.shuffle(using: &generator)
+            candidates.shuffle()
             candidates = Array(candidates.prefix(numExperts)).sorted()
         }
         return candidates
@@ -25,6 +25,19 @@ extension ExpertHostConfiguration {
 }
 
 extension ExpertHost {
+    /// `GET /readyz`: ready once it serves experts and (with a DHT) the last
+    /// declaration in the DHT succeeded, so that gateways can find them.
+    public func readiness(declaringThrough dht: DHTClient?) -> Readiness {
+        let readiness = Readiness()
+        readiness.add("experts") { [self] in
+            backends.isEmpty ? "serves no experts (every uid of --expert-pattern is taken, or none was given)" : nil
+        }
+        if dht != nil {
+            readiness.add("declared") { [self] in declarationProblem.withLock { $0 } }
+        }
+        return readiness
+    }
+
     /// Every update period: declare the experts in the DHT (valid for two
     /// periods, as the reference does) and checkpoint them. A host that loses
     /// its DHT keeps serving and declares again once the DHT is back.
@@ -47,9 +60,12 @@ extension ExpertHost {
         do {
             let results = try await dht.storeMany(records)
             metrics.increment("declarations_total", labels: ["outcome": "ok"])
-            return results.allSatisfy(\.stored)
+            let stored = results.allSatisfy(\.stored)
+            declarationProblem.withLock { $0 = stored ? nil : "the DHT did not store every declaration" }
+            return stored
         } catch {
             metrics.increment("declarations_total", labels: ["outcome": "failed"])
+            declarationProblem.withLock { $0 = "the last declaration in the DHT failed: \(error)" }
             logger.warning("cannot declare experts in the DHT; will retry", ["error": "\(error)"])
             return false
         }

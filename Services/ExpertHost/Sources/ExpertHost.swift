@@ -1,4 +1,5 @@
 import Shared
+import Synchronization
 
 /// The experts one host serves, with the runtime that batches their work,
 /// their checkpoints and their access rules. `makeExpertHostRouter` turns it
@@ -9,6 +10,8 @@ public final class ExpertHost: Sendable {
     public let runtime: BatchingRuntime
     public let metrics: Metrics
     let logger: Logger
+    /// Why the experts are not (or no longer) declared in the DHT; nil once the last declaration succeeded.
+    let declarationProblem = Mutex<String?>("not yet declared in the DHT")
 
     /// Builds one expert per uid (restoring checkpoints when there are some).
     /// - Parameter uids: the uids to serve (the configuration's, or those chosen from its pattern).

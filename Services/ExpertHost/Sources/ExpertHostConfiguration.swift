@@ -6,7 +6,7 @@ public struct ExpertHostConfiguration: Sendable {
     public static let options: [OptionSpec] = [
         OptionSpec("expert-uids", help: "comma-separated uids to serve, e.g. ffn.0.1,ffn.2.3"),
         OptionSpec("expert-pattern", help: "a grid such as ffn.[0:4].[0:8]; serves its uids not yet declared in the DHT"),
-        OptionSpec("num-experts", help: "with --expert-pattern: serve this many free uids of the grid (default: all free ones)"),
+        OptionSpec("num-experts", help: "with --expert-pattern: serve this many free uids of the grid, chosen at random (default: all free ones)"),
         OptionSpec("expert-class", default: "ffn", help: "ffn, transformer, nop, nop_delay, det_dropout or a registered class"),
         OptionSpec("hidden-dim", default: "1024", help: "the experts' hidden size"),
         OptionSpec("optimizer", default: "adam", help: "adam, adamw, sgd or none (frozen experts)"),
@@ -16,7 +16,7 @@ public struct ExpertHostConfiguration: Sendable {
         OptionSpec("warmup-steps", default: "0", help: "linear warmup steps of the learning rate"),
         OptionSpec("total-steps", default: "0", help: "steps at which the linear schedule reaches 0 (0: a constant learning rate)"),
         OptionSpec("clip-grad-norm", help: "clip gradients to this global norm before each step"),
-        OptionSpec("seed", default: "0", help: "seeds parameters, dropout and the choice of uids"),
+        OptionSpec("seed", default: "0", help: "seeds parameters and dropout"),
         OptionSpec("max-batch-size", default: "1024", help: "samples per executed batch; larger requests get 413"),
         OptionSpec("checkpoint-dir", help: "folder for checkpoints, written every update period and on shutdown, loaded on start"),
         OptionSpec("update-period", default: "30", help: "seconds between DHT declarations and checkpoints"),

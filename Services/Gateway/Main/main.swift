@@ -12,11 +12,15 @@ let options = ServiceOptions.parseOrExit(service: "hivemind-gateway", specs: [
 AllocatorTuning.keepFreedMemory()
 let logger: Logger
 let gateway: Gateway
+let readiness = Readiness()
 do {
     logger = try options.logger()
     let nodes = options.list("dht")
     guard !nodes.isEmpty else { throw OptionError("--dht needs at least one DHT node URL") }
-    let directory = DHTExpertDirectory(dht: DHTClient(nodes: nodes, timeout: 5),
+    let dht = DHTClient(nodes: nodes, timeout: 5)
+    // Ready while a DHT node answers: without one, no expert can be found.
+    readiness.add("dht", Readiness.dhtReachable(dht))
+    let directory = DHTExpertDirectory(dht: dht,
                                        positiveCacheSeconds: try options.double("cache-seconds") ?? 1,
                                        negativeCacheSeconds: try options.double("negative-cache-seconds") ?? 5)
     gateway = Gateway(directory: directory, metrics: Metrics(namespace: "hivemind_gateway"))
@@ -24,4 +28,4 @@ do {
     print("hivemind-gateway: \(error)")
     exit(2)
 }
-ServiceRunner.run(options, router: gateway.makeRouter(), metrics: gateway.metrics, logger: logger)
+ServiceRunner.run(options, router: gateway.makeRouter(), metrics: gateway.metrics, logger: logger, readiness: readiness)

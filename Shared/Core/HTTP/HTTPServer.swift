@@ -31,13 +31,15 @@ public struct HTTPServerConfiguration: Sendable {
 /// A libmicrohttpd daemon serving a `Router`. Bodies are read fully (up to the
 /// limit), then each request runs as a Swift task while libmicrohttpd keeps the
 /// connection suspended, so a slow handler never blocks a polling thread.
-/// `GET /healthz` and `GET /metrics` are added to every server.
+/// `GET /healthz` (alive), `GET /readyz` (ready to serve) and `GET /metrics` are added to every server.
 public final class HTTPServer: @unchecked Sendable {
     // Sendable: `daemon` is written once in init and read-only afterwards;
     // libmicrohttpd synchronizes its own state; counters are atomics.
     /// The port the server listens on (the OS's pick when configured with 0).
     public private(set) var port = 0
     public let metrics: Metrics
+    /// What `GET /readyz` reports.
+    public let readiness: Readiness
     let router: Router
     let logger: Logger
     let maxBodyBytes: Int
@@ -47,12 +49,15 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Starts listening at once.
     /// - Throws: `HTTPServerError` if the address is invalid or the port is taken.
-    public init(configuration: HTTPServerConfiguration, router: Router, metrics: Metrics, logger: Logger) throws(HTTPServerError) {
+    public init(configuration: HTTPServerConfiguration, router: Router, metrics: Metrics, logger: Logger,
+                readiness: Readiness = Readiness()) throws(HTTPServerError) {
         var router = router
         router.get("/healthz") { _ in .json(["status": "ok"]) }
+        router.get("/readyz") { [readiness] _ in await readiness.response() }
         router.get("/metrics") { [metrics] _ in .text(metrics.render(), contentType: "text/plain; version=0.0.4") }
         self.router = router
         self.metrics = metrics
+        self.readiness = readiness
         self.logger = logger
         self.maxBodyBytes = configuration.maxBodyBytes
         metrics.declare("http_requests_total", .counter, help: "HTTP requests answered, by route, method and status.")
@@ -183,7 +188,8 @@ public final class HTTPServer: @unchecked Sendable {
         let seconds = Clock.now - context.started
         metrics.increment("http_requests_total", labels: ["route": route, "method": context.method, "status": String(response.status)])
         metrics.observe("http_request_duration_seconds", labels: ["route": route], seconds)
-        if response.status >= 500 {
+        // A readiness probe answered 503 is an expected state, not a failure (probes come every few seconds).
+        if response.status >= 500 && route != "/readyz" {
             logger.error("request failed", ["method": context.method, "path": context.path, "status": String(response.status)])
         }
     }

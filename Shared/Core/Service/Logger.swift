@@ -3,8 +3,16 @@ import Glibc
 #endif
 
 /// One line per event on standard error: time, level, service, message and
-/// `key=value` fields, so that a log collector or a person can read it.
+/// `key=value` fields for a person to read, or (format `.json`) one JSON
+/// object per line with the same parts for a log collector.
 public struct Logger: Sendable {
+    public enum Format: String, Sendable, CaseIterable {
+        /// `2026-01-01T00:00:00.000Z info hivemind-dht: listening url=http://...`
+        case text
+        /// `{"time":"2026-01-01T00:00:00.000Z","level":"info","service":"hivemind-dht","message":"listening","url":"http://..."}`
+        case json
+    }
+
     public enum Level: Int, Comparable, Sendable, CaseIterable {
         case debug, info, warning, error
 
@@ -20,10 +28,12 @@ public struct Logger: Sendable {
 
     public let service: String
     public let level: Level
+    public let format: Format
 
-    public init(service: String, level: Level = .info) {
+    public init(service: String, level: Level = .info, format: Format = .text) {
         self.service = service
         self.level = level
+        self.format = format
     }
 
     public func debug(_ message: String, _ fields: KeyValuePairs<String, String> = [:]) { log(.debug, message, fields) }
@@ -33,13 +43,28 @@ public struct Logger: Sendable {
 
     public func log(_ level: Level, _ message: String, _ fields: KeyValuePairs<String, String>) {
         guard level >= self.level else { return }
+        let line = format == .json ? jsonLine(level, message, fields) : textLine(level, message, fields)
+        // One write(2) per line keeps lines from different threads whole.
+        _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    }
+
+    func textLine(_ level: Level, _ message: String, _ fields: KeyValuePairs<String, String>) -> String {
         var line = "\(Self.timestamp()) \(level.name) \(service): \(message)"
         for (key, value) in fields {
             line += value.contains(" ") ? " \(key)=\"\(value)\"" : " \(key)=\(value)"
         }
-        line += "\n"
-        // One write(2) per line keeps lines from different threads whole.
-        _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+        return line + "\n"
+    }
+
+    /// Fields sit next to the fixed keys; a field named like one of them cannot replace it.
+    func jsonLine(_ level: Level, _ message: String, _ fields: KeyValuePairs<String, String>) -> String {
+        var object: [String: JSON] = [:]
+        for (key, value) in fields { object[key] = .string(value) }
+        object["time"] = .string(Self.timestamp())
+        object["level"] = .string(level.name)
+        object["service"] = .string(service)
+        object["message"] = .string(message)
+        return JSON.object(object).serialized() + "\n"
     }
 
     /// UTC time as ISO 8601 with milliseconds.

@@ -27,10 +27,11 @@ public struct OptionSpec: Sendable {
     public static let common: [OptionSpec] = [
         OptionSpec("host", default: "127.0.0.1", help: "IPv4 address to listen on (0.0.0.0 for all interfaces)"),
         OptionSpec("port", default: "0", help: "port to listen on; 0 lets the OS pick (the address is printed on start)"),
-        OptionSpec("announce-address", help: "base URL other services use to reach this one (default http://HOST:PORT)"),
+        OptionSpec("announce-address", help: "base URL other services use to reach this one (default http://HOST:PORT; for host 0.0.0.0, this machine's first non-loopback IPv4 address)"),
         OptionSpec("max-body-bytes", default: String(256 << 20), help: "largest request body accepted; larger ones get 413"),
         OptionSpec("threads", default: "4", help: "HTTP polling threads"),
         OptionSpec("log-level", default: "info", help: "debug, info, warning or error"),
+        OptionSpec("log-format", default: "text", help: "text (one readable line per event) or json (one JSON object per line, for log collectors)"),
     ]
 }
 
@@ -144,13 +145,17 @@ public struct ServiceOptions: Sendable {
         return configuration
     }
 
-    /// The logger from `--log-level`.
+    /// The logger from `--log-level` and `--log-format`.
     public func logger() throws(OptionError) -> Logger {
         let name = string("log-level") ?? "info"
         guard let level = Logger.Level(name: name) else {
             throw OptionError("--log-level must be debug, info, warning or error, got '\(name)'")
         }
-        return Logger(service: service, level: level)
+        let formatName = string("log-format") ?? "text"
+        guard let format = Logger.Format(rawValue: formatName.lowercased()) else {
+            throw OptionError("--log-format must be text or json, got '\(formatName)'")
+        }
+        return Logger(service: service, level: level, format: format)
     }
 }
 

@@ -10,9 +10,10 @@ public enum ServiceRunner {
     /// - Parameters:
     ///   - details: extra fields for the ready line (e.g. the DHT node id).
     ///   - onStop: runs after the server stopped (e.g. a final checkpoint).
+    ///   - readiness: what `GET /readyz` checks besides having started.
     public static func run(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
-                           details: [String: JSON] = [:], onStop: () -> Void = {}) -> Never {
-        let (server, url) = listen(options, router: router, metrics: metrics, logger: logger)
+                           readiness: Readiness = Readiness(), details: [String: JSON] = [:], onStop: () -> Void = {}) -> Never {
+        let (server, url) = listen(options, router: router, metrics: metrics, logger: logger, readiness: readiness)
         serveUntilTerminated(options, server: server, url: url, logger: logger, details: details, onStop: onStop)
     }
 
@@ -20,13 +21,17 @@ public enum ServiceRunner {
     /// before it is ready, such as a DHT node joining the DHT (its peers call
     /// it back meanwhile). `start` gets the service's URL and returns extra
     /// fields for the ready line; if it throws, the error is logged and the
-    /// process exits with status 1 without printing a ready line.
+    /// process exits with status 1 without printing a ready line. Until `start`
+    /// returns, `GET /readyz` answers 503 ("started: starting").
     public static func run(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
+                           readiness: Readiness = Readiness(),
                            start: (_ url: String) async throws -> [String: JSON], onStop: () -> Void = {}) async -> Never {
-        let (server, url) = listen(options, router: router, metrics: metrics, logger: logger)
+        readiness.hold("started", reason: "starting")
+        let (server, url) = listen(options, router: router, metrics: metrics, logger: logger, readiness: readiness)
         let details: [String: JSON]
         do {
             details = try await start(url)
+            readiness.release("started")
         } catch {
             logger.error("cannot start", ["reason": "\(error)"])
             await server.stop(timeout: 1)
@@ -36,11 +41,14 @@ public enum ServiceRunner {
     }
 
     /// Starts the server; exits with status 1 if it cannot listen.
-    private static func listen(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger) -> (HTTPServer, String) {
+    private static func listen(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
+                               readiness: Readiness) -> (HTTPServer, String) {
         installTerminationHandlers()
         do {
-            let server = try HTTPServer(configuration: options.serverConfiguration(), router: router, metrics: metrics, logger: logger)
-            let url = options.string("announce-address") ?? "http://\(options.string("host") ?? "127.0.0.1"):\(server.port)"
+            let server = try HTTPServer(configuration: options.serverConfiguration(), router: router, metrics: metrics, logger: logger,
+                                        readiness: readiness)
+            let url = AnnounceAddress.url(announce: options.string("announce-address"), host: options.string("host") ?? "127.0.0.1",
+                                          port: server.port)
             return (server, url)
         } catch {
             logger.error("cannot start", ["reason": "\(error)"])
@@ -54,6 +62,7 @@ public enum ServiceRunner {
         logger.info("listening", ["url": url])
         let signal = waitForTermination()
         logger.info("stopping", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT"])
+        server.readiness.hold("stopping", reason: "stopping")
         server.stop()
         onStop()
         logger.info("stopped")

@@ -11,7 +11,7 @@ import TestSupport
         try await withExpertHost(["--expert-uids", "nop.0", "--expert-class", "nop", "--hidden-dim", "2"]) { _, host in
             for (method, pattern) in host.makeRouter().endpoints {
                 let documented = document.documents(method: method, pattern: pattern)
-            #expect(documented, "\(method) \(pattern) is not in openapi/expert-host.yaml")
+                #expect(documented, "\(method) \(pattern) is not in openapi/expert-host.yaml")
             }
         }
     }

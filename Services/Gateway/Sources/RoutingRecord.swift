@@ -42,7 +42,11 @@ public struct RoutingRecord: Sendable, Equatable {
                 if let head = heads[route.uid], head.url == route.url {
                     text.append(contentsOf: head.bytes)
                 } else {
-                    let head = Array(("{\"uid\":" + JSONText.quoted(route.uid.description) + ",\"url\":" + JSONText.quoted(route.url) + ",\"weight\":").utf8)
+                    var head = Array(#"{"uid":"#.utf8)
+                    JSON.writeString(route.uid.description, into: &head)
+                    head += #","url":"#.utf8
+                    JSON.writeString(route.url, into: &head)
+                    head += #","weight":"#.utf8
                     heads[route.uid] = (route.url, head)
                     text.append(contentsOf: head)
                 }

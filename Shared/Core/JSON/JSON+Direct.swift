@@ -67,7 +67,7 @@ extension JSON {
     }
 
     /// A string as jansson escapes it: `"`, `\` and control characters only; the runs between copied whole.
-    private static func writeString(_ value: String, into output: inout [UInt8]) {
+    package static func writeString(_ value: String, into output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { bytes in

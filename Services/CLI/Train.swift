@@ -53,7 +53,6 @@ func runTrain(_ arguments: [String]) async throws {
 struct TrainerConfiguration {
     /// The first gateway that answers serves each call (several survive one's death).
     let gateways: [String]
-    var gateway: String { gateways[0] }
     let averager: String?
     let data: String
     let trainSamples: Int
@@ -96,7 +95,7 @@ struct TrainerConfiguration {
         let kMin = try options.int("k-min") ?? 1
         guard !grid.isEmpty, grid.allSatisfy({ $0 > 0 }) else { throw OptionError("--grid needs positive sizes, e.g. 4,4") }
         guard kMin <= kBest else { throw OptionError("--k-min (\(kMin)) must not exceed --k-best (\(kBest))") }
-        moeQuery = "prefix=\(options.string("prefix")!)&grid=\(grid.map(String.init).joined(separator: ","))&k_best=\(kBest)&k_min=\(kMin)"
+        moeQuery = "prefix=\(prefix)&grid=\(grid.map(String.init).joined(separator: ","))&k_best=\(kBest)&k_min=\(kMin)"
             + "&forward_timeout=5&timeout_after_k_min=0.5&backward_timeout=5&backward_k_min=0"
         scoreCount = grid.reduce(0, +)
         hidden = try options.int("hidden-dim") ?? 64

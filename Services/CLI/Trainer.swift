@@ -123,8 +123,9 @@ struct Trainer {
 
     /// Reports the batch to the averager and does what it answers: keep
     /// accumulating, end the epoch with the run, or load the state first.
-    /// Without an averager, or when it does not answer, the trainer ends
-    /// epochs alone once it has the target batch size itself.
+    /// When the averager does not answer, the trainer ends epochs alone once
+    /// it has the target batch size itself. (Without an averager it steps on
+    /// every batch, in `trainStep`.)
     private mutating func collaborate() async {
         guard let collaboration else { return }
         let action: String

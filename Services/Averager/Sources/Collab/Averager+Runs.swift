@@ -73,7 +73,7 @@ extension Averager {
         var decoded: [(name: String, tensor: Tensor)] = []
         for (name, wire) in tensors {
             do { decoded.append((name, try Tensor(wire))) } catch { throw AveragerError(.unprocessable, "tensor '\(name)': \(error.message)") }
-            guard decoded.last!.tensor.scalars.allSatisfy(\.isFinite) else {
+            guard Finite.all(decoded.last!.tensor.scalars) else {
                 throw AveragerError(.unprocessable, "tensor '\(name)' holds NaN or infinite values; send finite gradients (or skip the step)")
             }
         }

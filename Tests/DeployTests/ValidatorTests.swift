@@ -16,7 +16,7 @@ import TestSupport
     }
 
     @Test func dockerfileHasATargetPerServiceAndHealthchecks() throws {
-        let text = try String(contentsOfFile: "\(DeployTools.root)/deploy/Dockerfile", encoding: .utf8)
+        let text = try String(contentsOfFile: Repository.path("deploy/Dockerfile"), encoding: .utf8)
         for target in ["dht", "expert-host", "averager", "gateway"] {
             #expect(text.contains("FROM runtime AS \(target)\n"), "no target \(target)")
             #expect(text.contains("/out/hivemind-\(target) /usr/local/bin/"))
@@ -66,7 +66,7 @@ import TestSupport
 
     @Test func kubernetesManifestsValidate() async throws {
         try await DeployTools.requireTool("kubernetes-validate")
-        let manifests = try FileManager.default.contentsOfDirectory(atPath: "\(DeployTools.root)/deploy/k8s")
+        let manifests = try FileManager.default.contentsOfDirectory(atPath: Repository.path("deploy/k8s"))
             .filter { $0.hasSuffix(".yaml") }.sorted()
         #expect(manifests == ["averager.yaml", "dht.yaml", "expert-host.yaml", "gateway.yaml"])
         for manifest in manifests {

@@ -71,7 +71,7 @@ import TestSupport
         let chromium = HeadlessChromium()
         let page = "\(gateway.url)/dashboard?prefix=ffn.&grid=3,2&run=\(Self.run)&interval=500"
         let dom = try await chromium.dumpDOM(page)
-        let out = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../out").standardized
+        let out = Repository.root.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         try dom.write(to: out.appendingPathComponent("dashboard.html"), atomically: true, encoding: .utf8)
         #expect(dom.contains(#"id="status" data-state="live""#), "the page did not reach the live state: \(dom.prefix(3000))")

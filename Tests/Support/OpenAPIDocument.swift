@@ -6,8 +6,7 @@ public struct OpenAPIDocument: Sendable {
     public let text: String
 
     public init(_ name: String) throws {
-        path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../openapi/\(name).yaml").standardized.path
+        path = Repository.path("openapi/\(name).yaml")
         text = try String(contentsOfFile: path, encoding: .utf8)
     }
 

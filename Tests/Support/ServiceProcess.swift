@@ -128,7 +128,7 @@ public final class ServiceProcess: Sendable {
             URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
             Bundle.main.bundleURL,
             Bundle.main.bundleURL.deletingLastPathComponent(),
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug").standardized,
+            Repository.root.appendingPathComponent(".build/debug"),
         ]
         for directory in candidates {
             let url = directory.appendingPathComponent(product)

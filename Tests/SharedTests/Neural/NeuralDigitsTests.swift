@@ -1,12 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Shared
 
 extension NeuralTests {
     /// A two-layer MLP built from the toolkit's parts learns the UCI digits.
     @Suite struct NeuralDigitsTests {
-        static let dataURL = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().appendingPathComponent("../../../data/digits.csv.gz").standardized
+        static let dataURL = Repository.root.appendingPathComponent("data/digits.csv.gz")
 
         /// `64 -> 128 -> ReLU -> 10`.
         struct MLP: Module {

@@ -57,7 +57,7 @@ public final class DHTExpertDirectory: ExpertDirectory {
             Task {
                 // A failure leaves the entry to expire; the next call then reads the DHT itself and reports it.
                 _ = try? await fetch(refresh)
-                cache.withLock { _ = $0.refreshing.subtract(refresh) }
+                cache.withLock { $0.refreshing.subtract(refresh) }
             }
         }
         guard !missing.isEmpty else { return result }

@@ -196,7 +196,7 @@ private final class Transfer: @unchecked Sendable {
         }
         if !request.body.isEmpty || request.method == "POST" || request.method == "PUT" {
             ccurl_easy_setopt_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
-            requestBody.withUnsafeBytes { ccurl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress)) }
+            _ = requestBody.withUnsafeBytes { ccurl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress)) }
         }
         if request.body.count > 1 << 16 {
             // Larger writes to the socket than the default 64 KiB: fewer system calls for a large body.

@@ -1,6 +1,7 @@
 import Foundation
 import Shared
 import Synchronization
+import TestSupport
 
 /// A child process whose standard output and error go to files (no pipe can
 /// fill up and stall it), polled for its exit without blocking any thread.
@@ -63,7 +64,7 @@ final class BackgroundProcess: Sendable {
                 var status: Int32 = 0
                 if waitpid(pid, &status, WNOHANG) == pid { reaped = status }
             }
-            return reaped.map { $0 & 0x7f == 0 ? ($0 >> 8) & 0xff : 128 + ($0 & 0x7f) }
+            return reaped.map(ServiceProcess.shellStatus)
         }
     }
 }

@@ -85,12 +85,14 @@ public final class ServiceProcess: Sendable {
                 var status: Int32 = 0
                 if waitpid(pid, &status, WNOHANG) == pid { reaped = status }
             }
-            return reaped.map(Self.decode)
+            return reaped.map(Self.shellStatus)
         }
     }
 
-    /// `WIFEXITED`/`WEXITSTATUS`/`WTERMSIG`, which are C macros Swift cannot call.
-    static func decode(_ status: Int32) -> Int32 {
+    /// A `waitpid` status as a shell reports it: the exit code, or 128 plus the
+    /// signal that ended the process (`WIFEXITED`/`WEXITSTATUS`/`WTERMSIG`,
+    /// which are C macros Swift cannot call).
+    public static func shellStatus(_ status: Int32) -> Int32 {
         status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
@@ -111,7 +113,7 @@ public final class ServiceProcess: Sendable {
             kill(child.pid, SIGKILL)  // no-op if it already exited
             var status: Int32 = 0
             waitpid(child.pid, &status, 0)
-            return (decode(status), String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+            return (shellStatus(status), String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
         }
     }
 

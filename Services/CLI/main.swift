@@ -3,7 +3,7 @@ import Foundation
 import Shared
 
 let commands: [(name: String, summary: String, run: ([String]) async throws -> Void)] = [
-    ("mesh", "mesh up: start a local mesh (DHT nodes, expert hosts, averagers, a gateway) until Ctrl-C", runMesh),
+    ("mesh", "mesh up: start a local mesh (DHT nodes, expert hosts, averagers, a gateway) until Ctrl-C; mesh status: check one", runMesh),
     ("train", "train a model on the digits data set through a mesh's gateway and an averager", runTrain),
     ("dht", "dht get KEY | dht put KEY JSON [SECONDS]: read or write a DHT record", runDHT),
     ("experts", "experts ls PREFIX: the alive experts under a prefix, through a gateway", runExperts),

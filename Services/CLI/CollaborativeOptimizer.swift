@@ -42,10 +42,11 @@ struct CollaborativeOptimizer {
     }
 
     /// `POST /v1/runs/{run}/progress`.
-    func report(epoch: Int, samples: Int, samplesPerSecond: Double) async throws -> Progress {
+    func report(epoch: Int, samples: Int, samplesPerSecond: Double, loss: Double?) async throws -> Progress {
         let response = try await http.send("POST", "\(averager)/v1/runs/\(run)/progress",
                                            json: ["trainer": .string(trainer), "epoch": .int(epoch), "samples": .int(samples),
-                                                  "samples_per_second": .double(samplesPerSecond)], timeout: 5)
+                                                  "samples_per_second": .double(samplesPerSecond), "loss": loss.map(JSON.double) ?? .null],
+                                           timeout: 5)
         let reader = try JSONObjectReader(try response.json())
         return Progress(action: try reader.string("action"), epoch: try reader.int("epoch"), globalEpoch: try reader.int("global_epoch"),
                         samplesAccumulated: try reader.int("samples_accumulated"))

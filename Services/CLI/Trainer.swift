@@ -19,8 +19,12 @@ struct Trainer {
     private var gradientSums: [String: Tensor] = [:]
     /// Samples per second of computing (not waiting for peers), smoothed as the reference's PerformanceEMA.
     private var throughput = 0.0
+    /// The training loss, smoothed the same way; published with the progress for dashboards.
+    private var recentLoss: Double?
     /// Batches lost to faults (after retries), and attempts that failed.
     private var failures = 0
+    private var lostInARow = 0
+    private static let maxLostInARow = 12
     private var retries = 0
     private var rounds = 0
 
@@ -61,10 +65,17 @@ struct Trainer {
                 }
                 guard let (loss, correct, answers) = outcome else {
                     failures += 1
+                    lostInARow += 1
+                    // A whole minute of lost batches means the mesh is gone, not flaky: stop rather than spin.
+                    if lostInARow >= Self.maxLostInARow {
+                        throw OptionError("the mesh served no step for \(lostInARow) batches in a row (each retried for 5 s); giving up")
+                    }
                     continue
                 }
+                lostInARow = 0
                 let rate = Double(batch.count) / max(Clock.now - computeStarted, 1e-6)
                 throughput = throughput == 0 ? rate : 0.9 * throughput + 0.1 * rate
+                recentLoss = recentLoss.map { 0.9 * $0 + 0.1 * Double(loss) } ?? Double(loss)
                 samples += batch.count
                 samplesThisEpoch += batch.count
                 await collaborate()
@@ -130,7 +141,7 @@ struct Trainer {
         guard let collaboration else { return }
         let action: String
         do {
-            let progress = try await collaboration.report(epoch: epoch, samples: samplesThisEpoch, samplesPerSecond: throughput)
+            let progress = try await collaboration.report(epoch: epoch, samples: samplesThisEpoch, samplesPerSecond: throughput, loss: recentLoss)
             action = progress.action
             if action == "load_state" {
                 await loadState(epoch: progress.epoch)

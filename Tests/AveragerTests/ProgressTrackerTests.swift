@@ -66,6 +66,9 @@ import Testing
     @Test func recordsRoundTripAndMalformedOnesAreIgnored() {
         let record = Self.remote("a", epoch: 2, samples: 7, rate: 1.5, time: 10)
         #expect(TrainerProgress(subkey: record.subkey, json: record.json) == record)
+        var withLoss = record
+        withLoss.loss = 0.25
+        #expect(TrainerProgress(subkey: record.subkey, json: withLoss.json) == withLoss)
         #expect(TrainerProgress(subkey: "x", json: .null) == nil)
         #expect(TrainerProgress(subkey: "x", json: ["epoch": -1, "samples_accumulated": 1, "samples_per_second": 0, "time": 1]) == nil)
         #expect(TrainerProgress(subkey: "x", json: ["epoch": 1, "samples_accumulated": "1", "samples_per_second": 0, "time": 1]) == nil)
@@ -137,6 +140,7 @@ import Testing
         #expect(throws: AveragerError.self) { try tracker.report(trainer: "a", epoch: 0, samples: -1, samplesPerSecond: 0) }
         #expect(throws: AveragerError.self) { try tracker.report(trainer: "a", epoch: -1, samples: 0, samplesPerSecond: 0) }
         #expect(throws: AveragerError.self) { try tracker.report(trainer: "a", epoch: 0, samples: 0, samplesPerSecond: .nan) }
+        #expect(throws: AveragerError.self) { try tracker.report(trainer: "a", epoch: 0, samples: 0, samplesPerSecond: 0, loss: .infinity) }
         do {
             _ = try tracker.report(trainer: "a", epoch: 3, samples: 0, samplesPerSecond: 0)
             Issue.record("an epoch from the future was accepted")
@@ -193,9 +197,10 @@ import Testing
     @Test func recordsArePublishedWhenChangedAndRenewedAtHalfTheirLifetime() throws {
         let clock = TestClock()
         let tracker = Self.tracker(clock: clock)
-        _ = try tracker.report(trainer: "a", epoch: 0, samples: 10, samplesPerSecond: 1)
+        _ = try tracker.report(trainer: "a", epoch: 0, samples: 10, samplesPerSecond: 1, loss: 1.5)
         let first = tracker.recordsToPublish()
         #expect(first.records.map(\.subkey) == [Self.me + "a"])
+        #expect(first.records.first?.value["loss"]?.doubleValue == 1.5)
         #expect(first.expiration == clock.now + 60)
         #expect(tracker.recordsToPublish().records.isEmpty)
         clock.advance(30)

@@ -279,7 +279,7 @@ function renderAveraging(section) {
     el("div", { class: "dim" }, "run " + section.run),
     groups.length ? table(["group key", "peers"], groups.map(g => el("tr", {}, el("td", { class: "mono" }, g.key),
       el("td", {}, peerList(g.peers, p => (p.looking ? "looking" : "left") + ", " + number(p.expires_in, 0) + " s")))))
-      : el("div", { class: "dim" }, "no group forming now (keys " + section.run + ".0b…)"),
+      : el("div", { class: "dim" }, "no group forming now (keys " + section.run + "{,_grads,_state}.0b…)"),
     donors.length ? table(["state donors", "peers"], donors.map(d => el("tr", {}, el("td", { class: "mono" }, d.key),
       el("td", {}, peerList(d.peers, p => "priority " + JSON.stringify(p.priority))))))
       : el("div", { class: "dim" }, "no state donors"),

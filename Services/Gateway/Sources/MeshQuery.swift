@@ -61,7 +61,12 @@ public struct MeshQuery: Sendable {
         return cells
     }
 
-    /// The averagers' group keys `{run}.0b{bits}` for every bit string up to `groupBits` long.
+    /// The averaging prefixes of a run: the run itself (for callers of
+    /// `/v1/average`), and the collaborative optimizer's `{run}_grads` (its
+    /// epoch steps) and `{run}_state` (the trainers' shared state).
+    var averagingPrefixes: [String] { [run, "\(run)_grads", "\(run)_state"] }
+
+    /// The averagers' group keys `{prefix}.0b{bits}` for every bit string up to `groupBits` long.
     var groupKeys: [String] {
         var bitStrings = [""]
         var all = [""]
@@ -69,11 +74,11 @@ public struct MeshQuery: Sendable {
             bitStrings = bitStrings.flatMap { [$0 + "0", $0 + "1"] }
             all += bitStrings
         }
-        return all.map { "\(run).0b\($0)" }
+        return averagingPrefixes.flatMap { prefix in all.map { "\(prefix).0b\($0)" } }
     }
 
-    /// Where averagers that share the run's state declare themselves donors.
-    var donorKeys: [String] { ["\(run).all_averagers"] }
+    /// Where averagers that share a prefix's state declare themselves donors.
+    var donorKeys: [String] { averagingPrefixes.map { "\($0).all_averagers" } }
 
     /// Trainers' progress records: `{run}_progress` -> peer -> `{"epoch", "loss", ...}`,
     /// the key of the reference's `ProgressTracker`.

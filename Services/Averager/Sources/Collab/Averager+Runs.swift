@@ -38,9 +38,10 @@ extension Averager {
     }
 
     /// A trainer's progress report (`POST /v1/runs/{run}/progress`).
-    public func reportProgress(run: String, trainer: String, epoch: Int, samples: Int, samplesPerSecond: Double) throws(AveragerError) -> ProgressAnswer {
+    public func reportProgress(run: String, trainer: String, epoch: Int, samples: Int, samplesPerSecond: Double,
+                               loss: Double? = nil) throws(AveragerError) -> ProgressAnswer {
         try RunSettings.validate(name: trainer, "trainer")
-        let answer = try collaborativeRun(run).tracker.report(trainer: trainer, epoch: epoch, samples: samples, samplesPerSecond: samplesPerSecond)
+        let answer = try collaborativeRun(run).tracker.report(trainer: trainer, epoch: epoch, samples: samples, samplesPerSecond: samplesPerSecond, loss: loss)
         metrics.increment("progress_reports_total", labels: ["action": answer.action.rawValue])
         return answer
     }

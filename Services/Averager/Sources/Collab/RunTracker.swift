@@ -93,12 +93,13 @@ public final class RunTracker: Sendable {
     ///   - epoch: the epoch the trainer is in (0 for a new trainer).
     ///   - samples: samples it accumulated since that epoch began.
     /// - Throws: `AveragerError` 422 for negative or non-finite numbers, 409 for an epoch the run has not reached.
-    public func report(trainer: String, epoch: Int, samples: Int, samplesPerSecond: Double) throws(AveragerError) -> ProgressAnswer {
+    public func report(trainer: String, epoch: Int, samples: Int, samplesPerSecond: Double, loss: Double? = nil) throws(AveragerError) -> ProgressAnswer {
         guard epoch >= 0 else { throw AveragerError(.unprocessable, "epoch must be >= 0, got \(epoch)") }
         guard samples >= 0 else { throw AveragerError(.unprocessable, "samples must be >= 0 (samples accumulated in this epoch), got \(samples)") }
         guard samplesPerSecond >= 0, samplesPerSecond.isFinite else {
             throw AveragerError(.unprocessable, "samples_per_second must be a finite number >= 0, got \(samplesPerSecond)")
         }
+        if let loss, !loss.isFinite { throw AveragerError(.unprocessable, "loss must be a finite number, got \(loss)") }
         let now = clock()
         return try state.withLock { state throws(AveragerError) -> ProgressAnswer in
             let before = state.global(now)
@@ -113,11 +114,11 @@ public final class RunTracker: Sendable {
                 // in the run's epoch from now on, so that if the run moves on while it loads, it is one epoch
                 // behind (it steps) rather than new again (it would load again).
                 state.local[trainer] = Local(progress: TrainerProgress(subkey: ownerMarker + trainer, epoch: before.epoch, samplesAccumulated: 0,
-                                                                       samplesPerSecond: samplesPerSecond, time: now, clientMode: clientMode))
+                                                                       samplesPerSecond: samplesPerSecond, time: now, clientMode: clientMode, loss: loss))
                 return ProgressAnswer(trainer: trainer, action: .loadState, epoch: before.epoch, global: before, now: now)
             }
             state.local[trainer] = Local(progress: TrainerProgress(subkey: ownerMarker + trainer, epoch: epoch, samplesAccumulated: samples,
-                                                                   samplesPerSecond: samplesPerSecond, time: now, clientMode: clientMode))
+                                                                   samplesPerSecond: samplesPerSecond, time: now, clientMode: clientMode, loss: loss))
             let after = state.global(now)
             // Fresh local numbers may bring the epoch's end closer than the last read thought: read sooner then.
             state.nextFetch = min(state.nextFetch, after.nextFetchTime)
@@ -245,10 +246,7 @@ public final class RunTracker: Sendable {
     /// The local trainers, for `GET /v1/runs/{run}`.
     public func localJSON() -> JSON {
         state.withLock { state in
-            .object(state.local.mapValues { local in
-                ["epoch": .int(local.progress.epoch), "samples_accumulated": .int(local.progress.samplesAccumulated),
-                 "samples_per_second": .double(local.progress.samplesPerSecond), "time": .double(local.progress.time)]
-            })
+            .object(state.local.mapValues(\.progress.json))
         }
     }
 }

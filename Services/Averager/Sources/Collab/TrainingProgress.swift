@@ -17,20 +17,26 @@ public struct TrainerProgress: Sendable, Equatable {
     public var time: Double
     /// A client-mode peer's epoch does not count toward the global epoch (as in the reference).
     public var clientMode: Bool
+    /// The trainer's recent training loss, if it reports one (for people watching, e.g. the gateway's dashboard).
+    public var loss: Double?
 
-    public init(subkey: String, epoch: Int, samplesAccumulated: Int, samplesPerSecond: Double, time: Double, clientMode: Bool = false) {
+    public init(subkey: String, epoch: Int, samplesAccumulated: Int, samplesPerSecond: Double, time: Double, clientMode: Bool = false,
+                loss: Double? = nil) {
         self.subkey = subkey
         self.epoch = epoch
         self.samplesAccumulated = samplesAccumulated
         self.samplesPerSecond = samplesPerSecond
         self.time = time
         self.clientMode = clientMode
+        self.loss = loss
     }
 
     /// The value stored in the DHT.
     public var json: JSON {
-        ["epoch": .int(epoch), "samples_accumulated": .int(samplesAccumulated), "samples_per_second": .double(samplesPerSecond),
-         "time": .double(time), "client_mode": .bool(clientMode)]
+        var fields: [String: JSON] = ["epoch": .int(epoch), "samples_accumulated": .int(samplesAccumulated),
+                                      "samples_per_second": .double(samplesPerSecond), "time": .double(time), "client_mode": .bool(clientMode)]
+        if let loss { fields["loss"] = .double(loss) }
+        return .object(fields)
     }
 
     /// Reads a stored value; nil for `null` (a trainer that left) or anything malformed, which is ignored like the reference's schema validator would refuse it.
@@ -41,7 +47,8 @@ public struct TrainerProgress: Sendable, Equatable {
               let rate = try? reader.double("samples_per_second"), rate >= 0, rate.isFinite,
               let time = try? reader.double("time"), time.isFinite else { return nil }
         self.init(subkey: subkey, epoch: epoch, samplesAccumulated: samples, samplesPerSecond: rate, time: time,
-                  clientMode: (try? reader.bool("client_mode")) ?? false)
+                  clientMode: (try? reader.bool("client_mode")) ?? false,
+                  loss: (try? reader.double("loss")).flatMap { $0.isFinite ? $0 : nil })
     }
 
     /// The owner marker that starts the subkey (`[owner:...]`), or nil.

@@ -87,10 +87,11 @@ public enum AveragerRouter {
             let report = try readJSON(request) { json throws(JSONFieldError) in
                 let reader = try JSONObjectReader(json)
                 return (try reader.string("trainer"), try reader.int("epoch"), try reader.int("samples"),
-                        try reader.optional("samples_per_second", JSONObjectReader.double) ?? 0)
+                        try reader.optional("samples_per_second", JSONObjectReader.double) ?? 0,
+                        try reader.optional("loss", JSONObjectReader.double))
             }
             return .json(try averager.reportProgress(run: request.parameter("run"), trainer: report.0, epoch: report.1,
-                                                     samples: report.2, samplesPerSecond: report.3).json)
+                                                     samples: report.2, samplesPerSecond: report.3, loss: report.4).json)
         }
         add("POST", "/v1/runs/{run}/step", accepts: tensors) { request throws(AveragerError) in
             guard let trainer = request.query["trainer"] else {

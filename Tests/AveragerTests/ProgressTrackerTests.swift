@@ -72,6 +72,8 @@ import Testing
         #expect(TrainerProgress(subkey: "x", json: .null) == nil)
         #expect(TrainerProgress(subkey: "x", json: ["epoch": -1, "samples_accumulated": 1, "samples_per_second": 0, "time": 1]) == nil)
         #expect(TrainerProgress(subkey: "x", json: ["epoch": 1, "samples_accumulated": "1", "samples_per_second": 0, "time": 1]) == nil)
+        // Counts that could overflow a sum over trainers are ignored.
+        #expect(TrainerProgress(subkey: "x", json: ["epoch": 1, "samples_accumulated": .int(Int.max), "samples_per_second": 0, "time": 1]) == nil)
         #expect(record.ownerMarker.map(String.init) == Self.other)
     }
 
@@ -141,6 +143,7 @@ import Testing
         #expect(throws: AveragerError.self) { try tracker.report(trainer: "a", epoch: -1, samples: 0, samplesPerSecond: 0) }
         #expect(throws: AveragerError.self) { try tracker.report(trainer: "a", epoch: 0, samples: 0, samplesPerSecond: .nan) }
         #expect(throws: AveragerError.self) { try tracker.report(trainer: "a", epoch: 0, samples: 0, samplesPerSecond: 0, loss: .infinity) }
+        #expect(throws: AveragerError.self) { try tracker.report(trainer: "a", epoch: 0, samples: Int.max, samplesPerSecond: 0) }
         do {
             _ = try tracker.report(trainer: "a", epoch: 3, samples: 0, samplesPerSecond: 0)
             Issue.record("an epoch from the future was accepted")

@@ -63,7 +63,9 @@ extension Averager {
     ///   epoch other than the trainer's or tensors unlike the others'.
     func step(run: String, trainer: String, epoch: Int, samples: Int, tensors: [(name: String, tensor: WireTensor)]) async throws(AveragerError) -> StepOutcome {
         let entry = try collaborativeRun(run)
-        guard samples >= 0 else { throw AveragerError(.unprocessable, "samples must be >= 0 (the samples behind these tensors), got \(samples)") }
+        guard (0...TrainerProgress.maxCount).contains(samples) else {
+            throw AveragerError(.unprocessable, "samples must be from 0 to 2^40 (the samples behind these tensors), got \(samples)")
+        }
         guard let current = entry.tracker.epoch(of: trainer) else {
             throw AveragerError(.notFound, "trainer '\(trainer)' has not reported progress in run '\(run)' on this averager; "
                 + "POST /v1/runs/\(run)/progress first")

@@ -94,8 +94,11 @@ public final class RunTracker: Sendable {
     ///   - samples: samples it accumulated since that epoch began.
     /// - Throws: `AveragerError` 422 for negative or non-finite numbers, 409 for an epoch the run has not reached.
     public func report(trainer: String, epoch: Int, samples: Int, samplesPerSecond: Double, loss: Double? = nil) throws(AveragerError) -> ProgressAnswer {
-        guard epoch >= 0 else { throw AveragerError(.unprocessable, "epoch must be >= 0, got \(epoch)") }
-        guard samples >= 0 else { throw AveragerError(.unprocessable, "samples must be >= 0 (samples accumulated in this epoch), got \(samples)") }
+        let counts = 0...TrainerProgress.maxCount
+        guard counts.contains(epoch) else { throw AveragerError(.unprocessable, "epoch must be from 0 to 2^40, got \(epoch)") }
+        guard counts.contains(samples) else {
+            throw AveragerError(.unprocessable, "samples must be from 0 to 2^40 (samples accumulated in this epoch), got \(samples)")
+        }
         guard samplesPerSecond >= 0, samplesPerSecond.isFinite else {
             throw AveragerError(.unprocessable, "samples_per_second must be a finite number >= 0, got \(samplesPerSecond)")
         }

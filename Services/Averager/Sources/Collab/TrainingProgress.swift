@@ -5,6 +5,10 @@ import Shared
 /// `{run}_progress`, subkey `[owner:<averager's public key>]<trainer>`, signed
 /// by the averager, expiring after the run's `metadata_expiration`.
 public struct TrainerProgress: Sendable, Equatable {
+    /// Epochs and sample counts above this (2^40) are refused in reports and
+    /// ignored in DHT records, so sums over a run's trainers cannot overflow.
+    public static let maxCount = 1 << 40
+
     /// The DHT subkey: the publishing averager's owner marker and the trainer's name.
     public var subkey: String
     /// The epoch the trainer is accumulating samples for.
@@ -42,8 +46,8 @@ public struct TrainerProgress: Sendable, Equatable {
     /// Reads a stored value; nil for `null` (a trainer that left) or anything malformed, which is ignored like the reference's schema validator would refuse it.
     public init?(subkey: String, json: JSON) {
         guard let reader = try? JSONObjectReader(json),
-              let epoch = try? reader.int("epoch"), epoch >= 0,
-              let samples = try? reader.int("samples_accumulated"), samples >= 0,
+              let epoch = try? reader.int("epoch"), (0...Self.maxCount).contains(epoch),
+              let samples = try? reader.int("samples_accumulated"), (0...Self.maxCount).contains(samples),
               let rate = try? reader.double("samples_per_second"), rate >= 0, rate.isFinite,
               let time = try? reader.double("time"), time.isFinite else { return nil }
         self.init(subkey: subkey, epoch: epoch, samplesAccumulated: samples, samplesPerSecond: rate, time: time,

@@ -88,6 +88,11 @@ extension Averagers {
             #expect(try Averager.byteRange("bytes=0-9", size: 100) == 0..<10)
             #expect(try Averager.byteRange("bytes=90-", size: 100) == 90..<100)
             #expect(try Averager.byteRange("bytes=90-200", size: 100) == 90..<100)
+            // END + 1 used to overflow and trap for END = Int.max.
+            #expect(try Averager.byteRange("bytes=0-9223372036854775807", size: 100) == 0..<100)
+            #expect(try Averager.byteRange("bytes=100-9223372036854775807", size: 100) == 100..<100)
+            #expect(try Averager.byteRange("bytes=0-", size: 0) == 0..<0)
+            #expect(try Averager.byteRange("bytes=0-9223372036854775807", size: 0) == 0..<0)
             for bad in ["bytes=9-1", "bytes=-5", "bytes=a-b", "items=0-1", "bytes=200-"] {
                 #expect(throws: AveragerError.self, "\(bad)") { try Averager.byteRange(bad, size: 100) }
             }

@@ -39,6 +39,9 @@ private let cases: [CorruptCase] = [
     CorruptCase(label: "negative dimension", bytes: payload(#"{"x": \#(entry("\"F32\"", "[-2]"))}"#, body: 8), expected: "shape must be a list of non-negative integers, got -2"),
     CorruptCase(label: "fractional dimension", bytes: payload(#"{"x": \#(entry("\"F32\"", "[2.5]"))}"#, body: 8), expected: "shape must be a list of non-negative integers, got 2.5"),
     CorruptCase(label: "shape product overflow", bytes: payload(#"{"x": \#(entry("\"F32\"", "[4294967296, 4294967296]"))}"#, body: 8), expected: "more elements than fit in memory"),
+    // No elements, but trailing dimensions whose product overflows wherever row widths or strides are computed.
+    CorruptCase(label: "empty tensor with huge trailing dimensions", bytes: payload(#"{"x": \#(entry("\"F32\"", "[0, 4611686018427387904, 4]", "[0, 0]"))}"#), expected: "more elements than fit in memory"),
+    CorruptCase(label: "shape beyond 2^48 elements", bytes: payload(#"{"x": \#(entry("\"U8\"", "[281474976710657]"))}"#, body: 8), expected: "more elements than fit in memory"),
     CorruptCase(label: "shape byte count overflow", bytes: payload(#"{"x": \#(entry("\"F64\"", "[2305843009213693952]"))}"#, body: 8), expected: "more bytes than fit in memory"),
     CorruptCase(label: "data_offsets missing", bytes: payload(#"{"x": {"dtype": "F32", "shape": [2]}}"#, body: 8), expected: "data_offsets must be a list of two integers [begin, end], got nothing"),
     CorruptCase(label: "data_offsets one integer", bytes: payload(#"{"x": \#(entry("\"F32\"", "[2]", "[8]"))}"#, body: 8), expected: "data_offsets must be a list of two integers"),
@@ -65,6 +68,25 @@ private let cases: [CorruptCase] = [
         }
         // The same buffer must also be refused, not trapped on, by the bundle decoder.
         #expect(throws: SafetensorsError.self) { try TensorBundle.decode(corrupt.bytes) }
+    }
+
+    /// A compressed tensor's shape comes from `__metadata__`: blockwise_8bit
+    /// used to compute its block count from a shape of 2^63-1 elements before
+    /// checking the parts, and `count + 4095` trapped.
+    @Test func compressedShapeTooLargeIsRefused() {
+        let descriptor = #"{\"codec\":\"blockwise_8bit\",\"dtype\":\"F32\",\"shape\":[9223372036854775807],\"parts\":[\"\",\".absmax\"]}"#
+        let header = #"{"x": \#(entry("\"U8\"", "[1]", "[0, 1]")), "x.absmax": \#(entry("\"F32\"", "[1]", "[1, 5]")), "#
+            + #""__metadata__": {"compression": "blockwise_8bit", "compression.x": "\#(descriptor)"}}"#
+        #expect {
+            try TensorBundle.decode(payload(header, body: 5))
+        } throws: { error in
+            (error as? SafetensorsError)?.message.contains("too many elements") == true
+        }
+        // An empty compressed tensor with huge trailing dimensions too.
+        let empty = #"{\"codec\":\"uniform_8bit\",\"dtype\":\"F32\",\"shape\":[0,4611686018427387904,4],\"parts\":[\"\",\".codebook\"]}"#
+        let emptyHeader = #"{"x": \#(entry("\"U8\"", "[0]", "[0, 0]")), "x.codebook": \#(entry("\"F32\"", "[256]", "[0, 1024]")), "#
+            + #""__metadata__": {"compression.x": "\#(empty)"}}"#
+        #expect(throws: SafetensorsError.self) { try TensorBundle.decode(payload(emptyHeader, body: 1024)) }
     }
 
     @Test func theValidNeighboursOfTheseCasesDecode() throws {

@@ -40,8 +40,9 @@ enum Blockwise8 {
                 + "got \(compressed.parameters["block_size"]!.serialized())")
         }
         let count = compressed.count
-        let blocks = (count + blockSize - 1) / blockSize
+        // The codes' size was checked against the payload first, so the block count cannot overflow.
         let codes = try compressed.part("", dtype: .u8, count: count)
+        let blocks = (count + blockSize - 1) / blockSize
         let absmax = try compressed.part(".absmax", dtype: .f32, count: blocks)
         let scalars = FreshMemory.array(count: count) { (out: UnsafeMutablePointer<Float>) in
             _ = codes.withElements(as: UInt8.self) { codes in

@@ -108,11 +108,9 @@ struct SafetensorsHeader {
             }
             shape.append(dimension)
         }
-        var elements = 1
-        for dimension in shape {
-            let (next, overflow) = elements.multipliedReportingOverflow(by: dimension)
-            guard !overflow else { throw fail("shape \(describe(shape)) has more elements than fit in memory") }
-            elements = next
+        // Zero dimensions count as 1 in the bound, so no product of some of the dimensions overflows later.
+        guard let elements = WireTensor.boundedElementCount(shape) else {
+            throw fail("shape \(describe(shape)) has more elements than fit in memory (the product of its nonzero dimensions must be at most 2^48)")
         }
         let (byteCount, overflow) = elements.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow else { throw fail("shape \(describe(shape)) of \(dtype.name) has more bytes than fit in memory") }

@@ -36,18 +36,37 @@ public struct WireTensor: Sendable, Equatable {
     /// The number of elements.
     public var count: Int { bytes.count / dtype.byteSize }
 
-    /// The element count of `shape`, rejecting negative dimensions and overflow.
+    /// The most elements a received shape may describe, counting zero
+    /// dimensions as 1 (2^48, far beyond any tensor that fits in memory).
+    public static let maximumElementCount = 1 << 48
+
+    /// The element count of `shape`, rejecting negative dimensions and shapes
+    /// too large to hold. The product of the nonzero dimensions is bounded
+    /// too: a shape like [0, 2^62, 4] holds no elements, but code that
+    /// multiplies its trailing dimensions (row widths, strides) would overflow.
     static func elementCount(_ shape: [Int]) throws(SafetensorsError) -> Int {
-        var product = 1
-        for dimension in shape {
-            guard dimension >= 0 else {
-                throw SafetensorsError(.invalidTensor, "shape \(describe(shape)) has a negative dimension")
-            }
-            let (next, overflow) = product.multipliedReportingOverflow(by: dimension)
-            guard !overflow else { throw SafetensorsError(.invalidTensor, "shape \(describe(shape)) has too many elements") }
-            product = next
+        guard !shape.contains(where: { $0 < 0 }) else {
+            throw SafetensorsError(.invalidTensor, "shape \(describe(shape)) has a negative dimension")
         }
-        return product
+        guard let count = boundedElementCount(shape) else {
+            throw SafetensorsError(.invalidTensor, "shape \(describe(shape)) has too many elements "
+                + "(the product of its nonzero dimensions must be at most 2^48)")
+        }
+        return count
+    }
+
+    /// The element count of a shape of non-negative dimensions, or nil if the
+    /// product of its nonzero dimensions exceeds `maximumElementCount`.
+    static func boundedElementCount(_ shape: [Int]) -> Int? {
+        var nonzero = 1
+        var hasZero = false
+        for dimension in shape {
+            if dimension == 0 { hasZero = true; continue }
+            let (next, overflow) = nonzero.multipliedReportingOverflow(by: dimension)
+            guard !overflow, next <= maximumElementCount else { return nil }
+            nonzero = next
+        }
+        return hasZero ? 0 : nonzero
     }
 
     /// Builds a tensor of `count` elements of `Element` by filling raw storage.

@@ -11,6 +11,7 @@ enum LoadBalancing {
     ///   Clients must be given 0.
     /// - Returns: nil when no member can reduce (all bandwidths are 0).
     static func shares(total: Int, bandwidths: [Double?]) -> [Int]? {
+        let bandwidths = scaledToUnit(bandwidths)
         let declared = bandwidths.compactMap { $0 }.filter { $0 > 0 }
         let scores: [Double]
         if declared.isEmpty {
@@ -21,6 +22,17 @@ enum LoadBalancing {
         }
         guard scores.contains(where: { $0 > 0 }) else { return nil }
         return hagenbachBischoff(total: total, scores: scores)
+    }
+
+    /// Bandwidths come from peers and may be any finite number: scaled by a
+    /// power of two so the largest is in [1, 2), sums and `total * score`
+    /// stay finite (a peer declaring 1e308 would otherwise make a share
+    /// `Int(inf)` or `Int(nan)`, a trap). Scaling by a power of two is exact,
+    /// so ordinary bandwidths give exactly the shares they gave before.
+    static func scaledToUnit(_ bandwidths: [Double?]) -> [Double?] {
+        guard let largest = bandwidths.compactMap({ $0 }).filter({ $0.isFinite && $0 > 0 }).max() else { return bandwidths }
+        let scale = Double(sign: .plus, exponent: -largest.exponent, significand: 1)
+        return bandwidths.map { $0.map { $0 * scale } }
     }
 
     /// Integer shares of `total` proportional to `scores` (the Hagenbach-Bischoff

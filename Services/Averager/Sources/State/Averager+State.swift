@@ -86,7 +86,8 @@ extension Averager {
         guard start <= size else {
             throw AveragerError(.badRequest, "Range starts at byte \(start), past the state's \(size) bytes")
         }
-        return start..<min(size, end + 1)
+        // Clamp before adding one: END may be Int.max (`bytes=0-9223372036854775807`).
+        return start..<(min(size - 1, end) + 1)
     }
 
     /// Downloads the latest state of `prefix` from the donors (`POST /v1/state/load`).

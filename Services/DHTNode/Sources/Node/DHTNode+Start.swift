@@ -44,13 +44,21 @@ extension DHTNode {
         if response.time < requested - skew || response.time > responded + skew {
             removeFromRouting(response.peer.id)
             let difference = response.time - (requested + responded) / 2
-            return "its clock differs from ours by \(Int(difference.rounded())) s; at most \(Int(skew)) s are allowed"
+            return Self.clockSkewProblem(difference: difference, allowed: skew)
         }
         if !configuration.clientMode && !response.available {
             removeFromRouting(response.peer.id)
             return "it cannot reach this node at \(self.address ?? "?"); set --announce-address to a URL other nodes can reach, or use --client-mode"
         }
         return nil
+    }
+
+    /// What is wrong with a peer whose clock is `difference` seconds off. The
+    /// peer's time is any number it sent: whole seconds only when they fit an
+    /// Int (`Int(1e300)` traps).
+    static func clockSkewProblem(difference: Double, allowed: Double) -> String {
+        func seconds(_ value: Double) -> String { abs(value) < 1e15 ? String(Int(value.rounded())) : "\(value)" }
+        return "its clock differs from ours by \(seconds(difference)) s; at most \(seconds(allowed)) s are allowed"
     }
 
     private func removeFromRouting(_ peer: DHTID) {

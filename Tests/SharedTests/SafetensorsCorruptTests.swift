@@ -42,7 +42,8 @@ private let cases: [CorruptCase] = [
     // No elements, but trailing dimensions whose product overflows wherever row widths or strides are computed.
     CorruptCase(label: "empty tensor with huge trailing dimensions", bytes: payload(#"{"x": \#(entry("\"F32\"", "[0, 4611686018427387904, 4]", "[0, 0]"))}"#), expected: "more elements than fit in memory"),
     CorruptCase(label: "shape beyond 2^48 elements", bytes: payload(#"{"x": \#(entry("\"U8\"", "[281474976710657]"))}"#, body: 8), expected: "more elements than fit in memory"),
-    CorruptCase(label: "shape byte count overflow", bytes: payload(#"{"x": \#(entry("\"F64\"", "[2305843009213693952]"))}"#, body: 8), expected: "more bytes than fit in memory"),
+    // 2^61 F64 elements would overflow the byte count; the element bound refuses them first.
+    CorruptCase(label: "shape byte count overflow", bytes: payload(#"{"x": \#(entry("\"F64\"", "[2305843009213693952]"))}"#, body: 8), expected: "more elements than fit in memory"),
     CorruptCase(label: "data_offsets missing", bytes: payload(#"{"x": {"dtype": "F32", "shape": [2]}}"#, body: 8), expected: "data_offsets must be a list of two integers [begin, end], got nothing"),
     CorruptCase(label: "data_offsets one integer", bytes: payload(#"{"x": \#(entry("\"F32\"", "[2]", "[8]"))}"#, body: 8), expected: "data_offsets must be a list of two integers"),
     CorruptCase(label: "data_offsets strings", bytes: payload(#"{"x": \#(entry("\"F32\"", "[2]", "[\"0\", \"8\"]"))}"#, body: 8), expected: "data_offsets must be a list of two integers"),

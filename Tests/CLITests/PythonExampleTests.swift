@@ -9,7 +9,7 @@ extension CLI {
     @Suite struct PythonExampleTests {
         @Test func pythonTrainersReach97PercentHeldOut() async throws {
             let imports = try await ServiceProcess.run("/usr/bin/env", ["python3", "-c", "import requests, numpy, safetensors"], timeout: 30)
-            try #require(imports.status == 0, "the example needs requests, numpy and safetensors (make deps): \(imports.stderr)")
+            try #require(imports.status == 0, "the example needs requests, numpy and safetensors (make test-deps): \(imports.stderr)")
 
             let mesh = try await MeshUnderTest.up(["--dht-nodes", "2", "--hosts", "2", "--grid", "4,4", "--averagers", "2"])
             let script = Repository.path("examples/python/train.py")

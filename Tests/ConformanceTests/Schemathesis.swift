@@ -1,7 +1,7 @@
 import Foundation
 import TestSupport
 
-/// Runs schemathesis (`make deps` installs it) with this folder's settings
+/// Runs schemathesis (`make test-deps` installs it) with this folder's settings
 /// and hooks against a live service, and returns nil when it found nothing,
 /// else what it reported.
 enum Schemathesis {
@@ -39,7 +39,7 @@ enum Schemathesis {
         // outlives the timeout (a hung service) is killed and fails.
         let result = try await ServiceProcess.run("/usr/bin/env", arguments, timeout: 240)
         guard result.status != 0 else { return nil }
-        return "schemathesis exited with \(result.status) (`make deps` installs it):\n\(report(result.stdout))\(result.stderr.suffix(2_000))"
+        return "schemathesis exited with \(result.status) (`make test-deps` installs it):\n\(report(result.stdout))\(result.stderr.suffix(2_000))"
     }
 
     /// The failures section of schemathesis' output (or its end), short enough to read in a test log.

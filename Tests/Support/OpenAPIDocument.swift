@@ -19,9 +19,9 @@ public struct OpenAPIDocument: Sendable {
         return item.contains("    \(method.lowercased()):")
     }
 
-    /// Runs `openapi-spec-validator` (installed by `make deps`); nil when valid, else its output.
+    /// Runs `openapi-spec-validator` (installed by `make test-deps`); nil when valid, else its output.
     public func validationErrors() async throws -> String? {
         let result = try await ServiceProcess.run("/usr/bin/env", ["python3", "-m", "openapi_spec_validator", path], timeout: 120)
-        return result.status == 0 ? nil : "\(result.stdout)\(result.stderr)(`make deps` installs openapi-spec-validator)"
+        return result.status == 0 ? nil : "\(result.stdout)\(result.stderr)(`make test-deps` installs openapi-spec-validator)"
     }
 }

@@ -93,7 +93,7 @@ final class LocalMesh: @unchecked Sendable {
         let process = Process()
         let output = Pipe()
         process.executableURL = Self.folder.appendingPathComponent(product)
-        process.arguments = arguments
+        process.arguments = arguments + ["--parent-pid", String(getpid())]  // stop with us, even if we are SIGKILLed
         process.standardOutput = output
         try process.run()
         let fd = output.fileHandleForReading.fileDescriptor

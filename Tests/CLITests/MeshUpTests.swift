@@ -31,6 +31,17 @@ extension CLI {
             #expect(survivors.isEmpty, "still running after mesh up exited: \(survivors)")
         }
 
+        @Test func servicesStopWhenMeshUpIsKilled() async throws {
+            let mesh = try await MeshUnderTest.up(Self.small)
+            #expect(mesh.allPids.allSatisfy(isServiceAlive))
+            mesh.process.signal(SIGKILL)
+            // No one is left to stop them: each notices it lost its parent and stops itself.
+            let deadline = Clock.now + 15
+            while mesh.allPids.contains(where: isServiceAlive) && Clock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            let survivors = mesh.allPids.filter(isServiceAlive)
+            #expect(survivors.isEmpty, "still running 15 s after mesh up was killed: \(survivors)")
+        }
+
         @Test func statusReportsServicesDHTSizeAndExpertsPerHost() async throws {
             let mesh = try await MeshUnderTest.up(Self.small)
             let healthy = try await hivemind(["mesh", "status", "--json", "--mesh-file", mesh.meshFile])

@@ -45,6 +45,7 @@ public enum ServiceRunner {
                                readiness: Readiness) -> (HTTPServer, String) {
         installTerminationHandlers()
         do {
+            if let parent = try options.int("parent-pid") { stopWhenOrphaned(parent: pid_t(truncatingIfNeeded: parent)) }
             let server = try HTTPServer(configuration: options.serverConfiguration(), router: router, metrics: metrics, logger: logger,
                                         readiness: readiness)
             let url = AnnounceAddress.url(announce: options.string("announce-address"), host: options.string("host") ?? "127.0.0.1",
@@ -103,6 +104,16 @@ public enum ServiceRunner {
         sigaddset(&termination, SIGTERM)
         sigaddset(&termination, SIGINT)
         pthread_sigmask(SIG_UNBLOCK, &termination, nil)
+    }
+
+    /// Sends this process SIGTERM (a graceful stop) once `parent` is no longer
+    /// its parent: a supervisor killed with SIGKILL cannot stop its services
+    /// itself, and the kernel then hands them to another parent.
+    private static func stopWhenOrphaned(parent: pid_t) {
+        Task.detached {
+            while getppid() == parent { try? await Task.sleep(for: .milliseconds(250)) }
+            kill(getpid(), SIGTERM)
+        }
     }
 
     /// Blocks until SIGTERM or SIGINT arrives and returns which.

@@ -79,7 +79,8 @@ extension Averagers {
         @Test func peerAndRoundRequestsThatDoNotParse() async throws {
             try await AveragerCluster.with([.test()]) { cluster in
                 let url = cluster.urls[0]
-                for (path, body) in [("/v1/matchmaking/join", "{\"peer\": 1}"), ("/v1/matchmaking/await", "[]"), ("/v1/matchmaking/join", "{")] {
+                for (path, body) in [("/v1/matchmaking/join", "{\"peer\": 1}"), ("/v1/matchmaking/await", "[]"), ("/v1/matchmaking/join", "{"),
+                                     ("/v1/matchmaking/leave", "{\"peer\": \"p\", \"group_key\": \"run.0b\"}")] {
                     await #expect { _ = try await cluster.trainer.send("POST", url + path, json: try JSON.parse(body == "{" ? "null" : body)) } throws: {
                         ($0 as? HTTPClientError)?.status == 400
                     }

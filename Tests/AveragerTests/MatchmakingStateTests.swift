@@ -151,6 +151,36 @@ import Shared
         #expect(!state.isLooking && state.declaredKey == nil)
     }
 
+    @Test func aFollowerThatLeavesIsNotCountedAndRejoinsLater() throws {
+        var state = try Self.leader(target: nil)
+        _ = state.handleJoin(Self.request("A", expiration: 60), now: 0)
+        _ = state.handleJoin(Self.request("B"), now: 0)
+        let otherRequest = state.leave("A", expiration: 61)
+        let thisRequest = state.leave("A", expiration: 60)
+        let again = state.leave("A", expiration: 60)
+        #expect(!otherRequest && thisRequest && !again)
+        #expect(state.followerPeers == ["B"])
+        var generator = SplitMix64(seed: 2)
+        let (group, notifications) = state.assemble(now: 1, using: &generator)
+        #expect(Set(group.members.map(\.peer)) == ["L", "B"] && notifications.map(\.peer) == ["B"])
+    }
+
+    @Test func aResolvedSearchAcceptsAndAssemblesNothing() throws {
+        var state = try Self.leader(target: 2)
+        state.resolve()
+        #expect(Self.reason(state.handleJoin(Self.request("A"), now: 0).response) == .notLookingForGroup)
+        var waiting = try Self.leader(target: 4, minimum: 2)
+        _ = waiting.handleJoin(Self.request("A"), now: 0)
+        waiting.resolve()
+        guard case .wait = waiting.expirationReached(now: 1) else { Issue.record("expected wait"); return }
+        let released = waiting.end().notifications.map(\.peer)
+        #expect(released == ["A"])
+        waiting.begin(schemaHash: Self.schema, member: Self.member("L"))
+        _ = waiting.declare(expiration: 50)
+        let answer = waiting.handleJoin(Self.request("A"), now: 2).response
+        #expect(answer == .accepted, "a new search accepts again")
+    }
+
     @Test func candidatesAreEarlierPeersEarliestFirstOnce() {
         var candidates = LeaderCandidates()
         let members = [

@@ -56,6 +56,9 @@ public struct MatchmakingState: Sendable {
 
     /// Whether a search is under way.
     public private(set) var isLooking = false
+    /// Whether the search has its answer (a group, or none at the deadline)
+    /// while it is being wound up: from then on it accepts nobody.
+    public private(set) var isResolved = false
     /// The group of the current search, once assembled.
     public private(set) var assembled: GroupInfo?
     /// The leader that accepted us, while we wait for its outcome.
@@ -81,6 +84,7 @@ public struct MatchmakingState: Sendable {
     /// Starts a search for tensors with `schemaHash`; `member` is what we contribute to the group.
     public mutating func begin(schemaHash: String, member: GroupMember) {
         isLooking = true
+        isResolved = false
         assembled = nil
         leader = nil
         followers = []
@@ -122,7 +126,7 @@ public struct MatchmakingState: Sendable {
 
     private func refusal(for request: JoinRequest) -> JoinResponse? {
         func refuse(_ reason: JoinRefusal, _ suggested: PeerID? = nil) -> JoinResponse { .refused(reason, suggestedLeader: suggested) }
-        guard isLooking, assembled == nil else { return refuse(.notLookingForGroup) }
+        guard isLooking, !isResolved, assembled == nil else { return refuse(.notLookingForGroup) }
         if request.schemaHash.isEmpty || !request.expiration.isFinite || settings.clientMode
             || GroupKey.prefix(ofKey: request.groupKey) == nil || request.clientMode != (request.member.mode == .client) {
             return refuse(.protocolViolation)
@@ -143,6 +147,22 @@ public struct MatchmakingState: Sendable {
         guard let index = followers.firstIndex(where: { $0.request.peer == peer }) else { return false }
         followers[index].awaiting = true
         return true
+    }
+
+    /// A follower gave up on us before we assembled: it is no longer counted.
+    /// - Parameter expiration: the expiration of the join request it gives up (a later search's request stays).
+    /// - Returns: whether `peer` was a follower by that request.
+    public mutating func leave(_ peer: PeerID, expiration: Double) -> Bool {
+        guard let index = followers.firstIndex(where: { $0.request.peer == peer && $0.request.expiration == expiration }) else { return false }
+        followers.remove(at: index)
+        return true
+    }
+
+    /// The search has its answer and is being wound up: accept nobody and
+    /// assemble nothing any more (the reference's search stops answering
+    /// `rpc_join_group` once `look_for_group` returns).
+    public mutating func resolve() {
+        isResolved = true
     }
 
     /// Followers that are waiting, or were accepted recently enough that they may still ask.
@@ -171,7 +191,7 @@ public struct MatchmakingState: Sendable {
 
     /// Decides what the arrival of our declared expiration means.
     public mutating func expirationReached(now: Double) -> ExpiryDecision {
-        guard isLooking, assembled == nil, leader == nil else { return .wait }
+        guard isLooking, !isResolved, assembled == nil, leader == nil else { return .wait }
         if liveFollowers(now: now).count + 1 >= settings.minGroupSize { return .assemble }
         return followers.isEmpty ? .wait : .disband(disband())
     }

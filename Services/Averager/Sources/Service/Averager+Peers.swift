@@ -17,6 +17,12 @@ extension Averager {
         return await matchmaker.awaitOutcome(peer: peer)
     }
 
+    /// Answers a follower that gives up (`POST /v1/matchmaking/leave`).
+    func leave(peer: PeerID, groupKey: String, expiration: Double) async -> LeaderOutcome {
+        guard let matchmaker = existingMatchmaker(forKey: groupKey) else { return .disbanded(suggestedLeader: nil) }
+        return await matchmaker.leave(peer: peer, expiration: expiration)
+    }
+
     /// Takes a part from a sender (`POST /v1/groups/{group_id}/parts/{part}`)
     /// and answers with the part's average once every sender delivered it.
     func receivePart(groupID: String, part: Int, body: [UInt8]) async throws(AveragerError) -> [UInt8] {

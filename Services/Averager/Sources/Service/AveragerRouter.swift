@@ -134,6 +134,13 @@ public enum AveragerRouter {
             }
             return .json(await averager.awaitOutcome(peer: peer, groupKey: key).json)
         }
+        add("POST", "/v1/matchmaking/leave", accepts: json) { request throws(AveragerError) in
+            let (peer, key, expiration) = try readJSON(request) { json throws(JSONFieldError) in
+                let reader = try JSONObjectReader(json)
+                return (try reader.string("peer"), try reader.string("group_key"), try reader.double("expiration"))
+            }
+            return .json(await averager.leave(peer: peer, groupKey: key, expiration: expiration).json)
+        }
         add("POST", "/v1/groups/{group_id}/parts/{part}", accepts: tensors) { request throws(AveragerError) in
             guard let part = Int(request.parameter("part")), part >= 0 else {
                 throw AveragerError(.badRequest, "part must be a non-negative integer, got '\(request.parameter("part"))'")

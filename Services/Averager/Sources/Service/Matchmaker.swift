@@ -16,6 +16,14 @@ actor Matchmaker {
         var schemaConflicts: Set<PeerID> = []
     }
 
+    /// A follower's outcome, filed under its request's expiration.
+    private struct Decision {
+        var outcome: LeaderOutcome
+        var expiration: Double
+        var time: Double
+        var delivered: Bool
+    }
+
     private var state: MatchmakingState
     private let dht: any AveragerDHT
     private let http: HTTPClient
@@ -33,8 +41,19 @@ actor Matchmaker {
     private var diagnostics = Diagnostics()
     private var result: CheckedContinuation<GroupInfo?, Never>?
     private var waitingFollowers: [PeerID: CheckedContinuation<LeaderOutcome, Never>] = [:]
-    /// Outcomes decided before their follower came to ask (kept for a while).
-    private var undelivered: [PeerID: (outcome: LeaderOutcome, time: Double)] = [:]
+    /// Outcomes decided for followers, kept for a while: for a follower that
+    /// has not come to wait yet, and for one that gives up (`leave`) and may
+    /// have lost its answer on the way.
+    private var decided: [PeerID: Decision] = [:]
+    /// The request expiration of each current follower (its outcome is filed under it).
+    private var acceptedExpirations: [PeerID: Double] = [:]
+    /// Askers that gave up on us, by request expiration: a request of theirs still queued is refused.
+    private var departed: [PeerID: (expiration: Double, time: Double)] = [:]
+    /// The leader we asked or followed last, while its answer may have been
+    /// lost (a request that timed out or was cancelled): we ask it before leaving.
+    private var unresolved: (leader: PeerID, request: JoinRequest)?
+    /// A group our leader began after our search had its answer: we take part all the same.
+    private var lateGroup: GroupInfo?
     private var generator = SystemRandomNumberGenerator()
 
     init(state: MatchmakingState, dht: any AveragerDHT, http: HTTPClient, minMatchmakingTime: Double, logger: Logger, metrics: Metrics) {
@@ -66,8 +85,10 @@ actor Matchmaker {
         state.begin(schemaHash: schemaHash, member: member)
         candidates.reset()
         diagnostics = Diagnostics()
+        unresolved = nil
+        lateGroup = nil
         if !state.settings.clientMode { await declare(deadline: deadline) }
-        let group = await withCheckedContinuation { continuation in
+        var group = await withCheckedContinuation { continuation in
             result = continuation
             let tasks = [
                 Task { await self.renewDeclarations(deadline: deadline) },
@@ -80,6 +101,13 @@ actor Matchmaker {
         for task in searchTasks { task.cancel() }
         for task in searchTasks { await task.value }
         searchTasks = []
+        if group == nil { group = lateGroup }
+        if group == nil, let (leader, request) = unresolved {
+            // The deadline cut our last request short: the leader may have counted us in its group.
+            group = await resolve(leader, request)
+        }
+        unresolved = nil
+        lateGroup = nil
         let (notifications, declaration) = state.end()
         deliver(notifications)
         if let declaration {
@@ -109,6 +137,7 @@ actor Matchmaker {
     private func finish(_ group: GroupInfo?) {
         guard let continuation = result else { return }
         result = nil
+        state.resolve()
         continuation.resume(returning: group)
     }
 
@@ -142,15 +171,20 @@ actor Matchmaker {
                 try? await Task.sleep(for: .seconds(wait))
                 continue  // re-check: we may have started following meanwhile
             }
-            switch state.expirationReached(now: Clock.now) {
+            // Not while our own join request is out (the reference's `lock_request_join_group`):
+            // its leader may be counting us.
+            await joinLock.lock()
+            switch isSearching ? state.expirationReached(now: Clock.now) : .wait {
             case .assemble:
                 assemble()
+                joinLock.unlock()
                 return
             case .disband(let notifications):
                 deliver(notifications)
             case .wait:
                 break
             }
+            joinLock.unlock()
             guard Clock.epoch < deadline else { return }
             await declare(deadline: deadline)
         }
@@ -189,6 +223,7 @@ actor Matchmaker {
             joinLock.unlock()
             return nil
         }
+        unresolved = (leader, request)
         let response: JoinResponse
         do {
             response = try JoinResponse(json: try await http.send("POST", "\(leader)/v1/matchmaking/join", json: request.json,
@@ -196,9 +231,10 @@ actor Matchmaker {
         } catch {
             joinLock.unlock()
             logger.debug("potential leader did not answer", ["leader": leader, "error": "\(error)"])
-            return nil
+            return await unanswered(leader, request, error)
         }
         guard response == .accepted else {
+            unresolved = nil
             joinLock.unlock()
             guard case .refused(let reason, let suggested) = response else { return nil }
             diagnostics.refusals[reason, default: 0] += 1
@@ -220,19 +256,12 @@ actor Matchmaker {
         } catch {
             state.unfollow()
             logger.debug("leader went silent", ["leader": leader, "error": "\(error)"])
-            return nil
+            return await unanswered(leader, request, error)
         }
+        unresolved = nil
         switch outcome {
         case .begin(let group):
-            guard isSearching else { return nil }
-            do {
-                try state.joined(group)
-            } catch {
-                state.unfollow()
-                logger.warning("leader sent an unusable group", ["leader": leader, "error": error.message])
-                return nil
-            }
-            return group
+            return joined(group, from: leader)
         case .disbanded(let suggested):
             state.unfollow()
             if let suggested, suggested != me, suggested != leader, isSearching, !Task.isCancelled {
@@ -240,6 +269,50 @@ actor Matchmaker {
             }
             return nil
         }
+    }
+
+    /// Takes part in `group`, which `leader` began; also when our search
+    /// already had its answer: the leader counts us, so we must not vanish.
+    private func joined(_ group: GroupInfo, from leader: PeerID) -> GroupInfo? {
+        do {
+            try state.joined(group)
+        } catch {
+            state.unfollow()
+            logger.warning("leader sent an unusable group", ["leader": leader, "error": error.message])
+            return nil
+        }
+        if !isSearching { lateGroup = group }
+        return group
+    }
+
+    /// After a join request or a wait that got no answer: unless it never
+    /// reached the leader, tell the leader we give up, and take part if it
+    /// already began a group with us (the reference's leader sees the
+    /// follower's stream close). A cancelled search leaves that to `findGroup`.
+    private func unanswered(_ leader: PeerID, _ request: JoinRequest, _ error: any Error) async -> GroupInfo? {
+        if (error as? HTTPClientError)?.kind == .connectionRefused {
+            unresolved = nil
+            return nil
+        }
+        guard !Task.isCancelled else { return nil }
+        return await resolve(leader, request)
+    }
+
+    /// Tells `leader` we give up on `request`; returns the group it began with us, if it did.
+    private func resolve(_ leader: PeerID, _ request: JoinRequest) async -> GroupInfo? {
+        unresolved = nil
+        let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey), "expiration": .double(request.expiration)]
+        let outcome: LeaderOutcome
+        do {
+            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/leave", json: body, timeout: requestTimeout).json())
+        } catch {
+            logger.debug("cannot tell the leader we left", ["leader": leader, "error": "\(error)"])
+            return nil
+        }
+        guard case .begin(let group) = outcome else { return nil }
+        logger.debug("the leader began a group with us although we never heard", ["leader": leader, "group": group.groupID])
+        state.unfollow()
+        return joined(group, from: leader)
     }
 
     /// Starts our group with the followers we have.
@@ -259,9 +332,14 @@ actor Matchmaker {
         // The asker gives up after the request timeout; accepting it now would
         // count a follower that is no longer there.
         guard Clock.now - arrived < requestTimeout else { return .refused(.notLookingForGroup, suggestedLeader: nil) }
+        // The asker gave up on this very request (`leave`) while it waited for the lock.
+        if let gone = departed[request.peer], gone.expiration == request.expiration { return .refused(.notLookingForGroup, suggestedLeader: nil) }
         let (response, isFull) = state.handleJoin(request, now: Clock.now)
         switch response {
-        case .accepted: metrics.increment("join_requests_total", labels: ["decision": "accepted"])
+        case .accepted:
+            metrics.increment("join_requests_total", labels: ["decision": "accepted"])
+            decided[request.peer] = nil
+            acceptedExpirations[request.peer] = request.expiration
         case .refused(let reason, _):
             metrics.increment("join_requests_total", labels: ["decision": reason.rawValue])
             if reason == .badSchemaHash { diagnostics.schemaConflicts.insert(request.peer) }
@@ -273,7 +351,10 @@ actor Matchmaker {
     /// Answers `POST /v1/matchmaking/await`: the accepted follower's outcome,
     /// once the group is assembled or disbanded.
     func awaitOutcome(peer: PeerID) async -> LeaderOutcome {
-        if let stored = undelivered.removeValue(forKey: peer) { return stored.outcome }
+        if let decision = decided[peer], !decision.delivered {
+            decided[peer]?.delivered = true
+            return decision.outcome
+        }
         guard state.markAwaiting(peer) else { return .disbanded(suggestedLeader: nil) }
         return await withCheckedContinuation { continuation in
             waitingFollowers.removeValue(forKey: peer)?.resume(returning: .disbanded(suggestedLeader: nil))
@@ -281,15 +362,35 @@ actor Matchmaker {
         }
     }
 
-    private func deliver(_ notifications: [MatchmakingState.Notification]) {
-        let now = Clock.now
-        undelivered = undelivered.filter { now - $0.value.time < 4 * requestTimeout }
-        for (peer, outcome) in notifications {
-            if let continuation = waitingFollowers.removeValue(forKey: peer) {
-                continuation.resume(returning: outcome)
-            } else {
-                undelivered[peer] = (outcome, now)
-            }
+    /// Answers `POST /v1/matchmaking/leave`: an asker or follower gives up on
+    /// its request. Before we assemble, it is no longer counted; after, it
+    /// learns the outcome it may have missed (and takes part if we began with it).
+    func leave(peer: PeerID, expiration: Double) -> LeaderOutcome {
+        forgetOldRecords()
+        departed[peer] = (expiration, Clock.now)
+        if state.leave(peer, expiration: expiration) {
+            acceptedExpirations[peer] = nil
+            waitingFollowers.removeValue(forKey: peer)?.resume(returning: .disbanded(suggestedLeader: nil))
+            return .disbanded(suggestedLeader: nil)
         }
+        if let decision = decided[peer], decision.expiration == expiration { return decision.outcome }
+        return .disbanded(suggestedLeader: nil)
+    }
+
+    private func deliver(_ notifications: [MatchmakingState.Notification]) {
+        forgetOldRecords()
+        let now = Clock.now
+        for (peer, outcome) in notifications {
+            let continuation = waitingFollowers.removeValue(forKey: peer)
+            decided[peer] = Decision(outcome: outcome, expiration: acceptedExpirations.removeValue(forKey: peer) ?? .nan, time: now,
+                                     delivered: continuation != nil)
+            continuation?.resume(returning: outcome)
+        }
+    }
+
+    private func forgetOldRecords() {
+        let now = Clock.now
+        decided = decided.filter { now - $0.value.time < 4 * requestTimeout }
+        departed = departed.filter { now - $0.value.time < 4 * requestTimeout }
     }
 }

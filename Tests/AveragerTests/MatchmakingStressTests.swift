@@ -1,0 +1,63 @@
+import Foundation
+import Shared
+import Testing
+import TestSupport
+@testable import Averager
+
+extension Averagers {
+    /// Back-to-back rounds between averager processes over a real DHT, each
+    /// averager's trainer calling again as soon as its last call returned (as
+    /// the collaborative optimizer's steps do), so one round's end races the
+    /// next one's start. Counts groups one side formed with the other while
+    /// the other never averaged in them. Opt-in (it takes minutes):
+    /// `HIVEMIND_STRESS_ROUNDS=200 swift test --filter MatchmakingStress`.
+    @Suite(.enabled(if: ProcessInfo.processInfo.environment["HIVEMIND_STRESS_ROUNDS"] != nil))
+    struct MatchmakingStressTests {
+        @Test func bothSidesOfEveryGroupAverageInIt() async throws {
+            let rounds = Int(ProcessInfo.processInfo.environment["HIVEMIND_STRESS_ROUNDS"] ?? "") ?? 200
+            let peers = Int(ProcessInfo.processInfo.environment["HIVEMIND_STRESS_PEERS"] ?? "") ?? 2
+            // The longest pause between a call's return and the next call (ms): trainers' steps vary.
+            let pause = UInt64(ProcessInfo.processInfo.environment["HIVEMIND_STRESS_PAUSE_MS"] ?? "") ?? 100
+            // The mesh's matchmaking settings (`hivemind mesh up`), a short sender timeout so a lost round costs little.
+            let swarm = try await ProcessTests.Swarm.start(peers, ["--target-group-size", "\(peers)", "--min-matchmaking-time", "1",
+                                                                   "--request-timeout", "2", "--sender-timeout", "1"])
+            let records = await withTaskGroup(of: (Int, [JSON?]).self) { group in
+                for index in 0..<peers {
+                    group.addTask {
+                        var generator = SplitMix64(seed: UInt64(index + 1))
+                        var mine: [JSON?] = []
+                        for _ in 0..<rounds {
+                            let result = try? await Trainer.average(swarm.urls[index], [("x", Tensor(zeros: [1000]))], client: swarm.trainer,
+                                                                    prefix: "stress_grads", timeout: 5)
+                            mine.append(result?.record)
+                            try? await Task.sleep(for: .milliseconds(Int(generator.next() % pause)))
+                        }
+                        return (index, mine)
+                    }
+                }
+                return await group.reduce(into: [Int: [JSON?]]()) { $0[$1.0] = $1.1 }
+            }
+            // group id -> the averagers whose records name it
+            var seenBy: [String: Set<Int>] = [:]
+            for (index, list) in records {
+                for record in list.compactMap({ $0 }) { seenBy[record["group_id"]!.stringValue!, default: []].insert(index) }
+            }
+            var ghostGroups = 0, failedCalls = 0, partialRounds = 0, complete = 0
+            for (index, list) in records {
+                failedCalls += list.filter { $0 == nil }.count
+                for record in list.compactMap({ $0 }) {
+                    let members = record["members"]!.arrayValue!.count
+                    if seenBy[record["group_id"]!.stringValue!]!.count < members {
+                        ghostGroups += 1
+                        print("ghost: averager \(index) record \(record["group_id"]!.stringValue!) outcome \(record["outcome"]!.stringValue!) "
+                              + "members \(members) failed_reducers \(record["failed_reducers"]!) allreduce_seconds \(record["allreduce_seconds"]!)")
+                    }
+                    if record["outcome"]?.stringValue == "complete" { complete += 1 } else { partialRounds += 1 }
+                }
+            }
+            print("stress: \(peers) averagers x \(rounds) calls: \(complete) complete records, \(partialRounds) partial/failed, "
+                  + "\(failedCalls) calls without a group, \(ghostGroups) records of groups a member never averaged in")
+            #expect(ghostGroups == 0)
+        }
+    }
+}

@@ -10,7 +10,8 @@ extension Averagers {
     /// the collaborative optimizer's steps do), so one round's end races the
     /// next one's start. Counts groups one side formed with the other while
     /// the other never averaged in them. Opt-in (it takes minutes):
-    /// `HIVEMIND_STRESS_ROUNDS=200 swift test --filter MatchmakingStress`.
+    /// `HIVEMIND_STRESS_ROUNDS=200 swift test --filter MatchmakingStress` (also
+    /// `HIVEMIND_STRESS_PEERS`, `HIVEMIND_STRESS_PAUSE_MS`, `HIVEMIND_STRESS_REQUEST_TIMEOUT`).
     @Suite(.enabled(if: ProcessInfo.processInfo.environment["HIVEMIND_STRESS_ROUNDS"] != nil))
     struct MatchmakingStressTests {
         @Test func bothSidesOfEveryGroupAverageInIt() async throws {
@@ -19,8 +20,10 @@ extension Averagers {
             // The longest pause between a call's return and the next call (ms): trainers' steps vary.
             let pause = UInt64(ProcessInfo.processInfo.environment["HIVEMIND_STRESS_PAUSE_MS"] ?? "") ?? 100
             // The mesh's matchmaking settings (`hivemind mesh up`), a short sender timeout so a lost round costs little.
+            // A short request timeout makes answers that come too late common.
+            let requestTimeout = ProcessInfo.processInfo.environment["HIVEMIND_STRESS_REQUEST_TIMEOUT"] ?? "2"
             let swarm = try await ProcessTests.Swarm.start(peers, ["--target-group-size", "\(peers)", "--min-matchmaking-time", "1",
-                                                                   "--request-timeout", "2", "--sender-timeout", "1"])
+                                                                   "--request-timeout", requestTimeout, "--sender-timeout", "1"])
             let records = await withTaskGroup(of: (Int, [JSON?]).self) { group in
                 for index in 0..<peers {
                     group.addTask {

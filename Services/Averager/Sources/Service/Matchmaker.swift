@@ -300,15 +300,17 @@ actor Matchmaker {
 
     /// Tells `leader` we give up on `request`; returns the group it began with us, if it did.
     private func resolve(_ leader: PeerID, _ request: JoinRequest) async -> GroupInfo? {
-        unresolved = nil
         let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey), "expiration": .double(request.expiration)]
         let outcome: LeaderOutcome
         do {
             outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/leave", json: body, timeout: requestTimeout).json())
         } catch {
+            // Cut short by the deadline: `findGroup` asks again.
+            if !Task.isCancelled { unresolved = nil }
             logger.debug("cannot tell the leader we left", ["leader": leader, "error": "\(error)"])
             return nil
         }
+        unresolved = nil
         guard case .begin(let group) = outcome else { return nil }
         logger.debug("the leader began a group with us although we never heard", ["leader": leader, "group": group.groupID])
         state.unfollow()

@@ -390,9 +390,12 @@ actor Matchmaker {
         }
     }
 
+    /// Records are kept 4 request timeouts, and at least a minute: a slow
+    /// follower's wait can come long after a short request timeout.
     private func forgetOldRecords() {
         let now = Clock.now
-        decided = decided.filter { now - $0.value.time < 4 * requestTimeout }
-        departed = departed.filter { now - $0.value.time < 4 * requestTimeout }
+        let keep = max(4 * requestTimeout, 60)
+        decided = decided.filter { now - $0.value.time < keep }
+        departed = departed.filter { now - $0.value.time < keep }
     }
 }

@@ -358,7 +358,10 @@ class Trainer:
             self.p.update(averaged)
         self.epoch, self.samples, self.gradient_sums = next_epoch, 0, {}
         # Trainers that join later (or fall behind) start from here.
-        self._try(lambda: self.run.share_state(encode_state(self.p, self.optimizer), self.epoch))
+        try:
+            self.run.share_state(encode_state(self.p, self.optimizer), self.epoch)
+        except requests.RequestException:
+            pass  # only newcomers miss it, and they load another trainer's
 
     def load_state(self, epoch):
         """We are behind the run: start over from a peer's parameters and Adam state at the run's epoch."""

@@ -17,13 +17,13 @@ extension CLI {
             try await ServiceProcess.run("/usr/bin/env", [
                 "python3", Repository.path("examples/python/train.py"), "--gateway", mesh.urls("hivemind-gateway")[0],
                 "--averager", mesh.urls("hivemind-averager")[index - 1],
-                "--data", digitsPath, "--epochs", "5", "--seed", "\(index)", "--name", "python-\(index)",
+                "--data", digitsPath, "--epochs", "6", "--seed", "\(index)", "--name", "python-\(index)",
             ], timeout: 150)
         }
 
         /// The trainer's summary line; checks that it reached 97% held-out and really
         /// took its Adam steps with the averaged gradients of the other trainer
-        /// (about 60 such epochs in 5 passes; alone, none counts).
+        /// (about 65 such epochs in 6 passes; alone, none counts).
         static func expectTrainedTogether(_ name: String, _ result: (status: Int32, stdout: String, stderr: String)) throws {
             #expect(result.status == 0, "\(name): \(result.stderr.suffix(2000))")
             let summary = try JSON.parse(result.stdout.split(separator: "\n").last.map(String.init) ?? "")
@@ -53,7 +53,7 @@ extension CLI {
             let mesh = try await MeshUnderTest.up(["--dht-nodes", "2", "--hosts", "2", "--grid", "4,4", "--averagers", "2"])
             async let python = Self.pythonTrainer(mesh, 1)
             async let swift = hivemind(["train", "--gateway", mesh.urls("hivemind-gateway")[0], "--averager", mesh.urls("hivemind-averager")[1],
-                                        "--data", digitsPath, "--epochs", "5", "--seed", "2", "--name", "swift-2"], timeout: 150)
+                                        "--data", digitsPath, "--epochs", "6", "--seed", "2", "--name", "swift-2"], timeout: 150)
             // While it trains, the Python trainer's averager publishes its progress with its recent loss.
             var loss: Double? = nil
             let deadline = Clock.now + 60

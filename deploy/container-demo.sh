@@ -92,7 +92,7 @@ service() {
 ready() {
     local name=$1 target=$2
     if ! "$ENGINE" exec "$prefix-$name" sh -c "for i in \$(seq 600); do
-            curl -fsS --max-time 1 -o /dev/null http://127.0.0.1:${port[$target]}/readyz && exit 0; sleep 0.05; done; exit 1"; then
+            curl -fs --max-time 1 -o /dev/null http://127.0.0.1:${port[$target]}/readyz && exit 0; sleep 0.05; done; exit 1"; then
         log "$name is not ready within 30 s: $("$ENGINE" exec "$prefix-$name" curl -sS --max-time 2 "http://127.0.0.1:${port[$target]}/readyz" 2>&1)"
         exit 1
     fi
@@ -203,7 +203,9 @@ wait "$second" || { log "trainer-2 failed: $(tail -n 5 "$out/trainer-2.log")"; e
 training_seconds=$(seconds "$training_started" "$(now)")
 alive_at_end=$(alive_experts)
 
-# --- SIGTERM: each container stops by itself (exit 0) within 2 s; a trainer too (tini passes it on).
+# --- SIGTERM: each container stops by itself (exit 0) within 2 s; a trainer too (tini passes it on). A DHT
+# node whose peer call is waiting for a name that no longer resolves (a node stopped a moment before)
+# finishes that call first, which can take its --rpc-timeout (3 s).
 "$ENGINE" run -d --name "$prefix-trainer-3" --label "hivemind.demo=$run_id" --network "$network" "$(image cli)" \
     train --gateway "http://$prefix-gateway:8080" --epochs 100 --name trainer-3 --hidden-dim 64 > /dev/null 2>> "$engine_log"
 sleep 2

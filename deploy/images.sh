@@ -35,6 +35,9 @@ for target in "${targets[@]}"; do
         -t "hivemind-swift/$target:latest" . > "${IMAGES_LOG:-/dev/stderr}"
 done
 
+# What earlier builds left (images of ours no tag or later stage uses any more).
+"$ENGINE" image prune -f --filter "label=org.opencontainers.image.vendor=Hivemind in Swift" > /dev/null
+
 # Each binary starts in its runtime image: every library it loads is there.
 for target in "${targets[@]}"; do
     if ! output=$("$ENGINE" run --rm --network none "hivemind-swift/$target:latest" --help 2>&1); then

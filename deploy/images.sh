@@ -4,8 +4,8 @@
 # answers, else podman (deploy/container-engine.sh). The base images are the
 # public ones where they can be pulled, else stand-ins made here by
 # deploy/base-images.sh (SWIFT_IMAGE and RUNTIME_IMAGE choose others).
-# Then each image runs its binary's --help (a library missing from the runtime
-# image fails here) and the sizes are printed.
+# Then each image must run its binary's --help (it starts only when every
+# library it loads is in the image), and the sizes are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/container-engine.sh
@@ -32,7 +32,7 @@ for target in "${targets[@]}"; do
     "$ENGINE" build "${BUILD_FLAGS[@]}" -f deploy/Dockerfile --target "$target" \
         --build-arg SWIFT_IMAGE="$SWIFT_IMAGE" --build-arg RUNTIME_IMAGE="$RUNTIME_IMAGE" \
         --build-arg VERSION="$version" --build-arg REVISION="$revision" \
-        -t "hivemind-swift/$target:latest" . > "${IMAGES_LOG:-/dev/stderr}"
+        -t "hivemind-swift/$target:latest" . >&2
 done
 
 # What earlier builds left (images of ours no tag or later stage uses any more).

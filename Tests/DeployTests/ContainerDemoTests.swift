@@ -60,16 +60,7 @@ import TestSupport
         #expect(Set(ready.keys) == ["dht-1", "dht-2", "dht-3", "expert-host-1", "expert-host-2", "expert-host-3", "expert-host-4",
                                     "averager-1", "averager-2", "gateway"])
 
-        // Both trainers learned the digits (10 classes: chance is 10%) and averaged with each other.
-        let trainers = try #require(report["trainers"]?.arrayValue)
-        #expect(trainers.count == 2)
-        for trainer in trainers {
-            let steps = trainer["steps"]?.intValue ?? 0
-            #expect(steps >= 150, "\(trainer)")
-            #expect((trainer["failed_steps"]?.intValue ?? steps) < steps / 4, "\(trainer)")
-            #expect((trainer["averaging_rounds"]?.intValue ?? 0) >= 1, "\(trainer)")
-            #expect((trainer["held_out_accuracy"]?.doubleValue ?? 0) > 0.9, "\(trainer)")
-        }
+        DeployTools.expectTwoTrainersLearned(report["trainers"], minimumSteps: 150, minimumAccuracy: 0.9)
 
         // The killed host's four experts came back from the volume with the steps they had trained (a fresh
         // expert has 0), and with the added host all 16 experts of the grid were alive at the end.

@@ -17,12 +17,12 @@ extension DHTNode {
         }
     }
 
-    /// Asks the node at `address` to store `records`; returns its verdict per record.
-    func store(_ address: String, _ records: [DHTRecord], inCache: Bool) async throws(PeerCallError) -> [Bool] {
+    /// Asks the node at `address` to store `records`; returns its verdict per record (nil: stored).
+    func store(_ address: String, _ records: [DHTRecord], inCache: Bool) async throws(PeerCallError) -> [StoreRefusal?] {
         do {
             let response = try await peers.store(address, StoreRequest(sender: sender, records: records, inCache: inCache))
             heard(from: response.peer)
-            return response.results
+            return response.refusals
         } catch {
             failed(address, error)
             throw error
@@ -52,7 +52,10 @@ extension DHTNode {
             return (handover, state.routing.addOrUpdate(peer, now: now))
         }
         if !handover.isEmpty {
-            Task { _ = try? await self.store(peer.address, handover, inCache: false) }
+            let batches = Self.batches(of: handover, maxRecords: configuration.maxBatch, maxBytes: configuration.storageLimits.maxBytesPerKey)
+            Task {
+                for batch in batches { _ = try? await self.store(peer.address, batch, inCache: false) }
+            }
         }
         if let toPing {
             Task { _ = try? await self.ping(toPing.address, validate: false) }
@@ -71,6 +74,26 @@ extension DHTNode {
 
     func isBlacklisted(_ address: String) -> Bool {
         state.withLock { $0.blacklist.isBanned(address, now: Clock.epoch) }
+    }
+
+    /// `records` cut into requests of at most `maxRecords` records and about
+    /// `maxBytes` bytes (a record larger than that goes alone), so that each
+    /// fits a store RPC's limits.
+    static func batches(of records: [DHTRecord], maxRecords: Int, maxBytes: Int) -> [[DHTRecord]] {
+        var batches: [[DHTRecord]] = []
+        var current: [DHTRecord] = [], bytes = 0
+        for record in records {
+            let size = RecordStorage.size(of: record)
+            if !current.isEmpty && (current.count == maxRecords || bytes + size > maxBytes) {
+                batches.append(current)
+                current = []
+                bytes = 0
+            }
+            current.append(record)
+            bytes += size
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
     }
 
     /// The records a newly met node should now hold: those for which it is

@@ -1,17 +1,22 @@
 import SharedCore
 
-/// Checks records at the door: key and value sizes, expiration, and the owner's
-/// signature on owned records. Clients get a 4xx that says what was wrong;
-/// records from peers that fail are simply refused.
+/// Checks records at the door: key and value sizes, expiration and lifetime,
+/// and the owner's signature on owned records. Clients get a 4xx that says
+/// what was wrong; records from peers (stored or found) that fail are refused.
 struct RecordValidator: Sendable {
     let maxKeyBytes: Int
     let maxValueBytes: Int
+    /// A record may expire at most this many seconds from now.
+    let maxLifetime: Double
+    /// Peers' records may expire this much later still: their clocks may run
+    /// ahead of ours by up to the skew the ping check allows (3 s).
+    let clockSkew: Double
 
     /// Checks a record a client wants stored.
     /// - Parameter field: where the record sits in the request, for messages (e.g. `records[2]`).
     /// - Throws: `HTTPError`: 400 for a bad key, subkey or owner marker, 413 for
-    ///   a value over the limit, 422 for an expiration in the past, 403 for a
-    ///   missing or wrong signature.
+    ///   a value over the limit, 422 for an expiration in the past or past the
+    ///   lifetime bound, 403 for a missing or wrong signature.
     func check(_ record: DHTRecord, now: Double, field: String) throws(HTTPError) {
         let prefix = field.isEmpty ? "" : "\(field): "
         if let problem = sizeProblem(record) {
@@ -25,6 +30,9 @@ struct RecordValidator: Sendable {
         guard record.expirationTime >= now else {
             throw .unprocessable("\(prefix)expiration_time \(record.expirationTime) is already past (now is \(now)); expected a time in the future, in seconds since the epoch")
         }
+        guard record.expirationTime <= now + maxLifetime else {
+            throw .unprocessable("\(prefix)expiration_time \(record.expirationTime) is more than \(maxLifetime) s from now (now is \(now)); records live at most \(maxLifetime) s (--max-record-lifetime), so expected at most \(now + maxLifetime)")
+        }
         do {
             try RecordOwnership.verify(record)
         } catch {
@@ -35,10 +43,21 @@ struct RecordValidator: Sendable {
         }
     }
 
-    /// Whether a record from another node may be stored or believed.
-    func accepts(_ record: DHTRecord) -> Bool {
-        guard sizeProblem(record) == nil, record.signature.map(Self.isWellFormed) ?? true else { return false }
-        return (try? RecordOwnership.verify(record)) != nil
+    /// Why a record from another node may not be stored or believed, or nil if it may.
+    func problem(with record: DHTRecord, now: Double) -> StoreRefusal? {
+        if let problem = sizeProblem(record) { return StoreRefusal(.invalid, problem.message) }
+        if let signature = record.signature, !Self.isWellFormed(signature: signature) {
+            return StoreRefusal(.invalid, "'signature' must be 128 hex digits (an Ed25519 signature)")
+        }
+        guard record.expirationTime <= now + maxLifetime + clockSkew else {
+            return StoreRefusal(.invalid, "the expiration \(record.expirationTime) is more than \(maxLifetime) s from now (now is \(now)); records live at most \(maxLifetime) s (--max-record-lifetime)")
+        }
+        do {
+            try RecordOwnership.verify(record)
+        } catch {
+            return StoreRefusal(.invalid, error.message)
+        }
+        return nil
     }
 
     /// 128 hex digits, the form of an Ed25519 signature.

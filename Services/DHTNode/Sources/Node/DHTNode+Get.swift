@@ -98,7 +98,7 @@ extension DHTNode {
             var claimants: Set<String> = []
             for record in entry.records where validator.problem(with: record, now: now) == nil {
                 valid[record.subkey!] = record.item
-                bytes += RecordStorage.size(of: record)
+                bytes += record.storedBytes
                 if let owner = RecordOwnership.claimant(ofSubkey: record.subkey!) { claimants.insert(owner) }
             }
             guard !valid.isEmpty, bytes <= limits.maxBytesPerKey, claimants.count <= 1 else { return nil }

@@ -83,7 +83,7 @@ extension DHTNode {
         var batches: [[DHTRecord]] = []
         var current: [DHTRecord] = [], bytes = 0
         for record in records {
-            let size = RecordStorage.size(of: record)
+            let size = record.storedBytes
             if !current.isEmpty && (current.count == maxRecords || bytes + size > maxBytes) {
                 batches.append(current)
                 current = []

@@ -56,7 +56,7 @@ extension DHTNode {
             return request.ids.map { keyID in
                 var entry = localEntry(keyID, state: &state, now: now)
                 if let found = entry {
-                    let bytes = found.records.reduce(0) { $0 + RecordStorage.size(of: $1) }
+                    let bytes = found.storedBytes
                     if bytes <= budget { budget -= bytes } else { entry = nil }
                 }
                 let nearest = state.routing.nearest(to: keyID, count: configuration.bucketSize, excluding: request.sender?.id)

@@ -7,15 +7,23 @@ import SharedCore
 /// or full, the node is full or the sender has used its share) says why; a
 /// record no replica stored carries the most telling of those reasons.
 extension DHTNode {
-    /// Counts records a client sent through our public API against its address
-    /// (`HTTPRequest.remoteAddress`) before they are replicated; all or none.
+    /// Stores records a client sent through our public API (already validated),
+    /// counted first against the client's address (`HTTPRequest.remoteAddress`)
+    /// among what it wrote through us, then against ours at the replicas.
     /// - Throws: `HTTPError` 429 when the client has written its share through
     ///   this node (507 when we track our most writes); nothing is stored then.
-    public func admit(_ records: [DHTRecord], from source: String) throws(HTTPError) {
-        let sized = records.map { (id: DHTID(key: $0.key), record: $0, bytes: RecordStorage.size(of: $0)) }
+    public func write(_ records: [DHTRecord], from client: String) async throws(HTTPError) -> [DHTStoreResult] {
+        let sized = records.map { (id: DHTID(key: $0.key), record: $0, bytes: $0.storedBytes) }
         let now = Clock.epoch
-        let refusal = withState { state in StoreRefusal.of { () throws(StoreRefusal) in try state.writes?.admit(sized, source: source, now: now) } }
+        let refusal = withState { state in StoreRefusal.of { () throws(StoreRefusal) in try state.writes?.admit(sized, source: client, now: now) } }
         if let refusal { throw refusal.httpError }
+        let results = await store(records, source: client)
+        withState { state in
+            for (item, result) in zip(sized, results) where !result.stored {
+                state.writes?.withdraw(item.record, id: item.id, source: client)
+            }
+        }
+        return results
     }
 
     /// Stores records that the validator already accepted; results are in the order of `records`.

@@ -31,7 +31,7 @@ struct RecordValidator: Sendable {
             throw .unprocessable("\(prefix)expiration_time \(record.expirationTime) is already past (now is \(now)); expected a time in the future, in seconds since the epoch")
         }
         guard record.expirationTime <= now + maxLifetime else {
-            throw .unprocessable("\(prefix)expiration_time \(record.expirationTime) is more than \(maxLifetime) s from now (now is \(now)); records live at most \(maxLifetime) s (--max-record-lifetime), so expected at most \(now + maxLifetime)")
+            throw .unprocessable("\(prefix)expiration_time \(record.expirationTime) is more than \(lifetime) s from now (now is \(now)); records live at most \(lifetime) s (--max-record-lifetime), so expected at most \(now + maxLifetime)")
         }
         do {
             try RecordOwnership.verify(record)
@@ -50,7 +50,7 @@ struct RecordValidator: Sendable {
             return StoreRefusal(.invalid, "'signature' must be 128 hex digits (an Ed25519 signature)")
         }
         guard record.expirationTime <= now + maxLifetime + clockSkew else {
-            return StoreRefusal(.invalid, "the expiration \(record.expirationTime) is more than \(maxLifetime) s from now (now is \(now)); records live at most \(maxLifetime) s (--max-record-lifetime)")
+            return StoreRefusal(.invalid, "the expiration \(record.expirationTime) is more than \(lifetime) s from now (now is \(now)); records live at most \(lifetime) s (--max-record-lifetime)")
         }
         do {
             try RecordOwnership.verify(record)
@@ -58,6 +58,11 @@ struct RecordValidator: Sendable {
             return StoreRefusal(.invalid, error.message)
         }
         return nil
+    }
+
+    /// The lifetime bound for messages, in whole seconds when it is whole.
+    private var lifetime: String {
+        maxLifetime == maxLifetime.rounded() && maxLifetime < 1e15 ? String(Int(maxLifetime)) : "\(maxLifetime)"
     }
 
     /// 128 hex digits, the form of an Ed25519 signature.

@@ -20,8 +20,7 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
     router.put("/v1/records/{key}", accepts: json, limits.check(limits.record) { request in
         let record = try DHTRecord(key: request.parameter("key"), fields: request.jsonObject())
         try node.validator.check(record, now: Clock.epoch, field: "")
-        try node.admit([record], from: request.remoteAddress)
-        let result = await node.store([record], source: request.remoteAddress)[0]
+        let result = try await node.write([record], from: request.remoteAddress)[0]
         // Refused by every replica for a reason other than a later value held there: say so with its status.
         if let refusal = result.refusal.map(StoreRefusal.init(wire:)), refusal.status != nil { throw refusal.httpError }
         return .json(result.json)
@@ -47,8 +46,7 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
             try node.validator.check(record, now: now, field: "records[\(index)]")
             records.append(record)
         }
-        try node.admit(records, from: request.remoteAddress)
-        return .json(["results": .array(await node.store(records, source: request.remoteAddress).map(\.json))])
+        return .json(["results": .array(try await node.write(records, from: request.remoteAddress).map(\.json))])
     })
 
     router.post("/v1/batch/get", accepts: json, limits.check(limits.small) { request in
@@ -121,7 +119,7 @@ extension DHTNode {
     func checkAnswer(_ entries: [DHTEntry]) throws(HTTPError) {
         var bytes = 0
         for entry in entries {
-            bytes += entry.records.reduce(0) { $0 + RecordStorage.size(of: $1) }
+            bytes += entry.storedBytes
             guard bytes <= maxAnswerBytes else {
                 throw HTTPError(status: 422, code: "answer_too_large", message: "the records found hold more than \(maxAnswerBytes) bytes, the most one answer carries (2 x --max-bytes-per-key); ask for fewer keys at a time")
             }

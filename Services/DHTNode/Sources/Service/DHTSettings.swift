@@ -37,7 +37,7 @@ public struct DHTSettings: Sendable {
         initialPeers = options.list("initial-peers").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         for peer in initialPeers {
             if let problem = PeerAddress.problem(peer) {
-                throw OptionError("--initial-peers: '\(peer)' is not a DHT node's URL (\(problem)); expected e.g. http://dht-1.example.org:31337")
+                throw OptionError("--initial-peers: '\(peer)' is not a URL of a DHT node (\(problem)); expected e.g. http://dht-1.example.org:31337")
             }
         }
         if let announce = options.string("announce-address"), !announce.isEmpty, let problem = PeerAddress.problem(announce) {

@@ -98,7 +98,7 @@ struct RecordStorage: Sendable {
         guard record.expirationTime >= now else {
             throw StoreRefusal(.expired, "the expiration \(record.expirationTime) is already past (now is \(now))")
         }
-        let sized = Sized(item: record.item, bytes: Self.size(of: record), source: source)
+        let sized = Sized(item: record.item, bytes: record.storedBytes, source: source)
         dropExpiredSubkeys(id, now: now)
         if count + 1 > limits.maxRecords || totalBytes + sized.bytes > limits.maxBytes { dropExpired(now: now) }
 
@@ -256,10 +256,5 @@ struct RecordStorage: Sendable {
             if let owner = RecordOwnership.claimant(ofSubkey: subkey) { return Claim(owner: owner, until: sized.item.expirationTime) }
         }
         return nil
-    }
-
-    /// Approximate bytes a record takes (its text plus bookkeeping).
-    static func size(of record: DHTRecord) -> Int {
-        64 + record.key.utf8.count + (record.subkey?.utf8.count ?? 0) + record.value.serializedBytes().count + (record.signature?.utf8.count ?? 0)
     }
 }

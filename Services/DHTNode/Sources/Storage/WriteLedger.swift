@@ -6,7 +6,7 @@ import SharedCore
 /// client could pass a flood through a node and use up that node's share at
 /// every replica. A write of a key and subkey counts once: a later write of
 /// the same one replaces it, an earlier or equal one adds nothing (the
-/// replicas refuse it anyway).
+/// replicas refuse it anyway), and one that no node stored is taken back.
 struct WriteLedger: Sendable {
     private struct Name: Hashable, Comparable, Sendable {
         var id: DHTID
@@ -80,6 +80,14 @@ struct WriteLedger: Sendable {
         if deadlines.count > 2 * entries.count + 1024 {
             deadlines = MinHeap(entries.map { Deadline(expirationTime: $0.value.expirationTime, name: $0.key) })
         }
+    }
+
+    /// Takes back the count of a write that no node stored (if it is still the one counted).
+    mutating func withdraw(_ record: DHTRecord, id: DHTID, source: String) {
+        let name = Name(id: id, subkey: record.subkey)
+        guard let entry = entries[name], entry.source == source, entry.expirationTime == record.expirationTime else { return }
+        entries[name] = nil
+        usage.remove(source, bytes: entry.bytes)
     }
 
     /// Forgets writes whose expiration is past.

@@ -1,0 +1,53 @@
+import Shared
+import Testing
+@testable import DHTNode
+
+extension DHTTests {
+    /// The rules at the door (lifetime bound) and how refusals travel between nodes.
+    @Suite struct RecordRulesTests {
+        let validator = RecordValidator(maxKeyBytes: 1_024, maxValueBytes: 1 << 20, maxLifetime: 86_400, clockSkew: 3)
+        let now = 1_000_000.0
+
+        @Test func aClientsRecordLivesAtMostTheLifetimeBound() throws {
+            try validator.check(DHTRecord(key: "k", value: 1, expirationTime: now + 86_400), now: now, field: "")
+            for expiration in [now + 86_401, 1e300, .infinity, .nan] {
+                do {
+                    try validator.check(DHTRecord(key: "k", value: 1, expirationTime: expiration), now: now, field: "")
+                    Issue.record("expiration \(expiration) was accepted")
+                } catch {
+                    #expect(error.status == 422, "\(expiration): \(error)")
+                    #expect(expiration.isNaN || error.message.contains("--max-record-lifetime"), "\(error.message)")
+                }
+            }
+        }
+
+        @Test func aPeersRecordGetsTheClockSkewAsSlack() {
+            #expect(validator.problem(with: DHTRecord(key: "k", value: 1, expirationTime: now + 86_403), now: now) == nil)
+            let refused = validator.problem(with: DHTRecord(key: "k", value: 1, expirationTime: now + 86_404), now: now)
+            #expect(refused?.code == .invalid && refused?.message.contains("86400") == true)
+            #expect(validator.problem(with: DHTRecord(key: "k", value: 1, expirationTime: 1e300), now: now) != nil)
+        }
+
+        @Test func refusalsTravelInStoreAnswersAndOldNodesReadAsOutdated() throws {
+            let peer = DHTPeer(id: .random(), address: "http://127.0.0.1:1")
+            let refusals: [StoreRefusal?] = [nil, StoreRefusal(.claimed, "claimed by x"), StoreRefusal(.quotaExceeded, "share used")]
+            let read = try StoreResponse(fields: JSONObjectReader(StoreResponse(peer: peer, refusals: refusals).json))
+            #expect(read.refusals == refusals && read.results == [true, false, false])
+            // A node that sends only booleans (before refusals had reasons).
+            let old = try StoreResponse(fields: JSONObjectReader(["peer": peer.json, "results": [true, false]]))
+            #expect(old.refusals.map { $0?.code } == [nil, .outdated])
+            // A reason with an unknown code is read as invalid, and its message bounded.
+            let odd = StoreRefusal(wire: DHTRefusal(code: "novel", message: String(repeating: "m", count: 10_000)))
+            #expect(odd.code == .invalid && odd.message.count == 500)
+        }
+
+        @Test func handoversAreCutIntoRequestsThatFitTheLimits() {
+            let small = (0..<2_500).map { DHTRecord(key: "k\($0)", value: .int($0), expirationTime: 1) }
+            #expect(DHTNode.batches(of: small, maxRecords: 1_024, maxBytes: 1 << 30).map(\.count) == [1_024, 1_024, 452])
+            let big = JSON.string(String(repeating: "v", count: 1_000))
+            let large = (0..<5).map { DHTRecord(key: "k\($0)", value: big, expirationTime: 1) }
+            let batches = DHTNode.batches(of: large, maxRecords: 1_024, maxBytes: 2_500)
+            #expect(batches.map(\.count) == [2, 2, 1] && batches.joined().map(\.key) == large.map(\.key))
+        }
+    }
+}

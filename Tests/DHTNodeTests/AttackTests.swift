@@ -97,7 +97,7 @@ extension DHTTests {
                 _ = try await HTTPClient.shared.send("PUT", "\(node.url)/v1/records/late", json: ["value": 1, "expiration_time": .double(expiring())])
                 Issue.record("a full node stored a record")
             } catch {
-                #expect(error.status == 507 && error.code == "storage_full" && error.message.contains("--max-records"), "\(error)")
+                #expect(error.status == 507 && error.code == "storage_full" && error.serverMessage.contains("--max-records"), "\(error)")
             }
             #expect(try await DHTClient(nodes: [node.url]).get("legit-7")?.value == 7)
         }
@@ -111,7 +111,7 @@ extension DHTTests {
                     _ = try await http.send(path == "/v1/batch/store" ? "POST" : "PUT", node.url + path, json: body)
                     Issue.record("\(path): a record past the lifetime bound was accepted")
                 } catch {
-                    #expect(error.status == 422 && error.message.contains("3600") && error.message.contains("--max-record-lifetime"), "\(error)")
+                    #expect(error.status == 422 && error.serverMessage.contains("3600") && error.serverMessage.contains("--max-record-lifetime"), "\(error)")
                 }
             }
             // As a peer: refused with its reason.
@@ -138,7 +138,7 @@ extension DHTTests {
                     statuses[200, default: 0] += 1
                 } catch {
                     statuses[error.status ?? 0, default: 0] += 1
-                    message = "\(error.code ?? ""): \(error.message)"
+                    message = "\(error.code ?? ""): \(error.serverMessage)"
                 }
             }
             #expect(statuses == [200: 4, 507: 196], "\(statuses)")
@@ -169,7 +169,7 @@ extension DHTTests {
                         Issue.record("\(node.url) let another owner take \(uid)")
                     } catch {
                         #expect(error.status == 409 && error.code == "claimed", "\(error)")
-                        #expect(error.message.contains(owner.publicKeyHex) && error.message.contains("\(expiration)"), "\(error.message)")
+                        #expect(error.serverMessage.contains(owner.publicKeyHex) && error.serverMessage.contains("\(expiration)"), "\(error.message)")
                     }
                 }
                 let batch = try await DHTClient(nodes: [node.url]).storeMany([claim])

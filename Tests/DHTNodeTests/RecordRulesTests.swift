@@ -22,10 +22,14 @@ extension DHTTests {
         }
 
         @Test func aPeersRecordGetsTheClockSkewAsSlack() {
-            #expect(validator.problem(with: DHTRecord(key: "k", value: 1, expirationTime: now + 86_403), now: now) == nil)
-            let refused = validator.problem(with: DHTRecord(key: "k", value: 1, expirationTime: now + 86_404), now: now)
-            #expect(refused?.code == .invalid && refused?.message.contains("86400") == true)
-            #expect(validator.problem(with: DHTRecord(key: "k", value: 1, expirationTime: 1e300), now: now) != nil)
+            let record = DHTRecord(key: "k", value: 1, expirationTime: now + 86_403)
+            #expect(validator.checkFromPeer(record, now: now) == .success(record.storedBytes))
+            guard case .failure(let refused) = validator.checkFromPeer(DHTRecord(key: "k", value: 1, expirationTime: now + 86_404), now: now) else {
+                Issue.record("a record 1 s past the slack was accepted")
+                return
+            }
+            #expect(refused.code == .invalid && refused.message.contains("86400"))
+            #expect(validator.checkFromPeer(DHTRecord(key: "k", value: 1, expirationTime: 1e300), now: now) != .success(record.storedBytes))
         }
 
         @Test func refusalsTravelInStoreAnswersAndOldNodesReadAsOutdated() throws {
@@ -37,8 +41,8 @@ extension DHTTests {
             let old = try StoreResponse(fields: JSONObjectReader(["peer": peer.json, "results": [true, false]]))
             #expect(old.refusals.map { $0?.code } == [nil, .outdated])
             // A reason with an unknown code is read as invalid, and its message bounded.
-            let odd = StoreRefusal(wire: DHTRefusal(code: "novel", message: String(repeating: "m", count: 10_000)))
-            #expect(odd.code == .invalid && odd.message.count == 500)
+            let odd = StoreRefusal(wire: DHTRefusal(code: "novel", message: "\u{1b}[31m" + String(repeating: "m", count: 10_000)))
+            #expect(odd.code == .invalid && odd.message.count == 300 && odd.message.hasPrefix("[31m"))
         }
 
         @Test func handoversAreCutIntoRequestsThatFitTheLimits() {

@@ -90,15 +90,17 @@ extension DHTNode {
         let limits = configuration.storageLimits
         switch entry.content {
         case .value:
-            return entry.records.allSatisfy({ validator.problem(with: $0, now: now) == nil }) ? entry : nil
+            guard case .success = validator.checkFromPeer(entry.records[0], now: now) else { return nil }
+            return entry
         case .dictionary(let items):
             guard items.count <= limits.maxSubkeysPerKey else { return nil }
             var valid: [String: DHTItem] = [:]
             var bytes = 0
             var claimants: Set<String> = []
-            for record in entry.records where validator.problem(with: record, now: now) == nil {
+            for record in entry.records {
+                guard case .success(let size) = validator.checkFromPeer(record, now: now) else { continue }
                 valid[record.subkey!] = record.item
-                bytes += record.storedBytes
+                bytes += size
                 if let owner = RecordOwnership.claimant(ofSubkey: record.subkey!) { claimants.insert(owner) }
             }
             guard !valid.isEmpty, bytes <= limits.maxBytesPerKey, claimants.count <= 1 else { return nil }

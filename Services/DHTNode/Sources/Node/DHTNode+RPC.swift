@@ -27,17 +27,23 @@ extension DHTNode {
         try checkBatch(request.records.count, "records")
         if let peer = request.sender { heard(from: peer) }
         let now = Clock.epoch
-        // Hashing and signature checks happen outside the lock.
-        let checked = request.records.map { (record: $0, id: DHTID(key: $0.key), problem: validator.problem(with: $0, now: now)) }
+        // Hashing, sizes and signature checks happen outside the lock.
+        let checked = request.records.map { (record: $0, id: DHTID(key: $0.key), verdict: validator.checkFromPeer($0, now: now)) }
         let refusals = withState { state in
             zip(checked, request.inCache).map { item, inCache -> StoreRefusal? in
-                if let problem = item.problem { return problem }
+                let bytes: Int
+                switch item.verdict {
+                case .success(let size): bytes = size
+                case .failure(let refusal): return refusal
+                }
                 guard inCache else {
-                    return StoreRefusal.of { () throws(StoreRefusal) in try state.storage.store(item.record, id: item.id, now: now, source: source) }
+                    return StoreRefusal.of { () throws(StoreRefusal) in
+                        try state.storage.store(item.record, id: item.id, now: now, source: source, bytes: bytes)
+                    }
                 }
                 // A cached copy may not stand beside a claim we store.
                 if let refusal = state.storage.claimRefusal(for: item.record, id: item.id, now: now) { return refusal }
-                return StoreRefusal.of { () throws(StoreRefusal) in try state.cache.store(item.record, id: item.id, now: now) }
+                return StoreRefusal.of { () throws(StoreRefusal) in try state.cache.store(item.record, id: item.id, now: now, bytes: bytes) }
             }
         }
         return StoreResponse(peer: me, refusals: refusals)
@@ -54,9 +60,8 @@ extension DHTNode {
         let results = withState { state in
             var budget = maxAnswerBytes
             return request.ids.map { keyID in
-                var entry = localEntry(keyID, state: &state, now: now)
-                if let found = entry {
-                    let bytes = found.storedBytes
+                var (entry, bytes) = localEntry(keyID, state: &state, now: now)
+                if entry != nil {
                     if bytes <= budget { budget -= bytes } else { entry = nil }
                 }
                 let nearest = state.routing.nearest(to: keyID, count: configuration.bucketSize, excluding: request.sender?.id)
@@ -67,13 +72,15 @@ extension DHTNode {
         return FindResponse(peer: me, results: results)
     }
 
-    /// What we hold under `keyID`: storage or cache, whichever expires later,
-    /// except that a key claimed in storage is answered from storage.
-    func localEntry(_ keyID: DHTID, state: inout State, now: Double) -> DHTEntry? {
+    /// What we hold under `keyID`, with its bytes: storage or cache, whichever
+    /// expires later, except that a key claimed in storage is answered from storage.
+    func localEntry(_ keyID: DHTID, state: inout State, now: Double) -> (entry: DHTEntry?, bytes: Int) {
         let stored = state.storage.get(keyID, now: now)
-        if state.storage.claim(of: keyID, now: now) != nil { return stored }
-        let cached = state.cache.get(keyID, now: now)
-        return (cached?.expirationTime ?? -.infinity) > (stored?.expirationTime ?? -.infinity) ? cached : stored
+        let cached = state.storage.claim(of: keyID, now: now) == nil ? state.cache.get(keyID, now: now) : nil
+        if (cached?.expirationTime ?? -.infinity) > (stored?.expirationTime ?? -.infinity) {
+            return (cached, state.cache.bytes(of: keyID))
+        }
+        return (stored, state.storage.bytes(of: keyID))
     }
 
     /// The most bytes of records one answer carries (a find answer, a GET or a

@@ -13,7 +13,7 @@ extension DHTNode {
     /// - Throws: `HTTPError` 429 when the client has written its share through
     ///   this node (507 when we track our most writes); nothing is stored then.
     public func write(_ records: [DHTRecord], from client: String) async throws(HTTPError) -> [DHTStoreResult] {
-        let sized = records.map { (id: DHTID(key: $0.key), record: $0, bytes: $0.storedBytes) }
+        let sized = records.map { (id: DHTID(key: $0.key), record: $0, bytes: $0.estimatedBytes) }
         let now = Clock.epoch
         let refusal = withState { state in StoreRefusal.of { () throws(StoreRefusal) in try state.writes?.admit(sized, source: client, now: now) } }
         if let refusal { throw refusal.httpError }

@@ -52,7 +52,8 @@ public final class DHTNode: Sendable {
         self.identity = identity
         self.logger = logger
         self.metrics = metrics
-        peers = PeerClient(http: http, timeout: configuration.rpcTimeout, metrics: metrics)
+        peers = PeerClient(http: http, timeout: configuration.rpcTimeout, metrics: metrics,
+                           maxFindAnswerBytes: 2 * configuration.storageLimits.maxBytesPerKey + (1 << 20))
         validator = RecordValidator(maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes,
                                     maxLifetime: configuration.maxRecordLifetime, clockSkew: configuration.maxClockSkew)
         // A client may write through us half of what one address may hold here, so that

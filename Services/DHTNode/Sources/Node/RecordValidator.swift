@@ -17,10 +17,14 @@ struct RecordValidator: Sendable {
     /// - Throws: `HTTPError`: 400 for a bad key, subkey or owner marker, 413 for
     ///   a value over the limit, 422 for an expiration in the past or past the
     ///   lifetime bound, 403 for a missing or wrong signature.
-    func check(_ record: DHTRecord, now: Double, field: String) throws(HTTPError) {
+    /// - Returns: the record's size as storage counts it.
+    @discardableResult
+    func check(_ record: DHTRecord, now: Double, field: String) throws(HTTPError) -> Int {
         let prefix = field.isEmpty ? "" : "\(field): "
-        if let problem = sizeProblem(record) {
-            throw problem.isValue ? .payloadTooLarge(prefix + problem.message) : .badRequest(prefix + problem.message)
+        let bytes: Int
+        switch measure(record) {
+        case .success(let size): bytes = size
+        case .failure(let problem): throw problem.isValue ? .payloadTooLarge(prefix + problem.message) : .badRequest(prefix + problem.message)
         }
         // Checked on every record, owned or not, as the API documents it: a malformed
         // signature is a client's mistake even where none is needed.
@@ -41,23 +45,29 @@ struct RecordValidator: Sendable {
             case .missingSignature, .badSignature: throw HTTPError(status: 403, code: error.code.rawValue, message: prefix + error.message)
             }
         }
+        return bytes
     }
 
-    /// Why a record from another node may not be stored or believed, or nil if it may.
-    func problem(with record: DHTRecord, now: Double) -> StoreRefusal? {
-        if let problem = sizeProblem(record) { return StoreRefusal(.invalid, problem.message) }
+    /// Checks a record from another node (to store or to believe).
+    /// - Returns: its size as storage counts it, or why it may not be stored or believed.
+    func checkFromPeer(_ record: DHTRecord, now: Double) -> Result<Int, StoreRefusal> {
+        let bytes: Int
+        switch measure(record) {
+        case .success(let size): bytes = size
+        case .failure(let problem): return .failure(StoreRefusal(.invalid, problem.message))
+        }
         if let signature = record.signature, !Self.isWellFormed(signature: signature) {
-            return StoreRefusal(.invalid, "'signature' must be 128 hex digits (an Ed25519 signature)")
+            return .failure(StoreRefusal(.invalid, "'signature' must be 128 hex digits (an Ed25519 signature)"))
         }
         guard record.expirationTime <= now + maxLifetime + clockSkew else {
-            return StoreRefusal(.invalid, "the expiration \(record.expirationTime) is more than \(lifetime) s from now (now is \(now)); records live at most \(lifetime) s (--max-record-lifetime)")
+            return .failure(StoreRefusal(.invalid, "the expiration \(record.expirationTime) is more than \(lifetime) s from now (now is \(now)); records live at most \(lifetime) s (--max-record-lifetime)"))
         }
         do {
             try RecordOwnership.verify(record)
         } catch {
-            return StoreRefusal(.invalid, error.message)
+            return .failure(StoreRefusal(.invalid, error.message))
         }
-        return nil
+        return .success(bytes)
     }
 
     /// The lifetime bound for messages, in whole seconds when it is whole.
@@ -70,17 +80,25 @@ struct RecordValidator: Sendable {
         signature.utf8.count == 128 && [UInt8](hex: signature) != nil
     }
 
-    private func sizeProblem(_ record: DHTRecord) -> (message: String, isValue: Bool)? {
+    /// A size problem with the record's message and whether it is the value's
+    /// (a 413 rather than a 400 for a client).
+    struct SizeProblem: Error {
+        let message: String
+        let isValue: Bool
+    }
+
+    /// The record's size as storage counts it (`DHTRecord.storedBytes`), or what is wrong with its sizes.
+    private func measure(_ record: DHTRecord) -> Result<Int, SizeProblem> {
         let keyBytes = record.key.utf8.count
-        if keyBytes == 0 { return ("the key is empty; expected 1 to \(maxKeyBytes) bytes", false) }
-        if keyBytes > maxKeyBytes { return ("the key is \(keyBytes) bytes; at most \(maxKeyBytes) are allowed", false) }
+        if keyBytes == 0 { return .failure(SizeProblem(message: "the key is empty; expected 1 to \(maxKeyBytes) bytes", isValue: false)) }
+        if keyBytes > maxKeyBytes { return .failure(SizeProblem(message: "the key is \(keyBytes) bytes; at most \(maxKeyBytes) are allowed", isValue: false)) }
         if let subkey = record.subkey, subkey.utf8.count > maxKeyBytes {
-            return ("the subkey is \(subkey.utf8.count) bytes; at most \(maxKeyBytes) are allowed", false)
+            return .failure(SizeProblem(message: "the subkey is \(subkey.utf8.count) bytes; at most \(maxKeyBytes) are allowed", isValue: false))
         }
         let valueBytes = record.value.serializedBytes().count
         if valueBytes > maxValueBytes {
-            return ("the value is \(valueBytes) bytes of JSON; at most \(maxValueBytes) are allowed (see --max-value-bytes)", true)
+            return .failure(SizeProblem(message: "the value is \(valueBytes) bytes of JSON; at most \(maxValueBytes) are allowed (see --max-value-bytes)", isValue: true))
         }
-        return nil
+        return .success(record.storedBytes(valueBytes: valueBytes))
     }
 }

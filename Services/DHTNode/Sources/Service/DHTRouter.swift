@@ -115,11 +115,12 @@ private func latestFlag(_ request: HTTPRequest) throws(HTTPError) -> Bool {
 }
 
 extension DHTNode {
-    /// An answer carries at most `maxAnswerBytes` of records.
+    /// An answer carries at most `maxAnswerBytes` of records (counted without
+    /// string escapes: nothing is serialized before the answer is).
     func checkAnswer(_ entries: [DHTEntry]) throws(HTTPError) {
         var bytes = 0
         for entry in entries {
-            bytes += entry.storedBytes
+            bytes += entry.estimatedBytes
             guard bytes <= maxAnswerBytes else {
                 throw HTTPError(status: 422, code: "answer_too_large", message: "the records found hold more than \(maxAnswerBytes) bytes, the most one answer carries (2 x --max-bytes-per-key); ask for fewer keys at a time")
             }

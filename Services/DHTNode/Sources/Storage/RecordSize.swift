@@ -1,25 +1,34 @@
 import SharedCore
 
-// How many bytes a record counts for in storage limits, quotas and answer
-// budgets: its JSON text without string escapes, plus 64 bytes of
-// bookkeeping per record. Cheap (nothing is serialized: a string knows its
-// UTF-8 length) and close to the memory a record takes; a string's escapes
-// (at most 6 bytes for one byte of text) are left out.
+// How many bytes a record counts for: its JSON text plus 64 bytes of
+// bookkeeping. Storage counts exactly (`storedBytes`, one serialization per
+// store: the per-key bound then also bounds what a GET of the key carries);
+// the write ledger and answer budgets count without serializing
+// (`estimatedBytes`: a string knows its UTF-8 length, but not its escapes,
+// which can make its text up to 6 times longer).
 
 extension DHTRecord {
-    var storedBytes: Int { Self.storedBytes(key: key, subkey: subkey, item: item) }
+    /// Exactly: the value's compact JSON.
+    var storedBytes: Int { storedBytes(valueBytes: value.serializedBytes().count) }
 
-    static func storedBytes(key: String, subkey: String?, item: DHTItem) -> Int {
-        64 + key.utf8.count + (subkey?.utf8.count ?? 0) + item.value.textBytesWithoutEscapes + (item.signature?.utf8.count ?? 0)
-    }
+    /// `storedBytes` for a value whose compact JSON is `valueBytes` long.
+    func storedBytes(valueBytes: Int) -> Int { overhead + valueBytes }
+
+    /// Cheaply: string escapes are left out.
+    var estimatedBytes: Int { overhead + value.textBytesWithoutEscapes }
+
+    private var overhead: Int { 64 + key.utf8.count + (subkey?.utf8.count ?? 0) + (signature?.utf8.count ?? 0) }
 }
 
 extension DHTEntry {
-    /// The bytes of all its records.
-    var storedBytes: Int {
+    /// `estimatedBytes` of all its records.
+    var estimatedBytes: Int {
+        func bytes(_ subkey: String?, _ item: DHTItem) -> Int {
+            64 + key.utf8.count + (subkey?.utf8.count ?? 0) + item.value.textBytesWithoutEscapes + (item.signature?.utf8.count ?? 0)
+        }
         switch content {
-        case .value(let item): DHTRecord.storedBytes(key: key, subkey: nil, item: item)
-        case .dictionary(let items): items.reduce(0) { $0 + DHTRecord.storedBytes(key: key, subkey: $1.key, item: $1.value) }
+        case .value(let item): return bytes(nil, item)
+        case .dictionary(let items): return items.reduce(0) { $0 + bytes($1.key, $1.value) }
         }
     }
 }

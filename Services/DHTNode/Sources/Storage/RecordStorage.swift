@@ -92,13 +92,14 @@ struct RecordStorage: Sendable {
     var keyCount: Int { slots.count }
 
     /// Stores a record under `id` (the id of `record.key`), counted against `source`.
+    /// - Parameter bytes: `record.storedBytes`, if the caller knows it already.
     /// - Throws: `StoreRefusal` saying why it was not stored (`outdated`: something
     ///   with a later or equal expiration is held).
-    mutating func store(_ record: DHTRecord, id: DHTID, now: Double, source: String = "") throws(StoreRefusal) {
+    mutating func store(_ record: DHTRecord, id: DHTID, now: Double, source: String = "", bytes: Int? = nil) throws(StoreRefusal) {
         guard record.expirationTime >= now else {
             throw StoreRefusal(.expired, "the expiration \(record.expirationTime) is already past (now is \(now))")
         }
-        let sized = Sized(item: record.item, bytes: record.storedBytes, source: source)
+        let sized = Sized(item: record.item, bytes: bytes ?? record.storedBytes, source: source)
         dropExpiredSubkeys(id, now: now)
         if count + 1 > limits.maxRecords || totalBytes + sized.bytes > limits.maxBytes { dropExpired(now: now) }
 
@@ -179,6 +180,9 @@ struct RecordStorage: Sendable {
         case .dictionary(let items): return DHTEntry(key: slot.key, content: .dictionary(items.mapValues(\.item)))
         }
     }
+
+    /// The bytes held under `id` (as `get` returns them, once expired subkeys are dropped).
+    func bytes(of id: DHTID) -> Int { slots[id]?.bytes ?? 0 }
 
     /// The expiration of what is held under `id`, if anything (expired records included).
     func expirationTime(of id: DHTID) -> Double? { slots[id]?.expirationTime }

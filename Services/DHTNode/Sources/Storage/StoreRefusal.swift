@@ -66,8 +66,11 @@ struct StoreRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     var wire: DHTRefusal { DHTRefusal(code: code.rawValue, message: message) }
 
     /// A refusal another node reported; an unknown code reads as `invalid`.
+    /// Its message reaches our client, so it is kept to 300 characters without
+    /// control characters.
     init(wire: DHTRefusal) {
-        self.init(Code(rawValue: wire.code) ?? .invalid, String(wire.message.prefix(500)))
+        let message = String(String.UnicodeScalarView(wire.message.unicodeScalars.lazy.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(300)))
+        self.init(Code(rawValue: wire.code) ?? .invalid, message)
     }
 }
 

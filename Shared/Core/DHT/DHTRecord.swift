@@ -204,7 +204,9 @@ public struct DHTStoreResult: Sendable, Equatable {
 /// names the rule and its limit. Codes: `outdated` (a value with a later or
 /// equal expiration is held), `expired`, `invalid`, `claimed` (another owner
 /// claims the key), `key_full` (subkeys or bytes per key), `storage_full`,
-/// `quota_exceeded` (the sender's share of the node).
+/// `quota_exceeded` (the sender's share of the node), `unavailable` (no node
+/// that should hold the record answered). The message is the node's: log it,
+/// but relay it only where the node is trusted.
 public struct DHTRefusal: Sendable, Equatable, CustomStringConvertible {
     public var code: String
     public var message: String

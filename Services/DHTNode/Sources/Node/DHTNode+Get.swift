@@ -108,6 +108,8 @@ extension DHTNode {
         }
     }
 
+    /// Caches a value found at another node here (except what a claim we store
+    /// refuses), and pushes it to the nearest visited nodes that answered without it.
     private func cacheFound(_ entry: DHTEntry, keyID: DHTID, search: SearchState, lacking: [DHTPeer]) {
         let now = Clock.epoch
         let records = entry.records

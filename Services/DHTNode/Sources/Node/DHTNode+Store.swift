@@ -10,14 +10,15 @@ extension DHTNode {
     /// Stores records a client sent through our public API (already validated),
     /// counted first against the client's address (`HTTPRequest.remoteAddress`)
     /// among what it wrote through us, then against ours at the replicas.
+    /// - Parameter sizes: each record's `storedBytes`, as the validator measured it.
     /// - Throws: `HTTPError` 429 when the client has written its share through
     ///   this node (507 when we track our most writes); nothing is stored then.
-    public func write(_ records: [DHTRecord], from client: String) async throws(HTTPError) -> [DHTStoreResult] {
-        let sized = records.map { (id: DHTID(key: $0.key), record: $0, bytes: $0.estimatedBytes) }
+    func write(_ records: [DHTRecord], sizes: [Int], from client: String) async throws(HTTPError) -> [DHTStoreResult] {
+        let sized = zip(records, sizes).map { (id: DHTID(key: $0.key), record: $0, bytes: $1) }
         let now = Clock.epoch
         let refusal = withState { state in StoreRefusal.of { () throws(StoreRefusal) in try state.writes?.admit(sized, source: client, now: now) } }
         if let refusal { throw refusal.httpError }
-        let results = await store(records, source: client)
+        let results = await store(records, sizes: sizes, source: client)
         withState { state in
             for (item, result) in zip(sized, results) where !result.stored {
                 state.writes?.withdraw(item.record, id: item.id, source: client)
@@ -27,8 +28,13 @@ extension DHTNode {
     }
 
     /// Stores records that the validator already accepted; results are in the order of `records`.
-    /// - Parameter source: the address the records came from, counted against its share where we keep them.
-    public func store(_ records: [DHTRecord], source: String = "") async -> [DHTStoreResult] {
+    public func store(_ records: [DHTRecord]) async -> [DHTStoreResult] {
+        await store(records, sizes: records.map(\.storedBytes), source: "")
+    }
+
+    /// Stores records with their sizes (`storedBytes`), counted against `source`
+    /// (the address they came from) where we keep them.
+    func store(_ records: [DHTRecord], sizes: [Int], source: String) async -> [DHTStoreResult] {
         guard !records.isEmpty else { return [] }
         var groups: [DHTID: [Int]] = [:]
         var order: [DHTID] = []
@@ -45,7 +51,8 @@ extension DHTNode {
                 let indices = groups[finished.query]!
                 let candidates = finished.nearest.map { DHTPeer(id: $0, address: found.addresses[$0]!) }
                 group.addTask {
-                    await self.storeReplicas(indices.map { records[$0] }, keyID: finished.query, candidates: candidates, source: source)
+                    await self.storeReplicas(indices.map { records[$0] }, sizes: indices.map { sizes[$0] }, keyID: finished.query,
+                                             candidates: candidates, source: source)
                         .flatMap { verdicts in zip(indices, verdicts).map { ($0, $1) } }
                 }
             }
@@ -59,7 +66,7 @@ extension DHTNode {
                 }
             }
         }
-        cacheStored(records, accepted: accepted)
+        cacheStored(records, sizes: sizes, accepted: accepted)
         return records.indices.map { index in
             let refusal = accepted[index] > 0 ? nil : refusals[index]
                 ?? StoreRefusal(.unavailable, "none of the nodes nearest to the key answered; try again later")
@@ -70,7 +77,8 @@ extension DHTNode {
 
     /// Stores one key's records on up to `numReplicas` of `candidates` (nearest
     /// first) and on ourselves if we are among them; returns each replica's verdicts.
-    private func storeReplicas(_ records: [DHTRecord], keyID: DHTID, candidates: [DHTPeer], source: String) async -> [[StoreRefusal?]] {
+    private func storeReplicas(_ records: [DHTRecord], sizes: [Int], keyID: DHTID, candidates: [DHTPeer],
+                               source: String) async -> [[StoreRefusal?]] {
         var remaining = candidates
         if !configuration.clientMode, let me = sender {
             remaining.append(me)
@@ -83,7 +91,7 @@ extension DHTNode {
             while verdicts.count < configuration.numReplicas && (!remaining.isEmpty || inFlight > 0) {
                 while verdicts.count + inFlight < configuration.numReplicas, let peer = remaining.popLast() {
                     if peer.id == id {
-                        verdicts.append(storeLocally(records, source: source))
+                        verdicts.append(storeLocally(records, sizes: sizes, source: source))
                     } else {
                         inFlight += 1
                         group.addTask { try? await self.store(peer.address, records, inCache: false) }
@@ -98,24 +106,26 @@ extension DHTNode {
         return verdicts
     }
 
-    private func storeLocally(_ records: [DHTRecord], source: String) -> [StoreRefusal?] {
+    private func storeLocally(_ records: [DHTRecord], sizes: [Int], source: String) -> [StoreRefusal?] {
         let now = Clock.epoch
         return withState { state in
-            records.map { record in
-                StoreRefusal.of { () throws(StoreRefusal) in try state.storage.store(record, id: DHTID(key: record.key), now: now, source: source) }
+            zip(records, sizes).map { record, bytes in
+                StoreRefusal.of { () throws(StoreRefusal) in
+                    try state.storage.store(record, id: DHTID(key: record.key), now: now, source: source, bytes: bytes)
+                }
             }
         }
     }
 
     /// Keeps what was stored in our cache too, so that our own gets find it at once
     /// (the reference's cache_on_store); a dictionary's subkeys join a cached dictionary only.
-    private func cacheStored(_ records: [DHTRecord], accepted: [Int]) {
+    private func cacheStored(_ records: [DHTRecord], sizes: [Int], accepted: [Int]) {
         let now = Clock.epoch
         withState { state in
-            for (record, count) in zip(records, accepted) where count > 0 {
-                let keyID = DHTID(key: record.key)
+            for index in records.indices where accepted[index] > 0 {
+                let record = records[index], keyID = DHTID(key: records[index].key)
                 if record.subkey == nil || state.cache.get(keyID, now: now)?.subkeys != nil {
-                    try? state.cache.store(record, id: keyID, now: now)
+                    try? state.cache.store(record, id: keyID, now: now, bytes: sizes[index])
                 }
             }
         }

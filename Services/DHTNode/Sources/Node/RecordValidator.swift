@@ -17,8 +17,7 @@ struct RecordValidator: Sendable {
     /// - Throws: `HTTPError`: 400 for a bad key, subkey or owner marker, 413 for
     ///   a value over the limit, 422 for an expiration in the past or past the
     ///   lifetime bound, 403 for a missing or wrong signature.
-    /// - Returns: the record's size as storage counts it.
-    @discardableResult
+    /// - Returns: the record's size as storage counts it (`DHTRecord.storedBytes`).
     func check(_ record: DHTRecord, now: Double, field: String) throws(HTTPError) -> Int {
         let prefix = field.isEmpty ? "" : "\(field): "
         let bytes: Int

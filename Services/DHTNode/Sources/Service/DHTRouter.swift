@@ -19,8 +19,8 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
 
     router.put("/v1/records/{key}", accepts: json, limits.check(limits.record) { request in
         let record = try DHTRecord(key: request.parameter("key"), fields: request.jsonObject())
-        try node.validator.check(record, now: Clock.epoch, field: "")
-        let result = try await node.write([record], from: request.remoteAddress)[0]
+        let bytes = try node.validator.check(record, now: Clock.epoch, field: "")
+        let result = try await node.write([record], sizes: [bytes], from: request.remoteAddress)[0]
         // Refused by every replica for a reason other than a later value held there: say so with its status.
         if let refusal = result.refusal.map(StoreRefusal.init(wire:)), refusal.status != nil { throw refusal.httpError }
         return .json(result.json)
@@ -40,13 +40,13 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
         let items = try request.jsonObject().array("records")
         try node.checkBatch(items.count, "records")
         let now = Clock.epoch
-        var records: [DHTRecord] = []
+        var records: [DHTRecord] = [], sizes: [Int] = []
         for (index, item) in items.enumerated() {
             let record = try DHTRecord(fields: JSONObjectReader(item, path: "records[\(index)]"))
-            try node.validator.check(record, now: now, field: "records[\(index)]")
+            sizes.append(try node.validator.check(record, now: now, field: "records[\(index)]"))
             records.append(record)
         }
-        return .json(["results": .array(try await node.write(records, from: request.remoteAddress).map(\.json))])
+        return .json(["results": .array(try await node.write(records, sizes: sizes, from: request.remoteAddress).map(\.json))])
     })
 
     router.post("/v1/batch/get", accepts: json, limits.check(limits.small) { request in

@@ -1,9 +1,9 @@
 import SharedCore
 
 // How many bytes a record counts for: its JSON text plus 64 bytes of
-// bookkeeping. Storage counts exactly (`storedBytes`, one serialization per
-// store: the per-key bound then also bounds what a GET of the key carries);
-// the write ledger and answer budgets count without serializing
+// bookkeeping. Storage and the write ledger count exactly (`storedBytes`,
+// measured once by the validator: the per-key bound then also bounds what a
+// GET of the key carries); answer budgets count without serializing
 // (`estimatedBytes`: a string knows its UTF-8 length, but not its escapes,
 // which can make its text up to 6 times longer).
 
@@ -13,9 +13,6 @@ extension DHTRecord {
 
     /// `storedBytes` for a value whose compact JSON is `valueBytes` long.
     func storedBytes(valueBytes: Int) -> Int { overhead + valueBytes }
-
-    /// Cheaply: string escapes are left out.
-    var estimatedBytes: Int { overhead + value.textBytesWithoutEscapes }
 
     private var overhead: Int { 64 + key.utf8.count + (subkey?.utf8.count ?? 0) + (signature?.utf8.count ?? 0) }
 }

@@ -42,8 +42,8 @@ struct WriteLedger: Sendable {
     /// Writes tracked, expired ones included until the next admission.
     var count: Int { entries.count }
 
-    /// Counts `records` (with their sizes: `estimatedBytes`, nothing is
-    /// serialized twice) against `source`: all of them, or none.
+    /// Counts `records` (with their sizes, as storage counts them) against
+    /// `source`: all of them, or none.
     /// - Throws: `StoreRefusal` `quotaExceeded` past the client's quota,
     ///   `storageFull` when the ledger tracks its capacity.
     mutating func admit(_ records: [(id: DHTID, record: DHTRecord, bytes: Int)], source: String, now: Double) throws(StoreRefusal) {

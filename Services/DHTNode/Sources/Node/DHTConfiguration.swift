@@ -32,7 +32,7 @@ public struct DHTConfiguration: Sendable {
     /// Records this node keeps for the DHT.
     public var storageLimits = StorageLimits()
     /// Values it fetched or was sent for caching; evicted first, since the DHT holds them elsewhere.
-    public var cacheLimits = StorageLimits(maxRecords: 10_000, maxBytes: 64 << 20, sourceShare: nil)
+    public var cacheLimits = StorageLimits(maxRecords: 5_000, maxBytes: 16 << 20, sourceShare: nil)
     /// After a get, push the value to this many nearest visited nodes that lacked it.
     public var cacheNearest = 1
     /// Refresh a cached value that was read this many seconds before it expires.
@@ -60,9 +60,10 @@ public struct StorageLimits: Sendable {
     /// (nil: no per-source quota, as for the cache), so that one address cannot fill the node.
     public var sourceShare: Double?
 
-    /// The defaults: 100,000 records and 256 MiB, 1024 subkeys and 4 MiB per
-    /// key, a tenth of the node per source address.
-    public init(maxRecords: Int = 100_000, maxBytes: Int = 256 << 20, maxSubkeysPerKey: Int = 1024,
+    /// The defaults: 50,000 records and 128 MiB (a full node stays under
+    /// 300 MB resident: a small record takes about 1.4 KB), 1024 subkeys and
+    /// 4 MiB per key, a tenth of the node per source address.
+    public init(maxRecords: Int = 50_000, maxBytes: Int = 128 << 20, maxSubkeysPerKey: Int = 1024,
                 maxBytesPerKey: Int = 4 << 20, sourceShare: Double? = 0.1) {
         self.maxRecords = maxRecords
         self.maxBytes = maxBytes

@@ -44,14 +44,5 @@ extension DHTTests {
             let odd = StoreRefusal(wire: DHTRefusal(code: "novel", message: "\u{1b}[31m" + String(repeating: "m", count: 10_000)))
             #expect(odd.code == .invalid && odd.message.count == 300 && odd.message.hasPrefix("[31m"))
         }
-
-        @Test func handoversAreCutIntoRequestsThatFitTheLimits() {
-            let small = (0..<2_500).map { DHTRecord(key: "k\($0)", value: .int($0), expirationTime: 1) }
-            #expect(DHTNode.batches(of: small, maxRecords: 1_024, maxBytes: 1 << 30).map(\.count) == [1_024, 1_024, 452])
-            let big = JSON.string(String(repeating: "v", count: 1_000))
-            let large = (0..<5).map { DHTRecord(key: "k\($0)", value: big, expirationTime: 1) }
-            let batches = DHTNode.batches(of: large, maxRecords: 1_024, maxBytes: 2_500)
-            #expect(batches.map(\.count) == [2, 2, 1] && batches.joined().map(\.key) == large.map(\.key))
-        }
     }
 }

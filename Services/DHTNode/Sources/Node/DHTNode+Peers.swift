@@ -52,9 +52,20 @@ extension DHTNode {
             return (handover, state.routing.addOrUpdate(peer, now: now))
         }
         if !handover.isEmpty {
-            let batches = Self.batches(of: handover, maxRecords: configuration.maxBatch, maxBytes: configuration.storageLimits.maxBytesPerKey)
             Task {
-                for batch in batches { _ = try? await self.store(peer.address, batch, inCache: false) }
+                // In batches that the newcomer's store route takes (records per request, bytes per body).
+                var batch: [DHTRecord] = [], bytes = 0
+                for record in handover {
+                    let size = record.json.serializedBytes().count
+                    if !batch.isEmpty && (batch.count == 256 || bytes + size > 2 << 20) {
+                        _ = try? await self.store(peer.address, batch, inCache: false)
+                        batch = []
+                        bytes = 0
+                    }
+                    batch.append(record)
+                    bytes += size
+                }
+                _ = try? await self.store(peer.address, batch, inCache: false)
             }
         }
         if let toPing {
@@ -74,26 +85,6 @@ extension DHTNode {
 
     func isBlacklisted(_ address: String) -> Bool {
         state.withLock { $0.blacklist.isBanned(address, now: Clock.epoch) }
-    }
-
-    /// `records` cut into requests of at most `maxRecords` records and about
-    /// `maxBytes` bytes (a record larger than that goes alone), so that each
-    /// fits a store RPC's limits.
-    static func batches(of records: [DHTRecord], maxRecords: Int, maxBytes: Int) -> [[DHTRecord]] {
-        var batches: [[DHTRecord]] = []
-        var current: [DHTRecord] = [], bytes = 0
-        for record in records {
-            let size = record.storedBytes
-            if !current.isEmpty && (current.count == maxRecords || bytes + size > maxBytes) {
-                batches.append(current)
-                current = []
-                bytes = 0
-            }
-            current.append(record)
-            bytes += size
-        }
-        if !current.isEmpty { batches.append(current) }
-        return batches
     }
 
     /// The records a newly met node should now hold: those for which it is

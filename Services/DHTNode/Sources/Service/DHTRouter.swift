@@ -15,16 +15,20 @@ import SharedCore
 public func makeDHTRouter(_ node: DHTNode) -> Router {
     var router = Router()
     let json = ["application/json"]
-    let limits = DHTBodyLimits(node.configuration)
+    // One record: its value and the JSON around it. A batch or a peer's store: one key's
+    // records at their most, twice over for JSON's overhead. Gets, finds and pings are
+    // control messages (the server's default route limit, 1 MiB).
+    let record = node.configuration.maxValueBytes + (64 << 10)
+    let batch = 2 * node.configuration.storageLimits.maxBytesPerKey + (64 << 10)
 
-    router.put("/v1/records/{key}", accepts: json, limits.check(limits.record) { request in
+    router.put("/v1/records/{key}", accepts: json, maxBodyBytes: record) { request in
         let record = try DHTRecord(key: request.parameter("key"), fields: request.jsonObject())
         let bytes = try node.validator.check(record, now: Clock.epoch, field: "")
         let result = try await node.write([record], sizes: [bytes], from: request.remoteAddress)[0]
         // Refused by every replica for a reason other than a later value held there: say so with its status.
         if let refusal = result.refusal.map(StoreRefusal.init(wire:)), refusal.status != nil { throw refusal.httpError }
         return .json(result.json)
-    })
+    }
 
     router.get("/v1/records/{key}") { request in
         let key = request.parameter("key")
@@ -36,7 +40,7 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
         return .json(entry.json)
     }
 
-    router.post("/v1/batch/store", accepts: json, limits.check(limits.batch) { request in
+    router.post("/v1/batch/store", accepts: json, maxBodyBytes: batch) { request in
         let items = try request.jsonObject().array("records")
         try node.checkBatch(items.count, "records")
         let now = Clock.epoch
@@ -47,9 +51,9 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
             records.append(record)
         }
         return .json(["results": .array(try await node.write(records, sizes: sizes, from: request.remoteAddress).map(\.json))])
-    })
+    }
 
-    router.post("/v1/batch/get", accepts: json, limits.check(limits.small) { request in
+    router.post("/v1/batch/get", accepts: json) { request in
         let body = try request.jsonObject()
         let keys = try body.array("keys").enumerated().map { index, value throws(HTTPError) in
             guard let key = value.stringValue else { throw HTTPError.badRequest("field 'keys[\(index)]': expected a string, got \(value.typeName)") }
@@ -60,49 +64,21 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
         let found = await node.get(keys, latest: try body.optional("latest", JSONObjectReader.bool) ?? false)
         try node.checkAnswer(Array(found.values))
         return .json(["results": .array(keys.map { found[$0]?.json ?? .null })])
-    })
+    }
 
     router.get("/v1/node") { _ in .json(node.info()) }
 
     guard !node.configuration.clientMode else { return router }
-    router.post("/v1/dht/ping", accepts: json, limits.check(limits.small) { request in
+    router.post("/v1/dht/ping", accepts: json) { request in
         .json(try await node.handlePing(PingRequest(fields: request.jsonObject())).json)
-    })
-    router.post("/v1/dht/store", accepts: json, limits.check(limits.batch) { request in
+    }
+    router.post("/v1/dht/store", accepts: json, maxBodyBytes: batch) { request in
         .json(try node.handleStore(StoreRequest(fields: request.jsonObject()), from: request.remoteAddress).json)
-    })
-    router.post("/v1/dht/find", accepts: json, limits.check(limits.small) { request in
+    }
+    router.post("/v1/dht/find", accepts: json) { request in
         .json(try node.handleFind(FindRequest(fields: request.jsonObject())).json)
-    })
+    }
     return router
-}
-
-/// The largest request bodies the DHT routes take, far below the server's
-/// own limit (`--max-body-bytes`, checked first): what a route can use, and
-/// no more, so that slow uploads cannot hold much memory.
-struct DHTBodyLimits: Sendable {
-    /// `PUT /v1/records/{key}`: one value at its largest, with key, subkey and signature.
-    let record: Int
-    /// Batch and peer stores: one key's records at their most, twice over for JSON's overhead.
-    let batch: Int
-    /// Gets, finds and pings: 1024 keys of 1 KiB.
-    let small: Int
-
-    init(_ configuration: DHTConfiguration) {
-        record = configuration.maxValueBytes + (64 << 10)
-        batch = 2 * configuration.storageLimits.maxBytesPerKey + (64 << 10)
-        small = max(1 << 20, configuration.maxBatch * (configuration.maxKeyBytes + 64))
-    }
-
-    /// `handler`, refusing a body over `limit` with a 413 first.
-    func check(_ limit: Int, _ handler: @escaping HTTPHandler) -> HTTPHandler {
-        { request in
-            guard request.body.count <= limit else {
-                throw HTTPError.payloadTooLarge("the request body is \(request.body.count) bytes; \(request.method) \(request.path.prefix(100)) takes at most \(limit) (see --max-value-bytes and --max-bytes-per-key)")
-            }
-            return try await handler(request)
-        }
-    }
 }
 
 /// `?latest=true|false` (also 1 or 0); absent means false.

@@ -4,7 +4,7 @@ import SharedCore
 /// answers (`DHTRefusal` on the wire), so that the node a client wrote to
 /// can say why, when no replica stored the record.
 struct StoreRefusal: Error, Sendable, Equatable, CustomStringConvertible {
-    enum Code: String, Sendable, CaseIterable {
+    enum Code: String, Sendable {
         /// A value with a later or equal expiration is held (the reference's rule; not an error).
         case outdated
         /// The expiration is past.

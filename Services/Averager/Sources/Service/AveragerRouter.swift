@@ -10,6 +10,7 @@ public enum AveragerRouter {
     /// The router serving `averager`.
     public static func build(_ averager: Averager, intercept: Interceptor = { _, handler in handler }) -> Router {
         var router = Router()
+        router.serve(.averager)
         func add(_ method: String, _ pattern: String, accepts: [String] = [], _ handler: @escaping @Sendable (HTTPRequest) async throws(AveragerError) -> HTTPResponse) {
             let handler: HTTPHandler = { request in
                 do throws(AveragerError) { return try await handler(request) } catch { throw error.http }

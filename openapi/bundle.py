@@ -162,6 +162,10 @@ def problems(document: Document) -> list[str]:
                 schema = content.get("schema") or {}
                 if media.startswith("text/"):
                     continue
+                if media not in ("application/json", "application/octet-stream"):
+                    found.append(f"{where}: the {label} is {media}; generators read application/json, "
+                                 "application/octet-stream and text/* bodies")
+                    continue
                 if "$ref" not in schema:
                     found.append(f"{where}: the {label}'s {media} schema is inline; name it in components.schemas")
                 elif media == "application/octet-stream" and dereference(document, schema).get("format") != "binary":

@@ -63,13 +63,15 @@ import TestSupport
         #expect(gateway.waitForExit(timeout: 0) == nil, "the gateway exited during the run")
     }
 
-    private func waitUntilDeclared(_ uids: [String], in dht: String) async throws {
-        let client = DHTClient(nodes: [dht], timeout: 5)
-        let deadline = Clock.now + 10
-        while try await client.getMany(uids, latest: true).count < uids.count {
-            guard Clock.now < deadline else { throw ServiceProcessError("the experts were not declared in the DHT in time") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+}
+
+/// Waits until a host's experts are in the DHT, where a gateway finds them.
+func waitUntilDeclared(_ uids: [String], in dht: String) async throws {
+    let client = DHTClient(nodes: [dht], timeout: 5)
+    let deadline = Clock.now + 10
+    while try await client.getMany(uids, latest: true).count < uids.count {
+        guard Clock.now < deadline else { throw ServiceProcessError("the experts were not declared in the DHT in time") }
+        try await Task.sleep(for: .milliseconds(50))
     }
 }
 

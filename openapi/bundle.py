@@ -130,6 +130,26 @@ def operations(document: Document) -> list[tuple[str, str, Document]]:
             for method in METHODS if method in item]
 
 
+def bodies(operation: Document) -> list[tuple[str, Document]]:
+    """The request body and the responses of an operation, each with a label."""
+    found = [("request body", operation["requestBody"])] if "requestBody" in operation else []
+    return found + [(f"response {status}", response) for status, response in operation.get("responses", {}).items()]
+
+
+def mappings(value: Any, where: str = "#") -> list[tuple[str, Document]]:
+    """Every mapping in the document with its JSON pointer, examples left out."""
+    found: list[tuple[str, Document]] = []
+    if isinstance(value, dict):
+        found.append((where, value))
+        for key, item in value.items():
+            if key not in ("example", "examples"):
+                found += mappings(item, f"{where}/{str(key).replace('~', '~0').replace('/', '~1')}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += mappings(item, f"{where}/{index}")
+    return found
+
+
 def dereference(document: Document, value: Any) -> Any:
     while isinstance(value, dict) and isinstance(value.get("$ref"), str) and value["$ref"].startswith("#/"):
         value = pointer(document, value["$ref"][1:], "the bundle")
@@ -155,9 +175,7 @@ def problems(document: Document) -> list[str]:
         if not tags:
             found.append(f"{where}: no tag")
         found += [f"{where}: tag '{tag}' is not in the document's top-level tags" for tag in tags if tag not in declared]
-        bodies = [("request body", operation["requestBody"])] if "requestBody" in operation else []
-        bodies += [(f"response {status}", response) for status, response in operation.get("responses", {}).items()]
-        for label, body in bodies:
+        for label, body in bodies(operation):
             for media, content in (dereference(document, body).get("content") or {}).items():
                 schema = content.get("schema") or {}
                 if media.startswith("text/"):
@@ -174,43 +192,14 @@ def problems(document: Document) -> list[str]:
                 wanted = "peer" not in tags and (label == "request body" or label.startswith("response 2"))
                 if media == "application/json" and wanted and "example" not in content and "examples" not in content:
                     found.append(f"{where}: the {label} has no example")
-    found += variant_problems(document, "#")
-    found += [f"{where}: a key without a value; quote text with a comma in a {{flow: mapping}}"
-              for where in empty_keys(document, "#")]
-    return found
-
-
-def empty_keys(value: Any, where: str) -> list[str]:
-    """Keys whose value is null outside examples: in YAML, `{description: a, b}`
-    is a description `a` and a key `b`, silently."""
-    found: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            inner = f"{where}/{str(key).replace('~', '~0').replace('/', '~1')}"
-            if item is None and key not in ("default", "const"):
-                found.append(inner)
-            elif key not in ("example", "examples"):
-                found += empty_keys(item, inner)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += empty_keys(item, f"{where}/{index}")
-    return found
-
-
-def variant_problems(value: Any, where: str) -> list[str]:
-    """Inline oneOf and anyOf variants, which generators name after their
-    position (EntryType1), if they generate them at all."""
-    found: list[str] = []
-    if isinstance(value, dict):
-        for key in ("oneOf", "anyOf"):
-            for index, variant in enumerate(value.get(key, [])):
-                if "$ref" not in variant and variant != {"type": "null"}:
-                    found.append(f"{where}/{key}/{index}: an inline {key} variant; name it in components.schemas")
-        for key, item in value.items():
-            found += variant_problems(item, f"{where}/{key.replace('~', '~0').replace('/', '~1')}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += variant_problems(item, f"{where}/{index}")
+    for where, mapping in mappings(document):
+        # Inline variants get names after their position (EntryType1), if they are generated at all.
+        found += [f"{where}/{key}/{index}: an inline {key} variant; name it in components.schemas"
+                  for key in ("oneOf", "anyOf") for index, variant in enumerate(mapping.get(key, []))
+                  if "$ref" not in variant and variant != {"type": "null"}]
+        # In YAML, `{description: a, b}` is a description `a` and a key `b` without a value.
+        found += [f"{where}/{key}: a key without a value; quote text with a comma in a {{flow: mapping}}"
+                  for key, item in mapping.items() if item is None and key not in ("default", "const", "example")]
     return found
 
 
@@ -224,9 +213,7 @@ def example_problems(document: Document) -> list[str]:
     registry = Registry().with_resource("urn:bundle", Resource(contents=document, specification=DRAFT202012))
     found: list[str] = []
     for method, path, operation in operations(document):
-        bodies = [("request body", operation["requestBody"])] if "requestBody" in operation else []
-        bodies += [(f"response {status}", response) for status, response in operation.get("responses", {}).items()]
-        for label, body in bodies:
+        for label, body in bodies(operation):
             for media, content in (dereference(document, body).get("content") or {}).items():
                 reference = (content.get("schema") or {}).get("$ref")
                 if "example" not in content or not reference:
@@ -240,7 +227,7 @@ def example_problems(document: Document) -> list[str]:
 
 def swift_source(service: str, document: Document) -> str:
     """A Swift source that compiles the bundle into the service's binary."""
-    path, name = SERVICES[service]
+    name = SERVICES[service][1]
     module = "SharedCore" if service == "dht" else "Shared"
     # Compact JSON for programs; the YAML is the one to read (and to diff).
     texts = [json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n",

@@ -130,7 +130,7 @@ func exampleRoutes(_ router: inout Router) {
                 #expect(error.kind == .httpStatus)
                 #expect(error.status == testCase.status, "\(testCase.name)")
                 #expect(error.code == testCase.code, "\(testCase.name)")
-                #expect(error.message.contains(testCase.mentions), "\(testCase.name): \(error.message)")
+                #expect(error.serverMessage.contains(testCase.mentions), "\(testCase.name): \(error.serverMessage)")
             }
             // The server keeps serving after every kind of bad request.
             #expect(try await HTTPClient.shared.get("\(url)/healthz").json() == ["status": "ok"])

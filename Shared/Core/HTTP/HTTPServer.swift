@@ -137,7 +137,8 @@ public final class HTTPServer: @unchecked Sendable {
         inFlight.add(1, ordering: .sequentiallyConsistent)
         let context = RequestContext(method: method, path: url,
                                      headers: Self.values(connection, .HEADER_KIND),
-                                     query: Self.values(connection, .GET_ARGUMENT_KIND))
+                                     query: Self.values(connection, .GET_ARGUMENT_KIND),
+                                     remoteAddress: Self.clientAddress(connection))
         if let length = context.headers["content-length"].flatMap({ Int($0) }) {
             if length > maxBodyBytes {
                 // Answer before reading the body; curl stops sending when it sees this.
@@ -172,7 +173,7 @@ public final class HTTPServer: @unchecked Sendable {
             return
         }
         let request = HTTPRequest(method: context.method, path: context.path, query: context.query,
-                                  headers: context.headers, body: context.body)
+                                  headers: context.headers, body: context.body, remoteAddress: context.remoteAddress)
         context.body = []
         let handle = ConnectionHandle(connection: connection)
         MHD_suspend_connection(connection)
@@ -230,6 +231,13 @@ public final class HTTPServer: @unchecked Sendable {
         return collector.values
     }
 
+    /// The peer's IP address as text.
+    private static func clientAddress(_ connection: OpaquePointer) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        cmhd_client_address(connection, &buffer, socklen_t(buffer.count))
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     fileprivate func connectionOpened() {
         metrics.increment("http_connections_opened_total")
     }
@@ -251,17 +259,19 @@ private final class RequestContext: @unchecked Sendable {
     let path: String
     let headers: [String: String]
     let query: [String: String]
+    let remoteAddress: String
     let started = Clock.now
     var body: [UInt8] = []
     var tooLarge = false
     var dispatched = false
     var response: HTTPResponse?
 
-    init(method: String, path: String, headers: [String: String], query: [String: String]) {
+    init(method: String, path: String, headers: [String: String], query: [String: String], remoteAddress: String) {
         self.method = method
         self.path = path
         self.headers = headers
         self.query = query
+        self.remoteAddress = remoteAddress
     }
 }
 

@@ -32,6 +32,8 @@ public struct OptionSpec: Sendable {
         OptionSpec("threads", default: "4", help: "HTTP polling threads"),
         OptionSpec("log-level", default: "info", help: "debug, info, warning or error"),
         OptionSpec("log-format", default: "text", help: "text (one readable line per event) or json (one JSON object per line, for log collectors)"),
+        OptionSpec("egress-allow", help: "comma-separated address ranges (CIDR) this service may call; when set, only these (default: any address but the never-called link-local, metadata and multicast ones, and loopback unless --host is loopback)"),
+        OptionSpec("egress-deny", help: "comma-separated address ranges (CIDR) this service never calls, e.g. an internal network"),
         OptionSpec("parent-pid", help: "stop gracefully once the process with this pid is no longer this one's parent (set by supervisors such as hivemind mesh up, so that no service outlives them)"),
     ]
 }
@@ -87,12 +89,15 @@ public struct ServiceOptions: Sendable {
         self.values = values
     }
 
-    /// Reads the process's own arguments and environment; prints usage or the
-    /// error and exits (0 for --help, 2 otherwise) when they are not usable.
+    /// Reads the process's own arguments and environment and installs the
+    /// process's `EgressPolicy` from them (before any call goes out); prints
+    /// usage or the error and exits (0 for --help, 2 otherwise) when they are not usable.
     public static func parseOrExit(service: String, specs: [OptionSpec]) -> ServiceOptions {
         do {
-            return try ServiceOptions(service: service, specs: OptionSpec.common + specs,
-                                      arguments: Array(CommandLine.arguments.dropFirst()), environment: processEnvironment())
+            let options = try ServiceOptions(service: service, specs: OptionSpec.common + specs,
+                                             arguments: Array(CommandLine.arguments.dropFirst()), environment: processEnvironment())
+            EgressPolicy.current = try EgressPolicy(options)
+            return options
         } catch {
             let isHelp = CommandLine.arguments.contains("--help") || CommandLine.arguments.contains("-h")
             print(isHelp ? error.message : "\(service): \(error.message)")

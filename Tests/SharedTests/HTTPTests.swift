@@ -10,7 +10,8 @@ func withTestServer<T>(maxBodyBytes: Int = 1 << 20, _ configure: (inout Router) 
     var router = Router()
     configure(&router)
     var configuration = HTTPServerConfiguration()
-    configuration.maxBodyBytes = maxBodyBytes
+    configuration.limits.maxBodyBytes = maxBodyBytes
+    configuration.limits.defaultRouteBodyBytes = maxBodyBytes
     let server = try HTTPServer(configuration: configuration, router: router,
                                 metrics: Metrics(namespace: "hivemind_test"), logger: Logger(service: "test", level: .error))
     do {

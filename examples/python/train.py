@@ -101,10 +101,12 @@ class Gateway:
 
     def forward(self, x, scores):
         body = self._post("/v1/moe/forward", save({"x": x, "scores": scores}))
-        return load(body)["output"], metadata_of(body)["routing"]
+        metadata = metadata_of(body)
+        # Backward sends back the routing record and the gateway's seal on it, with the same x.
+        return load(body)["output"], {"routing": metadata["routing"], "routing_seal": metadata["routing_seal"]}
 
     def backward(self, x, grad_output, routing):
-        body = self._post("/v1/moe/backward", save({"x": x, "grad_output": grad_output}, metadata={"routing": routing}))
+        body = self._post("/v1/moe/backward", save({"x": x, "grad_output": grad_output}, metadata=routing))
         tensors = load(body)
         return tensors["grad_x"], tensors["grad_scores"]
 

@@ -18,6 +18,10 @@ public final class HTTPClient: Sendable {
         public var timeout = 30.0
         /// Idle connections kept for reuse.
         public var connectionCacheSize = 256
+        /// Connections open to one host at most; more calls wait for one (within
+        /// their timeout). Half a server's `ServerLimits.maxConnectionsPerAddress`,
+        /// so that a busy caller is never refused at accept.
+        public var maxConnectionsPerHost = 64
         /// Bytes of an answer accepted when the request names no cap: the
         /// largest request body a service accepts by default, plus headroom.
         public var maxResponseBytes = (256 << 20) + (1 << 20)
@@ -50,6 +54,7 @@ public final class HTTPClient: Sendable {
         self.configuration = configuration
         multi = CURLMultiHandle()
         ccurl_multi_setopt_long(multi.handle, CURLMOPT_MAXCONNECTS, configuration.connectionCacheSize)
+        ccurl_multi_setopt_long(multi.handle, CURLMOPT_MAX_HOST_CONNECTIONS, configuration.maxConnectionsPerHost)
         var thread = pthread_t()
         let client = Unmanaged.passRetained(self).toOpaque()
         pthread_create(&thread, nil, { argument in

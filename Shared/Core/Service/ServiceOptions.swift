@@ -28,7 +28,10 @@ public struct OptionSpec: Sendable {
         OptionSpec("host", default: "127.0.0.1", help: "IPv4 address to listen on (0.0.0.0 for all interfaces)"),
         OptionSpec("port", default: "0", help: "port to listen on; 0 lets the OS pick (the address is printed on start)"),
         OptionSpec("announce-address", help: "base URL other services use to reach this one (default http://HOST:PORT; for host 0.0.0.0, this machine's first non-loopback IPv4 address)"),
-        OptionSpec("max-body-bytes", default: String(256 << 20), help: "largest request body accepted; larger ones get 413"),
+        OptionSpec("max-body-bytes", default: String(256 << 20), help: "largest request body any route accepts (routes take less: control messages 1 MiB); larger ones get 413"),
+        OptionSpec("max-connections", default: "1024", help: "open connections at most; more are refused at accept"),
+        OptionSpec("max-connections-per-address", default: "128", help: "open connections from one IP address at most, so that one address cannot lock out others"),
+        OptionSpec("receive-timeout", default: "30", help: "seconds a request may take to arrive whole, plus 1 s per 64 KiB of its body (the same for an answer to leave); slower connections are cut"),
         OptionSpec("threads", default: "4", help: "HTTP polling threads"),
         OptionSpec("log-level", default: "info", help: "debug, info, warning or error"),
         OptionSpec("log-format", default: "text", help: "text (one readable line per event) or json (one JSON object per line, for log collectors)"),
@@ -146,9 +149,20 @@ public struct ServiceOptions: Sendable {
     /// The HTTP server settings from the common options.
     public func serverConfiguration() throws(OptionError) -> HTTPServerConfiguration {
         var configuration = HTTPServerConfiguration(host: string("host") ?? "127.0.0.1", port: try int("port") ?? 0)
-        configuration.maxBodyBytes = try int("max-body-bytes") ?? configuration.maxBodyBytes
+        var limits = ServerLimits()
+        limits.maxBodyBytes = try positive("max-body-bytes", int("max-body-bytes")) ?? limits.maxBodyBytes
+        limits.maxConnections = try positive("max-connections", int("max-connections")) ?? limits.maxConnections
+        limits.maxConnectionsPerAddress = try positive("max-connections-per-address", int("max-connections-per-address"))
+            ?? limits.maxConnectionsPerAddress
+        limits.receiveTimeout = try positive("receive-timeout", double("receive-timeout")) ?? limits.receiveTimeout
+        configuration.limits = limits
         configuration.threads = max(1, try int("threads") ?? configuration.threads)
         return configuration
+    }
+
+    private func positive<T: Numeric & Comparable>(_ name: String, _ value: T?) throws(OptionError) -> T? {
+        if let value, value <= 0 { throw OptionError("--\(name) must be positive, got \(value)") }
+        return value
     }
 
     /// The logger from `--log-level` and `--log-format`.

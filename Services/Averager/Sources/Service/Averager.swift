@@ -29,7 +29,7 @@ public final class Averager: Sendable {
     /// - Parameters:
     ///   - dht: where peers declare themselves.
     ///   - http: the client for calls to other averagers (tests give a client per averager).
-    ///   - identity: signs the run progress records (a new key pair by default).
+    ///   - identity: signs every declaration in the DHT: group, donor and progress records (a new key pair by default).
     public init(configuration: AveragerConfiguration, dht: any AveragerDHT, http: HTTPClient = .shared, metrics: Metrics, logger: Logger,
                 identity: Identity = Identity(), clock: @escaping @Sendable () -> Double = { Clock.epoch }) {
         self.configuration = configuration
@@ -62,7 +62,7 @@ public final class Averager: Sendable {
             if let existing = matchmakers[prefix] { return existing }
             let settings = MatchmakingState.Settings(targetGroupSize: configuration.targetGroupSize, minGroupSize: configuration.minGroupSize,
                                                      requestTimeout: configuration.requestTimeout, clientMode: configuration.mode == .client)
-            let matchmaker = Matchmaker(state: MatchmakingState(me: me, groupKey: key, settings: settings), dht: dht, http: http,
+            let matchmaker = Matchmaker(state: MatchmakingState(me: me, groupKey: key, settings: settings), dht: dht, identity: identity, http: http,
                                         minMatchmakingTime: configuration.minMatchmakingTime, logger: logger, metrics: metrics)
             matchmakers[prefix] = matchmaker
             return matchmaker

@@ -36,8 +36,8 @@ extension Averager {
     private func declareDonor(prefix: String) async {
         guard let me = peerID, let snapshot = states.snapshot(prefix) else { return }
         do {
-            try await dht.declare(key: StateLoader.donorKey(prefix), subkey: me, value: .double(snapshot.priority),
-                                  expiration: Clock.epoch + configuration.declareStatePeriod)
+            try await dht.declare(key: StateLoader.donorKey(prefix), name: me, value: .double(snapshot.priority),
+                                  expiration: Clock.epoch + configuration.declareStatePeriod, signedBy: identity)
         } catch {
             logger.warning("cannot declare state in the DHT", ["prefix": prefix, "error": "\(error)"])
         }
@@ -108,8 +108,8 @@ extension Averager {
         guard let me = peerID else { return }
         for (prefix, task) in tasks {
             task.cancel()
-            try? await dht.declare(key: StateLoader.donorKey(prefix), subkey: me, value: .null,
-                                   expiration: Clock.epoch + configuration.declareStatePeriod)
+            try? await dht.declare(key: StateLoader.donorKey(prefix), name: me, value: .null,
+                                   expiration: Clock.epoch + configuration.declareStatePeriod, signedBy: identity)
         }
     }
 }

@@ -16,7 +16,7 @@ struct StateLoader {
 
     /// Donors by descending priority, ties shuffled.
     static func order<G: RandomNumberGenerator>(_ members: [DHTMember], excluding me: PeerID, using generator: inout G) -> [PeerID] {
-        members.compactMap { member in member.value.doubleValue.map { (member.subkey, $0, UInt64.random(in: 0...UInt64.max, using: &generator)) } }
+        members.compactMap { member in member.value.doubleValue.map { (member.peer, $0, UInt64.random(in: 0...UInt64.max, using: &generator)) } }
             .filter { $0.0 != me }
             .sorted { ($0.1, $0.2) > ($1.1, $1.2) }
             .map(\.0)

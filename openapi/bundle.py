@@ -84,8 +84,9 @@ class Bundler:
         for kind, taken in self.taken.items():
             own = components.setdefault(kind, {})
             for name, component in taken.items():
-                if name in own:
-                    raise BundleError(f"openapi/{self.service}.yaml: components.{kind}.{name} is also in {COMMON}; rename one")
+                if own.get(name, component) != component:
+                    raise BundleError(f"openapi/{self.service}.yaml: components.{kind}.{name} is also in {COMMON}, "
+                                      "differently; rename one")
                 own[name] = component
         return bundled
 

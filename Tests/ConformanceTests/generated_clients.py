@@ -314,7 +314,7 @@ def gateway(s: Session, options: argparse.Namespace) -> None:
     output, metadata = read_tensors(mixed)
     expect(output["output"].shape == x.shape and len(json.loads(metadata["routing"])) == 3, f"moe_forward: {metadata}")
     backward = s.call(api.moe.moe_backward, 200, s.package.types.File, prefix="ffn.", grid=grid, k_best=2,
-                      body=tensors_file(s, {"x": x, "grad_output": np.ones_like(x)}, {"routing": metadata["routing"]})).parsed
+                      body=tensors_file(s, {"x": x, "grad_output": np.ones_like(x)}, metadata)).parsed
     grads = read_tensors(backward)[0]
     expect(grads["grad_x"].shape == x.shape and grads["grad_scores"].shape == scores.shape, "moe_backward: shapes")
     switched = s.call(api.moe.switch_forward, 200, s.package.types.File, prefix="ffn.", grid=grid,

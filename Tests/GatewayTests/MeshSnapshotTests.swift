@@ -41,8 +41,8 @@ import TestSupport
 
     @Test func trainerNamesDropTheOwnerMarker() {
         let identity = Identity()
-        #expect(trainerName(subkey: identity.ownerMarker + "trainer-1") == "trainer-1")
-        #expect(trainerName(subkey: "trainer-2") == "trainer-2")
+        #expect(RecordOwnership.unmarked(identity.ownerMarker + "trainer-1") == "trainer-1")
+        #expect(RecordOwnership.unmarked("trainer-2") == "trainer-2")
     }
 
     @Test func sightingsRememberGoneExpertsForAWhile() {

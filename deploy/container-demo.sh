@@ -123,12 +123,14 @@ dht_node() {
         -e HIVEMIND_INITIAL_PEERS="$(IFS=,; echo "${others[*]}")" -e HIVEMIND_ALLOW_UNREACHABLE_PEERS=true
 }
 
-# expert_host N: serves row N-1 of the 4x4 grid (ffn.R.0 .. ffn.R.3); checkpoints on the shared volume.
+# expert_host N: serves row N-1 of the 4x4 grid (ffn.R.0 .. ffn.R.3); checkpoints on the shared volume,
+# its identity (which signs its declarations) in the container, not on that volume.
 expert_host() {
     local row=$(($1 - 1))
     service "expert-host-$1" expert-host -v "$volume:/var/lib/hivemind/checkpoints" \
         -e HIVEMIND_DHT="$dht_nodes" -e HIVEMIND_EXPERT_UIDS="ffn.$row.0,ffn.$row.1,ffn.$row.2,ffn.$row.3" \
-        -e HIVEMIND_EXPERT_CLASS=ffn -e HIVEMIND_HIDDEN_DIM=64 -e HIVEMIND_UPDATE_PERIOD=2 -e HIVEMIND_SEED="$1"
+        -e HIVEMIND_EXPERT_CLASS=ffn -e HIVEMIND_HIDDEN_DIM=64 -e HIVEMIND_UPDATE_PERIOD=2 -e HIVEMIND_SEED="$1" \
+        -e HIVEMIND_IDENTITY=/var/lib/hivemind/identity.key  # its own key, kept across restarts of the container
 }
 
 averager() {

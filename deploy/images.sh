@@ -27,7 +27,10 @@ log "$ENGINE, builder $SWIFT_IMAGE, runtime $RUNTIME_IMAGE"
 
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
-for target in "${targets[@]}"; do
+# The two inner stages are tagged too (hivemind-swift/builder, hivemind-swift/runtime-files): an
+# untagged stage that no later one is built FROM would count as unused and be pruned below, and with
+# it the layer cache of the next build.
+for target in builder runtime-files "${targets[@]}"; do
     log "building $target"
     "$ENGINE" build "${BUILD_FLAGS[@]}" -f deploy/Dockerfile --target "$target" \
         --build-arg SWIFT_IMAGE="$SWIFT_IMAGE" --build-arg RUNTIME_IMAGE="$RUNTIME_IMAGE" \
@@ -35,7 +38,7 @@ for target in "${targets[@]}"; do
         -t "hivemind-swift/$target:latest" . >&2
 done
 
-# What earlier builds left (images of ours no tag or later stage uses any more).
+# What earlier builds left: images of ours that no tag and no later stage uses any more.
 "$ENGINE" image prune -f --filter "label=org.opencontainers.image.vendor=Hivemind in Swift" > /dev/null
 
 # Each binary starts in its runtime image: every library it loads is there.

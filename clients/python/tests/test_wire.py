@@ -85,3 +85,13 @@ def test_compressed_descriptions_that_do_not_fit_are_refused():
         decode_bundle(safetensors.encode(tensors, metadata))
     with pytest.raises(ValueError, match="unknown compression codec"):
         encode_bundle({"x": np.ones(3, np.float32)}, codec="zip")
+
+
+def test_the_references_compression_classes_name_the_codecs():
+    import hivemind_mesh as hm
+
+    assert hm.Float16Compression() == "float16" and hm.ScaledFloat16Compression() == "mean_std_16bit"
+    assert {hm.NoCompression(), hm.Uniform8BitQuantization(), hm.Quantile8BitQuantization(), hm.BlockwiseQuantization()} == \
+        {"none", "uniform_8bit", "quantile_8bit", "blockwise_8bit"}
+    x = RNG.standard_normal(64).astype(np.float32)
+    assert decode_bundle(encode_bundle({"x": x}, codec=hm.Float16Compression()))[0]["x"].dtype == np.float32

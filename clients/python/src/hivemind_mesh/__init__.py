@@ -9,7 +9,8 @@ and, with PyTorch installed, the reference's training API: :class:`RemoteExpert`
 from typing import Any
 
 from .averager import AveragerClient, StepResult
-from .codecs import CODECS, decode_bundle, encode_bundle
+from .codecs import (CODECS, BlockwiseQuantization, Float16Compression, NoCompression, Quantile8BitQuantization,
+                     ScaledFloat16Compression, Uniform8BitQuantization, decode_bundle, encode_bundle)
 from .dht import DHTClient
 from .errors import MeshError
 from .expert_host import ExpertHostClient
@@ -22,6 +23,8 @@ _TORCH = {
 }
 
 __all__ = ["AveragerClient", "StepResult", "CODECS", "decode_bundle", "encode_bundle", "DHTClient", "MeshError",
+           "NoCompression", "Float16Compression", "ScaledFloat16Compression", "Uniform8BitQuantization", "Quantile8BitQuantization",
+           "BlockwiseQuantization",
            "ExpertHostClient", "GatewayClient", "MixtureSettings", "LocalMesh", *_TORCH]
 __version__ = "0.1.0"
 

@@ -29,6 +29,39 @@ MIN_DEVIATION = np.float32(np.finfo(np.float32).tiny)
 Parts = List[Tuple[str, Stored]]
 
 
+class _Codec(str):
+    """A codec under the reference's class name (``hivemind.Float16Compression()``): it is the codec's name."""
+
+    codec = "none"
+
+    def __new__(cls) -> "_Codec":
+        return super().__new__(cls, cls.codec)
+
+
+class NoCompression(_Codec):
+    codec = "none"
+
+
+class Float16Compression(_Codec):
+    codec = "float16"
+
+
+class ScaledFloat16Compression(_Codec):
+    codec = "mean_std_16bit"
+
+
+class Uniform8BitQuantization(_Codec):
+    codec = "uniform_8bit"
+
+
+class Quantile8BitQuantization(_Codec):
+    codec = "quantile_8bit"
+
+
+class BlockwiseQuantization(_Codec):
+    codec = "blockwise_8bit"
+
+
 def check_codec(codec: str) -> str:
     if codec not in CODECS:
         raise ValueError(f"unknown compression codec {codec!r}; expected one of {', '.join(CODECS)}")

@@ -340,6 +340,11 @@ class DiLoCoOptimizer(Optimizer):
         super().__init__(run_id=run_id, optimizer=inner, averager=averager, params=list(named.items()), batch_size_per_step=batch_size_per_step,
                          target_batch_size=target_batch_size or local_steps * (batch_size_per_step or 1), use_local_updates=True, **kwargs)
 
+    @property
+    def inner_steps(self) -> int:
+        """Inner steps taken since the last outer step (0 right after one: the parameters are the averaged ones)."""
+        return self._inner_steps
+
     def _after_batch(self, action: str) -> None:
         if action == "loaded":
             return

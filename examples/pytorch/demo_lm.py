@@ -169,14 +169,15 @@ def svg(path: str, runs: Dict[str, Dict[str, object]], events: Dict[str, Dict[st
     width, height, left, right, top, bottom = 760, 420, 60, 20, 30, 50
     points = [p for run in runs.values() for p in run["curve"]]
     x_max = max(p[0] for p in points) or 1
-    y_low, y_high = min(p[1] for p in points), max(p[1] for p in points)
+    # The first evaluations (8 bits of an untrained model) would flatten the rest: the axis starts at 5 bits.
+    y_low, y_high = min(p[1] for p in points), min(5.0, max(p[1] for p in points))
     y_low, y_high = np.floor(y_low * 4) / 4, np.ceil(y_high * 4) / 4
 
     def x(v: float) -> float:
         return left + (width - left - right) * v / x_max
 
     def y(v: float) -> float:
-        return height - bottom - (height - top - bottom) * (v - y_low) / max(y_high - y_low, 1e-9)
+        return height - bottom - (height - top - bottom) * (min(v, y_high) - y_low) / max(y_high - y_low, 1e-9)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
              '<rect width="100%" height="100%" fill="white"/>',
@@ -188,9 +189,10 @@ def svg(path: str, runs: Dict[str, Dict[str, object]], events: Dict[str, Dict[st
                      f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - right}" y2="{y(tick):.1f}" stroke="#eee"/>')
     for tick in np.linspace(0, x_max, 5):
         parts.append(f'<text x="{x(tick):.1f}" y="{height - bottom + 16}" text-anchor="middle">{int(tick)}</text>')
-    for name, event in events.items():
+    for index, event in enumerate(events.values()):
         parts.append(f'<line x1="{x(event["samples"]):.1f}" y1="{top}" x2="{x(event["samples"]):.1f}" y2="{height - bottom}" '
-                     f'stroke="#999" stroke-dasharray="4,3"/><text x="{x(event["samples"]) + 3:.1f}" y="{top + 12}" fill="#666">{event["label"]}</text>')
+                     f'stroke="#999" stroke-dasharray="4,3"/><text x="{x(event["samples"]) + 3:.1f}" y="{top + 12 + 14 * index}" '
+                     f'fill="#666">{event["label"]}</text>')
     colors = {"local": "#1f77b4", "mesh": "#d62728", "diloco": "#2ca02c"}
     for index, (name, run) in enumerate(runs.items()):
         line = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in run["curve"])
@@ -205,7 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bin", help="the Swift build's bin folder (default: $HIVEMIND_BIN or PATH)")
     parser.add_argument("--out", default="out/demo-lm")
-    parser.add_argument("--epochs", type=int, default=int(os.environ.get("DEMO_LM_EPOCHS", 160)),
+    parser.add_argument("--epochs", type=int, default=int(os.environ.get("DEMO_LM_EPOCHS", 200)),
                         help="epochs of the mesh run (each trainer's batch of 16 windows ends one, averaged with the others')")
     parser.add_argument("--local-steps", type=int, default=8, help="DiLoCo's H")
     # The paper's 0.7 and 0.9 (DiLoCoOptimizer's defaults) suit long runs; in this short run from scratch the
@@ -213,7 +215,7 @@ def main() -> None:
     parser.add_argument("--outer-lr", type=float, default=0.8, help="DiLoCo's outer learning rate")
     parser.add_argument("--outer-momentum", type=float, default=0.5, help="DiLoCo's outer Nesterov momentum")
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--eval-every", type=int, default=16, help="epochs between held-out evaluations on 128 windows")
+    parser.add_argument("--eval-every", type=int, default=20, help="epochs between held-out evaluations on 128 windows")
     args = parser.parse_args()
     out = args.out
     os.makedirs(out, exist_ok=True)

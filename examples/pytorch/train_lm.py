@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -226,6 +227,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=15, help="epochs (local: steps) between evaluations")
     parser.add_argument("--history")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")  # the optimizer's epochs and state loads
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     if args.mode == "local":

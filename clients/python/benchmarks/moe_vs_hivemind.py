@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from functools import partial
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def train(args, moe, make_optimizer, name: str) -> Dict[str, float]:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     seconds = time.time() - started
     with torch.no_grad():
         logits = head(gate(proj(torch.from_numpy(tx))))
@@ -135,8 +135,9 @@ def reference_swarm(args) -> None:
     import hivemind
     from hivemind.moe import Server
 
+    # 4 connection handlers, as the expert host's 4 HTTP threads (the default, 8 per expert, would be 128 processes on 2 cores).
     server = Server.create(expert_uids=UIDS, expert_cls="ffn", hidden_dim=args.hidden, optim_cls=partial(torch.optim.Adam, lr=1e-3),
-                           max_batch_size=4096, start=True, host_maddrs=["/ip4/127.0.0.1/tcp/0"])
+                           num_handlers=4, max_batch_size=4096, start=True, host_maddrs=["/ip4/127.0.0.1/tcp/0"])
     peers = ",".join(str(a) for a in server.dht.get_visible_maddrs())
     try:
         results = spawn([[sys.executable, __file__, "reference-trainer", "--initial-peers", peers] for _ in range(args.trainers)], args)
@@ -149,9 +150,11 @@ def run_reference(args) -> List[Dict[str, float]]:
     python = ensure_hivemind(args.venv)
     inner = [python, __file__, "reference-swarm", *forwarded(args)]
     command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *inner]
-    output = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    log = os.path.join(os.path.dirname(os.path.abspath(args.venv)), "reference.log")
+    with open(log, "w") as errors:
+        output = subprocess.run(command, stdout=subprocess.PIPE, stderr=errors, text=True, timeout=3600)
     if output.returncode != 0:
-        raise RuntimeError(f"the reference side failed: {output.stderr[-3000:]}")
+        raise RuntimeError(f"the reference side failed with {output.returncode}; its log: {log}")
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
@@ -170,24 +173,38 @@ def ensure_hivemind(venv: str) -> str:
 def forwarded(args) -> List[str]:
     return ["--batch", str(args.batch), "--hidden", str(args.hidden), "--steps", str(args.steps), "--warmup", str(args.warmup),
             "--target", str(args.target), "--trainers", str(args.trainers), "--matchmaking-time", str(args.matchmaking_time),
-            "--averaging-timeout", str(args.averaging_timeout)]
+            "--averaging-timeout", str(args.averaging_timeout), "--max-seconds", str(args.max_seconds)]
 
 
 def spawn(commands: List[List[str]], args) -> List[Dict[str, float]]:
     processes = [subprocess.Popen(command + forwarded(args) + ["--index", str(i)], stdout=subprocess.PIPE, text=True)
                  for i, command in enumerate(commands)]
     results = []
-    for process in processes:
-        output, _ = process.communicate(timeout=3600)
+    deadline = time.time() + args.max_seconds
+    for index, process in enumerate(processes):
+        try:
+            output, _ = process.communicate(timeout=max(1.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            results.append({"trainer": f"trainer-{index}", "error": f"did not finish within {args.max_seconds} s"})
+            continue
         if process.returncode != 0:
             raise RuntimeError(f"a trainer failed with {process.returncode}")
         results.append(json.loads(output.strip().splitlines()[-1]))
     return results
 
 
-def totals(results: List[Dict[str, float]]) -> Dict[str, float]:
+def totals(results: List[Dict[str, float]]) -> Dict[str, object]:
+    """Both trainers' samples per second and the first one's held-out figures (None where a trainer did not finish)."""
+    if any("error" in r for r in results):
+        return {"samples_per_second": None, "held_out_loss": None, "held_out_accuracy": None, "trainers": results}
     return {"samples_per_second": sum(r["samples_per_second"] for r in results), "held_out_loss": results[0]["held_out_loss"],
             "held_out_accuracy": results[0]["held_out_accuracy"], "trainers": results}
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
 
 
 def main() -> None:
@@ -199,10 +216,11 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--steps", type=int, default=120, help="steps per trainer (equal samples on both sides)")
     parser.add_argument("--warmup", type=int, default=10, help="steps not timed")
-    parser.add_argument("--target", type=int, default=512, help="target_batch_size: samples of the run per collaborative step")
+    parser.add_argument("--target", type=int, default=2048, help="target_batch_size: samples of the run per collaborative step (16 steps of both trainers)")
     parser.add_argument("--trainers", type=int, default=2)
-    parser.add_argument("--matchmaking-time", type=float, default=1.0)
-    parser.add_argument("--averaging-timeout", type=float, default=10.0)
+    parser.add_argument("--matchmaking-time", type=float, default=5.0, help="the reference warns below its 3 s request timeout")
+    parser.add_argument("--averaging-timeout", type=float, default=15.0)
+    parser.add_argument("--max-seconds", type=float, default=900, help="a side's trainers that have not finished by then count as failed")
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--gateway")
     parser.add_argument("--averager")
@@ -216,13 +234,13 @@ def main() -> None:
         return reference_swarm(args)
     print("mesh side ...", file=sys.stderr, flush=True)
     mesh = totals(run_mesh(args))
-    print(f"mesh: {mesh['samples_per_second']:.1f} samples/s, held-out loss {mesh['held_out_loss']:.4f}", file=sys.stderr, flush=True)
+    print(f"mesh: {mesh['samples_per_second']} samples/s, held-out loss {mesh['held_out_loss']}", file=sys.stderr, flush=True)
     print("reference side (hivemind from PyPI, loopback-only namespace) ...", file=sys.stderr, flush=True)
     reference = totals(run_reference(args))
-    print(f"reference: {reference['samples_per_second']:.1f} samples/s, held-out loss {reference['held_out_loss']:.4f}", file=sys.stderr, flush=True)
+    print(f"reference: {reference['samples_per_second']} samples/s, held-out loss {reference['held_out_loss']}", file=sys.stderr, flush=True)
     print(json.dumps({"mesh": mesh, "reference": reference,
-                      "throughput_ratio": mesh["samples_per_second"] / reference["samples_per_second"],
-                      "held_out_loss_ratio": mesh["held_out_loss"] / reference["held_out_loss"],
+                      "throughput_ratio": ratio(mesh["samples_per_second"], reference["samples_per_second"]),
+                      "held_out_loss_ratio": ratio(mesh["held_out_loss"], reference["held_out_loss"]),
                       "settings": {k: v for k, v in vars(args).items() if k in ("batch", "hidden", "steps", "warmup", "target", "trainers",
                                                                               "matchmaking_time", "averaging_timeout")}}))
 

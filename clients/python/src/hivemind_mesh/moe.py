@@ -51,7 +51,6 @@ class _MixtureFunction(torch.autograd.Function):
                 raise
             output, routing = None, None
         ctx.layer, ctx.x, ctx.routing = layer, x_np, routing
-        ctx.mark_non_differentiable()
         if output is None:  # no expert answered and zeros are allowed: nothing to differentiate either
             return torch.zeros(x.shape[0], layer.out_features or x.shape[1], dtype=x.dtype, device=x.device)
         return _torch(output, x)

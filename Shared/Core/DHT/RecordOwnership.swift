@@ -12,6 +12,16 @@ public enum RecordOwnership {
     /// The text to put into a key or subkey to make it owned by `publicKeyHex`.
     public static func marker(publicKeyHex: String) -> String { "\(markerPrefix)\(publicKeyHex)]" }
 
+    /// The owner a subkey claims its key for: the public key (lowercase hex) when
+    /// the subkey is exactly one owner marker, `[owner:<64 hex digits>]`, else nil.
+    /// DHT nodes let one owner's unexpired claim hold its key against other
+    /// owners' claims (an expert uid declared by its host, for example).
+    public static func claimant(ofSubkey subkey: String) -> String? {
+        guard subkey.utf8.count == markerPrefix.utf8.count + 2 * Ed25519.keyLength + 1, subkey.hasPrefix(markerPrefix),
+              subkey.hasSuffix("]"), let owners = try? owners(in: subkey, field: "subkey"), owners.count == 1 else { return nil }
+        return owners[0]
+    }
+
     /// The bytes an owner signs for a record.
     public static func signingPayload(key: String, subkey: String?, value: JSON, expirationTime: Double) -> [UInt8] {
         JSON.array([.string(key), subkey.map(JSON.string) ?? .null, value, .double(expirationTime)]).serializedBytes()
@@ -45,6 +55,28 @@ public enum RecordOwnership {
         guard Ed25519.isValidSignature(signature, for: payload, publicKey: publicKey) else {
             throw RecordOwnershipError(.badSignature, "the signature does not match the owner \(owner) for this key, subkey, value and expiration")
         }
+    }
+
+    /// The owner (hex public key) that the record's key or subkey names, if
+    /// the record carries that owner's valid signature; nil for an unowned
+    /// record or a bad signature. What a reader checks before it believes a
+    /// record from the DHT (a DHT node may be hostile too).
+    public static func verifiedOwner(_ record: DHTRecord) -> String? {
+        guard let owner = try? owner(of: record), (try? verify(record)) != nil else { return nil }
+        return owner
+    }
+
+    /// `text` without its owner markers: the name a subkey gives before its owner (`14` of `14[owner:...]`).
+    public static func unmarked(_ text: String) -> String {
+        var result = ""
+        var rest = Substring(text)
+        while let start = rest.firstRange(of: markerPrefix) {
+            result += rest[..<start.lowerBound]
+            rest = rest[start.upperBound...]
+            guard let end = rest.firstIndex(of: "]") else { return result + markerPrefix + rest }
+            rest = rest[rest.index(after: end)...]
+        }
+        return result + rest
     }
 
     /// The public keys named by the markers in `text`.

@@ -26,6 +26,10 @@ actor Matchmaker {
 
     private var state: MatchmakingState
     private let dht: any AveragerDHT
+    /// The largest answer a leader may send: a group's member list, far below it.
+    static let maxAnswerBytes = 1 << 20
+    /// Signs this averager's declarations.
+    private let identity: Identity
     private let http: HTTPClient
     private let minMatchmakingTime: Double
     private let logger: Logger
@@ -56,7 +60,8 @@ actor Matchmaker {
     private var lateGroup: GroupInfo?
     private var generator = SystemRandomNumberGenerator()
 
-    init(state: MatchmakingState, dht: any AveragerDHT, http: HTTPClient, minMatchmakingTime: Double, logger: Logger, metrics: Metrics) {
+    init(state: MatchmakingState, dht: any AveragerDHT, identity: Identity, http: HTTPClient, minMatchmakingTime: Double, logger: Logger, metrics: Metrics) {
+        self.identity = identity
         self.state = state
         self.dht = dht
         self.http = http
@@ -112,8 +117,8 @@ actor Matchmaker {
         deliver(notifications)
         if let declaration {
             // Leaving: `false` with a later expiration replaces our `true`. Nobody waits for it.
-            let (dht, me) = (dht, me)
-            Task { try? await dht.declare(key: declaration.key, subkey: me, value: false, expiration: declaration.expiration.nextUp) }
+            let (dht, me, identity) = (dht, me, identity)
+            Task { try? await dht.declare(key: declaration.key, name: me, value: false, expiration: declaration.expiration.nextUp, signedBy: identity) }
         }
         if let group { return group }
         throw failure(deadline: deadline)
@@ -151,7 +156,7 @@ actor Matchmaker {
         let expiration = expiration(deadline: deadline)
         let key = state.declare(expiration: expiration)
         do {
-            try await dht.declare(key: key, subkey: me, value: true, expiration: expiration)
+            try await dht.declare(key: key, name: me, value: true, expiration: expiration, signedBy: identity)
         } catch {
             logger.warning("cannot declare in the DHT", ["key": key, "error": "\(error)"])
         }
@@ -227,7 +232,7 @@ actor Matchmaker {
         let response: JoinResponse
         do {
             response = try JoinResponse(json: try await http.send("POST", "\(leader)/v1/matchmaking/join", json: request.json,
-                                                                  timeout: requestTimeout).json())
+                                                                  timeout: requestTimeout, maxResponseBytes: Self.maxAnswerBytes).json())
         } catch {
             joinLock.unlock()
             logger.debug("potential leader did not answer", ["leader": leader, "error": "\(error)"])
@@ -252,7 +257,7 @@ actor Matchmaker {
         do {
             let timeout = max(0, request.expiration - Clock.epoch) + requestTimeout
             let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey)]
-            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/await", json: body, timeout: timeout).json())
+            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/await", json: body, timeout: timeout, maxResponseBytes: Self.maxAnswerBytes).json())
         } catch {
             state.unfollow()
             logger.debug("leader went silent", ["leader": leader, "error": "\(error)"])
@@ -303,7 +308,7 @@ actor Matchmaker {
         let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey), "expiration": .double(request.expiration)]
         let outcome: LeaderOutcome
         do {
-            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/leave", json: body, timeout: requestTimeout).json())
+            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/leave", json: body, timeout: requestTimeout, maxResponseBytes: Self.maxAnswerBytes).json())
         } catch {
             // Cut short by the deadline: `findGroup` asks again.
             if !Task.isCancelled { unresolved = nil }

@@ -52,29 +52,33 @@ class MixtureSettings:
                 "backward_timeout": self.backward_timeout, "detect_anomalies": self.detect_anomalies, "codec": self.codec}
 
 
+#: What forward returns beside the tensors and backward needs back, as it came: ``__metadata__`` with the routing
+#: record (``routing``), the gateway's seal on it (``routing_seal``) and, for the Switch layer, ``jitter_seed``.
+Routing = Dict[str, str]
+
+
 @dataclass
 class SwitchForward:
-    """What a Switch forward call answers; ``routing`` and ``jitter_seed`` go back with backward."""
+    """What a Switch forward call answers; ``routing`` goes back with backward."""
 
     output: np.ndarray
     balancing_loss: float
     utilization: np.ndarray
-    routing: str
-    jitter_seed: Optional[str]
+    routing: Routing
 
 
 class GatewayClient(ServiceClient):
     """Calls ``hivemind-gateway`` replicas; any replica serves any call, as the gateway keeps no state between calls."""
 
-    def moe_forward(self, x: np.ndarray, scores: np.ndarray, settings: MixtureSettings) -> Tuple[np.ndarray, str]:
-        """Each sample's k_best alive experts mixed by the softmax of their scores; the output and the routing record (JSON text)."""
+    def moe_forward(self, x: np.ndarray, scores: np.ndarray, settings: MixtureSettings) -> Tuple[np.ndarray, Routing]:
+        """Each sample's k_best alive experts mixed by the softmax of their scores; the output and what backward needs back."""
         answer = self._post("/v1/moe/forward", {"x": x, "scores": scores}, {}, settings.forward_query(), settings)
         tensors, metadata = decode_bundle(answer)
-        return tensors["output"], metadata["routing"]
+        return tensors["output"], metadata
 
-    def moe_backward(self, x: np.ndarray, grad_output: np.ndarray, routing: str, settings: MixtureSettings) -> Tuple[np.ndarray, np.ndarray]:
-        """The gradients of x and of the scores (the experts train on the call)."""
-        answer = self._post("/v1/moe/backward", {"x": x, "grad_output": grad_output}, {"routing": routing}, settings.backward_query(), settings)
+    def moe_backward(self, x: np.ndarray, grad_output: np.ndarray, routing: Routing, settings: MixtureSettings) -> Tuple[np.ndarray, np.ndarray]:
+        """The gradients of x and of the scores (the experts train on the call); ``routing`` as forward returned it."""
+        answer = self._post("/v1/moe/backward", {"x": x, "grad_output": grad_output}, routing, settings.backward_query(), settings)
         tensors, _ = decode_bundle(answer)
         return tensors["grad_x"], tensors["grad_scores"]
 
@@ -87,8 +91,7 @@ class GatewayClient(ServiceClient):
         query = dict(settings.forward_query(), k_best=1, k_min=min(settings.k_min, 1), timeout_after_k_min=None,
                      jitter=jitter, seed=seed, utilization_alpha=utilization_alpha)
         result, metadata = decode_bundle(self._post("/v1/moe/switch/forward", tensors, {}, query, settings))
-        return SwitchForward(result["output"], float(result["balancing_loss"].reshape(-1)[0]), result["utilization"],
-                             metadata["routing"], metadata.get("jitter_seed"))
+        return SwitchForward(result["output"], float(result["balancing_loss"].reshape(-1)[0]), result["utilization"], metadata)
 
     def switch_backward(self, x: np.ndarray, scores: np.ndarray, grad_output: np.ndarray, grad_balancing_loss: float,
                         forward: SwitchForward, utilization: np.ndarray, settings: MixtureSettings, *, jitter: float = 0.0,
@@ -96,11 +99,8 @@ class GatewayClient(ServiceClient):
         """The gradients of x and of the scores, through the outputs and the balancing loss (scaled by its coefficient)."""
         tensors = {"x": x, "scores": scores, "grad_output": grad_output, "utilization": utilization,
                    "grad_balancing_loss": np.array([grad_balancing_loss], np.float32)}
-        metadata = {"routing": forward.routing}
-        if forward.jitter_seed is not None:
-            metadata["jitter_seed"] = forward.jitter_seed
         query = dict(settings.backward_query(), k_best=1, backward_k_min=min(settings.backward_k_min, 1), jitter=jitter, seed=seed)
-        result, _ = decode_bundle(self._post("/v1/moe/switch/backward", tensors, metadata, query, settings))
+        result, _ = decode_bundle(self._post("/v1/moe/switch/backward", tensors, forward.routing, query, settings))
         return result["grad_x"], result["grad_scores"]
 
     def experts(self, prefix: str) -> List[Dict[str, str]]:

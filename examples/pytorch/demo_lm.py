@@ -72,6 +72,14 @@ def summary(process: subprocess.Popen, name: str) -> Dict[str, object]:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def stop(processes: Dict[str, subprocess.Popen]) -> None:
+    """Trainers still running when a run fails (one trainer's error must not leave the others behind)."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def epoch_of(history: str) -> int:
     """The epoch trainer-1 is in, from its history."""
     try:
@@ -103,6 +111,7 @@ def curve(out: str, mode: str) -> List[List[float]]:
 def run_mesh(args: argparse.Namespace, bin_dir: str, out: str) -> Dict[str, object]:
     services = start_mesh(bin_dir, out, "mesh", args.lr)
     gateway, averagers = services["gateway"], services["averagers"]
+    processes: Dict[str, subprocess.Popen] = {}
     try:
         # Everything starts alike: the hosts' initial experts (for the local run) and one set of dense layers.
         experts = {}
@@ -116,8 +125,8 @@ def run_mesh(args: argparse.Namespace, bin_dir: str, out: str) -> Dict[str, obje
         torch.save(train_lm.remote_model(gateway).state_dict(), os.path.join(out, "init.pt"))
 
         common = ["--gateway", gateway, "--epochs", str(args.epochs), "--lr", str(args.lr), "--eval-every", str(args.eval_every)]
-        processes = {"trainer-1": trainer("mesh", "trainer-1", 1, out, common + ["--averager", averagers[0], "--evaluate"]),
-                     "trainer-2": trainer("mesh", "trainer-2", 2, out, common + ["--averager", averagers[1]])}
+        processes["trainer-1"] = trainer("mesh", "trainer-1", 1, out, common + ["--averager", averagers[0], "--evaluate"])
+        processes["trainer-2"] = trainer("mesh", "trainer-2", 2, out, common + ["--averager", averagers[1]])
         history = os.path.join(out, "mesh-trainer-1.history.jsonl")
         events = {}
         kill_at, join_at = int(args.epochs * 0.4), int(args.epochs * 0.5)
@@ -135,6 +144,7 @@ def run_mesh(args: argparse.Namespace, bin_dir: str, out: str) -> Dict[str, obje
             time.sleep(0.2)
         results = {name: summary(process, name) for name, process in processes.items()}
     finally:
+        stop(processes)
         services["mesh"].stop()
     return {"trainers": results, "events": events}
 
@@ -148,6 +158,7 @@ def run_local(args: argparse.Namespace, out: str) -> Dict[str, object]:
 
 def run_diloco(args: argparse.Namespace, bin_dir: str, out: str, samples: int) -> Dict[str, object]:
     services = start_mesh(bin_dir, out, "diloco", args.lr)
+    processes: Dict[str, subprocess.Popen] = {}
     try:
         first = hm.ExpertHostClient(services["hosts"][0].url).state("lm0.0.0")["ffn.weight"]
         assert np.array_equal(first, np.load(os.path.join(out, "experts.npz"))["lm0.0.0/ffn.weight"]), "a fresh mesh must hold the same experts"
@@ -156,10 +167,11 @@ def run_diloco(args: argparse.Namespace, bin_dir: str, out: str, samples: int) -
         common = ["--gateway", services["gateway"], "--epochs", str(epochs), "--lr", str(args.lr), "--local-steps", str(args.local_steps),
                   "--outer-lr", str(args.outer_lr), "--outer-momentum", str(args.outer_momentum),
                   "--eval-every", str(max(1, round(args.eval_every / args.local_steps)))]
-        processes = {"trainer-1": trainer("diloco", "trainer-1", 1, out, common + ["--averager", services["averagers"][0], "--evaluate"]),
-                     "trainer-2": trainer("diloco", "trainer-2", 2, out, common + ["--averager", services["averagers"][1]])}
+        processes["trainer-1"] = trainer("diloco", "trainer-1", 1, out, common + ["--averager", services["averagers"][0], "--evaluate"])
+        processes["trainer-2"] = trainer("diloco", "trainer-2", 2, out, common + ["--averager", services["averagers"][1]])
         results = {name: summary(process, name) for name, process in processes.items()}
     finally:
+        stop(processes)
         services["mesh"].stop()
     return {"trainers": results}
 

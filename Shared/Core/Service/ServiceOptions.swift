@@ -32,6 +32,7 @@ public struct OptionSpec: Sendable {
         OptionSpec("threads", default: "4", help: "HTTP polling threads"),
         OptionSpec("log-level", default: "info", help: "debug, info, warning or error"),
         OptionSpec("log-format", default: "text", help: "text (one readable line per event) or json (one JSON object per line, for log collectors)"),
+        OptionSpec("shutdown-grace", default: "5", help: "seconds requests in flight may take to finish after SIGTERM or SIGINT; those still running then get 503, and the service exits"),
         OptionSpec("parent-pid", help: "stop gracefully once the process with this pid is no longer this one's parent (set by supervisors such as hivemind mesh up, so that no service outlives them)"),
     ]
 }
@@ -144,6 +145,13 @@ public struct ServiceOptions: Sendable {
         configuration.maxBodyBytes = try int("max-body-bytes") ?? configuration.maxBodyBytes
         configuration.threads = max(1, try int("threads") ?? configuration.threads)
         return configuration
+    }
+
+    /// `--shutdown-grace`: seconds from 0 to an hour.
+    public func shutdownGrace() throws(OptionError) -> Double {
+        let grace = try double("shutdown-grace") ?? 5
+        guard (0...3600).contains(grace) else { throw OptionError("--shutdown-grace must be a number of seconds from 0 to 3600, got \(grace)") }
+        return grace
     }
 
     /// The logger from `--log-level` and `--log-format`.

@@ -107,7 +107,7 @@ struct TrainerConfiguration {
         }
         self.mode = mode
         targetBatchSize = try options.int("target-batch-size") ?? 128
-        averagingTimeout = try options.double("averaging-timeout") ?? 5
+        averagingTimeout = try options.seconds("averaging-timeout", atLeast: DurationLimits.minimumTimeout) ?? 5
         initSeed = UInt64(try options.int("init-seed") ?? 0)
         run = options.string("run")!
         guard !run.isEmpty, run.count <= 100, run.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {

@@ -21,8 +21,8 @@ do {
     // Ready while a DHT node answers: without one, no expert can be found.
     readiness.add("dht", Readiness.dhtReachable(dht))
     let directory = DHTExpertDirectory(dht: dht,
-                                       positiveCacheSeconds: try options.double("cache-seconds") ?? 1,
-                                       negativeCacheSeconds: try options.double("negative-cache-seconds") ?? 5)
+                                       positiveCacheSeconds: try options.seconds("cache-seconds", atLeast: 0) ?? 1,
+                                       negativeCacheSeconds: try options.seconds("negative-cache-seconds", atLeast: 0) ?? 5)
     gateway = Gateway(directory: directory, metrics: Metrics(namespace: "hivemind_gateway"))
 } catch {
     print("hivemind-gateway: \(error)")

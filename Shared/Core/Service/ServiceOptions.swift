@@ -126,6 +126,13 @@ public struct ServiceOptions: Sendable {
         return value
     }
 
+    /// A duration flag in seconds, at least `minimum` (see `DurationLimits`).
+    public func seconds(_ name: String, atLeast minimum: Double) throws(OptionError) -> Double? {
+        guard let value = try double(name) else { return nil }
+        guard value >= minimum else { throw OptionError("--\(name) must be at least \(minimum) s, got \(value)") }
+        return value
+    }
+
     public func bool(_ name: String) throws(OptionError) -> Bool {
         switch values[name]?.lowercased() {
         case nil, "false", "0", "no": return false
@@ -149,7 +156,7 @@ public struct ServiceOptions: Sendable {
 
     /// `--shutdown-grace`: seconds from 0 to an hour.
     public func shutdownGrace() throws(OptionError) -> Double {
-        let grace = try double("shutdown-grace") ?? 5
+        let grace = try seconds("shutdown-grace", atLeast: 0) ?? 5
         guard (0...3600).contains(grace) else { throw OptionError("--shutdown-grace must be a number of seconds from 0 to 3600, got \(grace)") }
         return grace
     }

@@ -15,8 +15,9 @@ extension Averagers {
                     guard let error = error as? HTTPClientError else { return false }
                     return error.status == 504 && error.code == "no_group_found" && error.message.contains("min_group_size")
                 }
+                // Matchmaking stops a quarter of the timeout early (room for an all-reduce); the answer comes by the deadline.
                 let elapsed = Clock.now - started
-                #expect(elapsed > 1.4 && elapsed < 1.5 + 5, "took \(elapsed) s for a 1.5 s timeout")
+                #expect(elapsed > 1.5 * 0.75 && elapsed < 1.5 + 0.5, "took \(elapsed) s for a 1.5 s timeout")
                 #expect(cluster.averagers[0].metrics.value("rounds_total", labels: ["outcome": "no_group_found"]) == 1)
             }
         }

@@ -137,7 +137,7 @@ extension GatewayFaultTests {
                 return error?.status == 504 && error?.message.contains("searching the DHT") == true
             }
             let elapsed = Clock.now - started
-            #expect(elapsed > 0.45 && elapsed < 0.5 + 0.5, "answered after \(elapsed) s for a 0.5 s forward_timeout")
+            #expect(elapsed > 0.45 && elapsed < 0.5 + 1.5, "answered after \(elapsed) s for a 0.5 s forward_timeout (the DHT takes 30 s)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Testing
 @testable import Shared
@@ -165,14 +166,21 @@ func exampleRoutes(_ router: inout Router) {
     /// the ones still running 503, and returns soon after (libmicrohttpd would
     /// abort the process if stopped with a suspended connection).
     @Test func stopAnswersWhatOutlivesTheGrace() async throws {
+        let running = Atomic<Int>(0)
         var router = Router()
-        exampleRoutes(&router)
+        router.get("/hold") { request in
+            running.add(1, ordering: .relaxed)
+            try await Task.sleep(for: .seconds(Double(request.query["seconds"] ?? "0") ?? 0))
+            return .json(["ok": true])
+        }
         let server = try HTTPServer(configuration: HTTPServerConfiguration(), router: router,
                                     metrics: Metrics(namespace: "hivemind_test"), logger: Logger(service: "test", level: .error))
         let url = "http://127.0.0.1:\(server.port)"
-        let quick = Task { try await HTTPClient.shared.get("\(url)/sleep?seconds=0.3", timeout: 20) }
-        let stuck = Task { try await HTTPClient.shared.get("\(url)/sleep?seconds=60", timeout: 20) }
-        try await Task.sleep(for: .milliseconds(100))
+        let quick = Task { try await HTTPClient.shared.get("\(url)/hold?seconds=0.3", timeout: 20) }
+        let stuck = Task { try await HTTPClient.shared.get("\(url)/hold?seconds=60", timeout: 20) }
+        // Both handlers running (a busy machine may take a while to deliver the requests).
+        let deadline = Clock.now + 10
+        while running.load(ordering: .relaxed) < 2, Clock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         let started = Clock.now
         await server.stop(timeout: 0.8)
         let stopped = Clock.now - started

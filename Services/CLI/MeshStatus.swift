@@ -34,7 +34,7 @@ func runMeshStatus(_ arguments: [String]) async throws {
         do {
             experts = try await gatewayExperts(under: prefix, gateway: gateway.url)
         } catch {
-            FileHandle.standardError.write(Data("hivemind mesh status: the gateway at \(gateway.url) cannot list experts: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("hivemind mesh status: the gateway at \(gateway.url) cannot list experts: \(explained(error))\n".utf8))
             exit(2)
         }
         dhtReport = ["nodes_answering": .null, "estimated_size": .null]
@@ -110,7 +110,7 @@ func checkHealth(_ service: MeshService) async -> JSON {
         entry["detail"] = .string("ok in \(Int((Clock.now - started) * 1000)) ms")
     } catch {
         entry["healthy"] = .bool(false)
-        entry["detail"] = .string(error.kind == .connectionRefused ? "not listening" : "\(error)")
+        entry["detail"] = .string(error.kind == .connectionRefused ? "not listening" : "\(explained(error))")
     }
     return .object(entry)
 }

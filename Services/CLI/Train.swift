@@ -162,11 +162,11 @@ func checkMesh(_ config: TrainerConfiguration) async throws {
                 problems.append("no expert is alive under '\(config.prefix)' in the DHT that the gateway at \(gateway) reads; "
                                 + "start expert hosts (hivemind mesh up) or check --prefix")
             } catch let error as HTTPClientError where error.kind == .httpStatus && error.status == 503 {
-                problems.append("the gateway at \(gateway) reaches no DHT node: \(error.message)")
+                problems.append("the gateway at \(gateway) reaches no DHT node: \(explained(error))")
             } catch let error as HTTPClientError where error.kind == .httpStatus {
-                problems.append("the gateway at \(gateway) refused the expert listing: \(error.message)")
+                problems.append("the gateway at \(gateway) refused the expert listing: \(explained(error))")
             } catch {
-                problems.append("cannot reach the gateway at \(gateway): \(error)")
+                problems.append("cannot reach the gateway at \(gateway): \(explained(error))")
             }
         }
         // A gateway that reaches no DHT is not going to recover within seconds; experts still declaring may.

@@ -27,7 +27,7 @@ import Shared
                 Issue.record("\(testCase.name): expected \(testCase.status)")
             } catch let error as HTTPClientError {
                 #expect(error.status == testCase.status, "\(testCase.name): \(error)")
-                #expect(error.message.contains(testCase.mentions), "\(testCase.name): \(error.message)")
+                #expect(error.serverMessage.contains(testCase.mentions), "\(testCase.name): \(error.serverMessage)")
             }
             #expect(host.backends["ffn.0"]!.expert.parametersByName == before)
             #expect(host.backends["ffn.0"]!.steps == 0)

@@ -60,7 +60,7 @@ import TestSupport
                                          query: "prefix=nop.&grid=2,1&k_best=1&k_min=1&forward_timeout=0.2")
                 Issue.record("a request whose only expert is too slow succeeded")
             } catch let error as HTTPClientError {
-                #expect(error.status == 503 && error.message.contains("forward_timeout"), "\(error)")
+                #expect(error.status == 503 && error.serverMessage.contains("forward_timeout"), "\(error)")
             }
         }
     }
@@ -103,7 +103,7 @@ import TestSupport
                 Issue.record("\(testCase.query) succeeded")
             } catch let error as HTTPClientError {
                 #expect(error.status == testCase.status, "\(testCase.query): \(error)")
-                #expect(error.message.contains(testCase.mentions), "\(testCase.query): \(error.message)")
+                #expect(error.serverMessage.contains(testCase.mentions), "\(testCase.query): \(error.serverMessage)")
             }
         }
     }
@@ -117,7 +117,7 @@ import TestSupport
                                           query: "prefix=ffn.&grid=2,2")
                 Issue.record("backward accepted an expert off the grid")
             } catch let error as HTTPClientError {
-                #expect(error.status == 422 && error.message.contains("ffn.7.0"))
+                #expect(error.status == 422 && error.serverMessage.contains("ffn.7.0"))
             }
         }
     }

@@ -106,7 +106,7 @@ import TestSupport
                 Issue.record("\(testCase.query) succeeded")
             } catch let error as HTTPClientError {
                 #expect(error.status == testCase.status, "\(testCase.query): \(error)")
-                #expect(error.message.contains(testCase.mentions), "\(testCase.query): \(error.message)")
+                #expect(error.serverMessage.contains(testCase.mentions), "\(testCase.query): \(error.serverMessage)")
             }
         }
     }
@@ -127,7 +127,7 @@ import TestSupport
                                                  gradLoss: 0, forward: forward, query: testCase.query)
                     Issue.record("\(testCase.query) backward succeeded")
                 } catch let error as HTTPClientError {
-                    #expect(error.status == 422 && error.message.contains(testCase.mentions), "\(testCase.query): \(error)")
+                    #expect(error.status == 422 && error.serverMessage.contains(testCase.mentions), "\(testCase.query): \(error)")
                 }
             }
         }

@@ -19,7 +19,7 @@ import TestSupport
                 _ = try await HTTPClient.shared.get("\(url)/v1/mesh?\(query)", timeout: 10)
                 Issue.record("\(query) succeeded")
             } catch let error as HTTPClientError {
-                #expect(error.status == 400 && error.message.contains(mentions), "\(query): \(error)")
+                #expect(error.status == 400 && error.serverMessage.contains(mentions), "\(query): \(error)")
             }
         }
     }

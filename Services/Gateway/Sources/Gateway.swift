@@ -30,13 +30,13 @@ public struct Gateway: Sendable {
     /// The gateway's REST API (see openapi/gateway.yaml).
     public func makeRouter() -> Router {
         var router = Router()
-        router.post("/v1/moe/forward", accepts: ["application/octet-stream"]) { request in
+        router.post("/v1/moe/forward", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
             let parameters = try MixtureParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "scores"])
             let (output, routing) = try await layer.forward(x: bundle["x"]!, scores: bundle["scores"]!, parameters)
             return try encode([("output", output)], metadata: ["routing": routing.serialized()], codec: parameters.codec)
         }
-        router.post("/v1/moe/backward", accepts: ["application/octet-stream"]) { request in
+        router.post("/v1/moe/backward", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
             let parameters = try MixtureParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "grad_output"])
             let x = bundle["x"]!
@@ -44,7 +44,7 @@ public struct Gateway: Sendable {
             let (gradX, gradScores) = try await layer.backward(x: x, gradOutput: bundle["grad_output"]!, routing: routing, parameters)
             return try encode([("grad_x", gradX), ("grad_scores", gradScores)], metadata: [:], codec: parameters.codec)
         }
-        router.post("/v1/moe/switch/forward", accepts: ["application/octet-stream"]) { request in
+        router.post("/v1/moe/switch/forward", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
             let parameters = try SwitchParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "scores"])
             let result = try await switchLayer.forward(x: bundle["x"]!, scores: bundle["scores"]!, utilization: bundle["utilization"], parameters)
@@ -53,7 +53,7 @@ public struct Gateway: Sendable {
             return try encode([("output", result.output), ("balancing_loss", result.balancingLoss), ("utilization", result.utilization)],
                               metadata: metadata, codec: parameters.mixture.codec)
         }
-        router.post("/v1/moe/switch/backward", accepts: ["application/octet-stream"]) { request in
+        router.post("/v1/moe/switch/backward", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
             let parameters = try SwitchParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "scores", "grad_output", "utilization"])
             let x = bundle["x"]!
@@ -84,7 +84,7 @@ public struct Gateway: Sendable {
         }
         router.get("/dashboard") { _ in DashboardPage.response }
         for pass in ["forward", "backward"] {
-            router.post("/v1/experts/{uid}/\(pass)", accepts: ["application/octet-stream"]) { request in
+            router.post("/v1/experts/{uid}/\(pass)", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
                 try await proxy(request, pass: pass)
             }
         }

@@ -10,20 +10,24 @@ public enum AveragerRouter {
     /// The router serving `averager`.
     public static func build(_ averager: Averager, intercept: Interceptor = { _, handler in handler }) -> Router {
         var router = Router()
-        func add(_ method: String, _ pattern: String, accepts: [String] = [], _ handler: @escaping @Sendable (HTTPRequest) async throws(AveragerError) -> HTTPResponse) {
+        func add(_ method: String, _ pattern: String, accepts: [String] = [], maxBodyBytes: Int? = nil,
+                 _ handler: @escaping @Sendable (HTTPRequest) async throws(AveragerError) -> HTTPResponse) {
             let handler: HTTPHandler = { request in
                 do throws(AveragerError) { return try await handler(request) } catch { throw error.http }
             }
-            router.add(method, pattern, accepts: accepts, intercept(pattern, handler))
+            router.add(method, pattern, accepts: accepts, maxBodyBytes: maxBodyBytes, intercept(pattern, handler))
         }
         let tensors = ["application/octet-stream", "application/vnd.safetensors"]
+        // A trainer's tensors are as large as its model; a part is at most a part and its header.
+        let model = ServerLimits.serverMaximum
+        let part = averager.configuration.partSizeBytes + (64 << 10)
         let json = ["application/json"]
 
         // Trainers.
-        add("POST", "/v1/average", accepts: tensors) { request throws(AveragerError) in
+        add("POST", "/v1/average", accepts: tensors, maxBodyBytes: model) { request throws(AveragerError) in
             try encode(try await averager.average(AverageRequest(http: request)))
         }
-        add("POST", "/v1/rounds", accepts: tensors) { request throws(AveragerError) in
+        add("POST", "/v1/rounds", accepts: tensors, maxBodyBytes: model) { request throws(AveragerError) in
             let parsed = try AverageRequest(http: request)
             let id = averager.rounds.schedule { () throws(AveragerError) in try await averager.average(parsed) }
             return .json(["id": .string(id), "status": "running"], status: 202)
@@ -58,7 +62,7 @@ public enum AveragerRouter {
         }
 
         // State sharing.
-        add("PUT", "/v1/state", accepts: tensors) { request throws(AveragerError) in
+        add("PUT", "/v1/state", accepts: tensors, maxBodyBytes: model) { request throws(AveragerError) in
             let priority = Double(request.query["priority"] ?? "0") ?? .nan
             let snapshot = try await averager.putState(prefix: try request.prefix(), bytes: request.body, priority: priority)
             return .json(["version": .string(snapshot.version), "bytes": .int(snapshot.bytes.count), "priority": .double(snapshot.priority)])
@@ -94,7 +98,7 @@ public enum AveragerRouter {
             return .json(try averager.reportProgress(run: request.parameter("run"), trainer: report.0, epoch: report.1,
                                                      samples: report.2, samplesPerSecond: report.3, loss: report.4).json)
         }
-        add("POST", "/v1/runs/{run}/step", accepts: tensors) { request throws(AveragerError) in
+        add("POST", "/v1/runs/{run}/step", accepts: tensors, maxBodyBytes: model) { request throws(AveragerError) in
             guard let trainer = request.query["trainer"] else {
                 throw AveragerError(.badRequest, "query parameter 'trainer' is required: the name the trainer reports progress under")
             }
@@ -142,7 +146,7 @@ public enum AveragerRouter {
             }
             return .json(await averager.leave(peer: peer, groupKey: key, expiration: expiration).json)
         }
-        add("POST", "/v1/groups/{group_id}/parts/{part}", accepts: tensors) { request throws(AveragerError) in
+        add("POST", "/v1/groups/{group_id}/parts/{part}", accepts: tensors, maxBodyBytes: part) { request throws(AveragerError) in
             guard let part = Int(request.parameter("part")), part >= 0 else {
                 throw AveragerError(.badRequest, "part must be a non-negative integer, got '\(request.parameter("part"))'")
             }

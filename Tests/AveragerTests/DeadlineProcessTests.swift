@@ -28,7 +28,7 @@ extension Averagers {
                 let response = try await client.post(url, bytes: body, timeout: 120)
                 return Answer(status: response.status, code: nil, message: "", seconds: Clock.now - started)
             } catch {
-                return Answer(status: error.status ?? 0, code: error.code, message: error.message, seconds: Clock.now - started)
+                return Answer(status: error.status ?? 0, code: error.code, message: error.serverMessage, seconds: Clock.now - started)
             }
         }
 
@@ -134,14 +134,14 @@ extension Averagers {
                     }
                     Issue.record("\(path) \(json.map { $0.serialized() } ?? "") was accepted")
                 } catch {
-                    #expect(error.status == 400 && error.message.contains(mentions), "\(path): \(error)")
+                    #expect(error.status == 400 && error.serverMessage.contains(mentions), "\(path): \(error.serverMessage)")
                 }
             }
             do {
                 _ = try await client.get("\(url)/v1/rounds/none?wait=-1")
                 Issue.record("wait=-1 was accepted")
             } catch {
-                #expect(error.status == 400 && error.message.contains("wait"), "\(error)")
+                #expect(error.status == 400 && error.serverMessage.contains("wait"), "\(error.serverMessage)")
             }
 
             let state = try Self.body()

@@ -60,8 +60,10 @@ extension Averagers {
                         }
                     }
                     group.addTask {
-                        // The victim may lose its own group when it freezes: its call gets a shorter timeout.
-                        async let call = try? cluster.average(victim, [("x", inputs[victim])], timeout: 12)
+                        // The victim may lose its own group when it freezes: its call gets a shorter timeout,
+                        // long enough that its matchmaking lasts as long as the others' (a quarter of the
+                        // timeout is kept for the all-reduce), so that it does not lead the group.
+                        async let call = try? cluster.average(victim, [("x", inputs[victim])], timeout: 14)
                         // The victim's own calls fail from the moment it freezes.
                         let deadline = Clock.now + 30
                         while !freeze.isFrozen, Clock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }

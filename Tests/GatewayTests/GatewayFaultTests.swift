@@ -134,7 +134,7 @@ extension GatewayFaultTests {
                 _ = try await moeForward(url, x: Tensor(zeros: [2, 4]), scores: Tensor(zeros: [2, 4]), query: "prefix=ffn.&grid=2,2&forward_timeout=0.5")
             } throws: { error in
                 let error = error as? HTTPClientError
-                return error?.status == 504 && error?.message.contains("searching the DHT") == true
+                return error?.status == 504 && error?.serverMessage.contains("searching the DHT") == true
             }
             let elapsed = Clock.now - started
             #expect(elapsed > 0.45 && elapsed < 0.5 + 1.5, "answered after \(elapsed) s for a 0.5 s forward_timeout (the DHT takes 30 s)")

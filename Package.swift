@@ -66,6 +66,9 @@ let package = Package(
         .testTarget(name: "ConformanceTests",
                     dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],
                     path: "Tests/ConformanceTests", exclude: ["schemathesis.toml", "schemathesis_hooks.py"]),
+        // Attacks on every service as a process, each against a hostile peer the test runs.
+        .testTarget(name: "SecurityTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],
+                    path: "Tests/SecurityTests"),
         // Validators of deploy/ and the network-namespace mesh, which runs every service's executable.
         .testTarget(name: "DeployTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain",
                                                         "GatewayMain", "HivemindCLI"], path: "Tests/DeployTests"),

@@ -135,10 +135,13 @@ func aliveExperts(under prefix: String, dht: DHTClient) async throws -> [(uid: S
         let parents = frontier
         frontier = []
         for parent in parents {
-            for (coordinate, item) in entries[parent]?.subkeys ?? [:] where item.expirationTime > Clock.epoch {
-                guard let (uid, url) = ExpertDeclaration.parse(item.value) else { continue }
-                if uid.parentPrefix == parent { found[uid.description] = url } else { frontier.append("\(parent)\(coordinate).") }
+            var deeper: Set<String> = []
+            for (subkey, item) in entries[parent]?.subkeys ?? [:] where item.expirationTime > Clock.epoch {
+                guard let declaration = ExpertDeclaration.read(key: parent, subkey: subkey, item: item),
+                      let coordinate = declaration.coordinate else { continue }
+                if declaration.uid.parentPrefix == parent { found[declaration.uid.description] = declaration.url } else { deeper.insert("\(parent)\(coordinate).") }
             }
+            frontier += deeper.sorted()
         }
     }
     return found.map { ($0.key, $0.value) }.sorted { $0.uid < $1.uid }

@@ -37,6 +37,7 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("target-batch-size", default: "128", help: "samples the whole run processes per collaborative epoch"),
         OptionSpec("averaging-timeout", default: "5", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
         OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
+        OptionSpec("run-token", help: "the averager's --run-token, sent with the run's calls and shared states (needed when the averager is not on loopback)"),
         OptionSpec("init-seed", default: "0", help: "seeds the initial parameters (the same for every trainer of a run)"),
         OptionSpec("seed", default: "0", help: "seeds this trainer's batch order"),
         OptionSpec("name", default: "trainer", help: "this trainer's name in logs"),
@@ -68,6 +69,7 @@ struct TrainerConfiguration {
     let targetBatchSize: Int
     let averagingTimeout: Double
     let run: String
+    let runToken: String?
     let initSeed: UInt64
     let seed: UInt64
     let name: String
@@ -110,6 +112,7 @@ struct TrainerConfiguration {
         averagingTimeout = try options.seconds("averaging-timeout", atLeast: DurationLimits.minimumTimeout) ?? 5
         initSeed = UInt64(try options.int("init-seed") ?? 0)
         run = options.string("run")!
+        runToken = options.string("run-token")
         guard !run.isEmpty, run.count <= 100, run.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
             throw OptionError("--run must be 1 to 100 letters, digits, '_' or '-' (it names the averaging group), got '\(run)'")
         }

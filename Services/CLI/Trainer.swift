@@ -41,7 +41,7 @@ struct Trainer {
         optimizer = try Optimizer(rule: .adam(), learningRate: config.learningRate)
         collaboration = config.averager.map {
             CollaborativeOptimizer(averager: $0, run: config.run, trainer: config.name, targetBatchSize: config.targetBatchSize,
-                                   averagingTimeout: config.averagingTimeout)
+                                   averagingTimeout: config.averagingTimeout, runToken: config.runToken)
         }
         if let collaboration {
             do { try await collaboration.configure() } catch { log("cannot configure run \(config.run) on the averager: \(explained(error)); training alone until it answers") }
@@ -121,7 +121,7 @@ struct Trainer {
                     try gradientSums[name]!.add(gradient, scaledBy: Float(batch.count))
                 }
             }
-            let answers = (try? JSON.parse(routing).arrayValue?.map { Double($0.arrayValue?.count ?? 0) }) ?? []
+            let answers = (try? JSON.parse(routing["routing"] ?? "").arrayValue?.map { Double($0.arrayValue?.count ?? 0) }) ?? []
             return (loss, correctCount(logits, batch.labels), answers.reduce(0, +) / Double(max(1, answers.count)))
         } catch {
             retries += 1
@@ -232,16 +232,17 @@ struct Trainer {
 
     // MARK: The mesh
 
-    private func moeForward(_ x: Tensor, _ scores: Tensor) async throws -> (Tensor, String) {
+    /// Forward; returns the output and what backward must send back: the routing record and its seal.
+    private func moeForward(_ x: Tensor, _ scores: Tensor) async throws -> (Tensor, [String: String]) {
         let body = try TensorBundle([("x", x), ("scores", scores)]).encode()
         let response = try await postToGateway("/v1/moe/forward", body)
         let bundle = try TensorBundle.decode(response.body)
-        guard let output = bundle["output"], let routing = bundle.metadata["routing"] else { throw OptionError("the gateway answered without output") }
-        return (output, routing)
+        guard let output = bundle["output"], bundle.metadata["routing"] != nil else { throw OptionError("the gateway answered without output") }
+        return (output, bundle.metadata.filter { $0.key == "routing" || $0.key == "routing_seal" })
     }
 
-    private func moeBackward(_ x: Tensor, _ gradOutput: Tensor, _ routing: String) async throws -> (Tensor, Tensor) {
-        let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: ["routing": routing]).encode()
+    private func moeBackward(_ x: Tensor, _ gradOutput: Tensor, _ routing: [String: String]) async throws -> (Tensor, Tensor) {
+        let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: routing).encode()
         let response = try await postToGateway("/v1/moe/backward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let gradX = bundle["grad_x"], let gradScores = bundle["grad_scores"] else { throw OptionError("the gateway answered without gradients") }

@@ -20,7 +20,7 @@ import Shared
     @Test(arguments: cases.indices)
     func badInputIsAClearErrorAndTouchesNothing(_ index: Int) async throws {
         let testCase = Self.cases[index]
-        try await withExpertHost(["--expert-uids", "ffn.0", "--hidden-dim", "8", "--max-batch-size", "32", "--detect-anomalies"]) { url, host in
+        try await withExpertHost(["--expert-uids", "ffn.0", "--hidden-dim", "8", "--max-batch-size", "32"]) { url, host in
             let before = host.backends["ffn.0"]!.expert.parametersByName
             do {
                 _ = try await HTTPClient.shared.post("\(url)/v1/experts/\(testCase.path)", bytes: testCase.body)

@@ -68,7 +68,7 @@ import TestSupport
     @Test func anyReplicaServesTheBackwardOfAnother() async throws {
         let mesh = try await TestMesh.start([["--expert-uids", "ffn.0.0,ffn.0.1,ffn.1.0", "--hidden-dim", "8"]])
         let replicas = try await (0..<2).asyncMap { _ in
-            try await ServiceProcess.start("hivemind-gateway", TestMesh.quiet + ["--dht", mesh.dht.url])
+            try await ServiceProcess.start("hivemind-gateway", TestMesh.quiet + ["--dht", mesh.dht.url, "--routing-key", testRoutingSecret])
         }
         var generator = SplitMix64(seed: 4)
         let x = Tensor.randomNormal(shape: [4, 8], using: &generator)
@@ -96,7 +96,7 @@ import TestSupport
     @Test(arguments: badQueries.indices)
     func badInputGetsAClearError(_ index: Int) async throws {
         let testCase = Self.badQueries[index]
-        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"))
+        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal)
         try await withGatewayServer(gateway) { url in
             do {
                 _ = try await moeForward(url, x: Tensor(zeros: [2, 4]), scores: Tensor(zeros: [2, 4]), query: testCase.query)
@@ -109,11 +109,12 @@ import TestSupport
     }
 
     @Test func aRoutingRecordOffTheGridIsRefused() async throws {
-        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"))
+        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal)
         try await withGatewayServer(gateway) { url in
-            let routing = #"[[{"uid":"ffn.7.0","url":"http://127.0.0.1:1","weight":1}]]"#
+            let x = Tensor(zeros: [1, 4])
+            let routing = IssuedRouting.sealed(#"[[{"uid":"ffn.7.0","url":"http://127.0.0.1:1","weight":1}]]"#, x: x)
             do {
-                _ = try await moeBackward(url, x: Tensor(zeros: [1, 4]), gradOutput: Tensor(zeros: [1, 4]), routing: routing,
+                _ = try await moeBackward(url, x: x, gradOutput: Tensor(zeros: [1, 4]), routing: routing,
                                           query: "prefix=ffn.&grid=2,2")
                 Issue.record("backward accepted an expert off the grid")
             } catch let error as HTTPClientError {

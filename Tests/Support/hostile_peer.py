@@ -11,6 +11,7 @@ Modes:
   secret    503 with a body that is not JSON and holds a secret
   jsonsecret 503 with a JSON error whose message holds a secret
   range     206 announcing `Content-Range: bytes 0-N/1099511627776` (a 1 TB state), then zeros
+  headers   200 with the Authorization header it received, as JSON (null if none)
 """
 import argparse
 import json
@@ -31,6 +32,7 @@ class Handler(socketserver.StreamRequestHandler):
                 if not request_line:
                     return
                 length = 0
+                self.authorization = None
                 while True:
                     line = self.rfile.readline(65536)
                     if line in (b"\r\n", b"\n", b""):
@@ -38,6 +40,8 @@ class Handler(socketserver.StreamRequestHandler):
                     name, _, value = line.decode("latin-1").partition(":")
                     if name.strip().lower() == "content-length":
                         length = int(value.strip())
+                    if name.strip().lower() == "authorization":
+                        self.authorization = value.strip()
                 remaining = length
                 while remaining > 0:
                     chunk = self.rfile.read(min(remaining, 1 << 20))
@@ -57,6 +61,10 @@ class Handler(socketserver.StreamRequestHandler):
             return True
         if self.mode == "secret":
             write(b"HTTP/1.1 503 Unavailable\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(SECRET), SECRET))
+            return True
+        if self.mode == "headers":
+            body = json.dumps({"authorization": self.authorization}).encode()
+            write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             return True
         if self.mode == "jsonsecret":
             body = json.dumps({"error": {"code": "bad\nCODE", "message": SECRET.decode()}}).encode()

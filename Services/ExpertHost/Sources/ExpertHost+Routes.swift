@@ -72,7 +72,7 @@ extension ExpertHost {
         return largest
     }
 
-    /// Checks shapes, batch size and (with `--detect-anomalies`) finiteness before anything runs.
+    /// Checks shapes, batch size and (unless `--allow-non-finite`) finiteness before anything runs.
     @discardableResult
     private func validate(_ inputs: [Tensor], schema: ExpertSchema) throws(HTTPError) -> Int {
         let batch: Int
@@ -89,9 +89,9 @@ extension ExpertHost {
     }
 
     private func checkFinite(_ tensors: [Tensor], _ prefix: String) throws(HTTPError) {
-        guard configuration.detectAnomalies else { return }
+        guard !configuration.allowsNonFinite else { return }
         for (index, tensor) in tensors.enumerated() where !tensor.scalars.allSatisfy(\.isFinite) {
-            throw .unprocessable("\(prefix).\(index) contains NaN or infinity, which this host refuses (--detect-anomalies)")
+            throw .unprocessable("\(prefix).\(index) contains NaN or infinity, which this host refuses (--allow-non-finite accepts it)")
         }
     }
 

@@ -256,7 +256,8 @@ private final class Transfer: @unchecked Sendable {
                 transfer.stopped = HTTPClientError(.refused, url: transfer.url, message: "not called: \(refusal.message)")
                 return CURL_SOCKET_BAD
             }
-            return socket(address.pointee.family, address.pointee.socktype, address.pointee.protocol)
+            // Close-on-exec, as libcurl's own sockets are: a child process (hivemind mesh up's services) must not inherit them.
+            return socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
         }
         ccurl_easy_setopt_pointer(easy, CURLOPT_OPENSOCKETDATA, context)
         ccurl_easy_setopt_write_function(easy) { data, size, count, context in

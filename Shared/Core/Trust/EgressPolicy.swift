@@ -43,7 +43,8 @@ public struct EgressPolicy: Sendable {
 
     private static let loopback: [AddressRange] = ["127.0.0.0/8", "::1/128"].map { try! AddressRange($0) }
 
-    static func isLoopback(_ address: IPAddress) -> Bool { loopback.contains { $0.contains(address) } }
+    /// Whether `address` is a loopback address (127.0.0.0/8 or ::1).
+    public static func isLoopback(_ address: IPAddress) -> Bool { loopback.contains { $0.contains(address) } }
 
     /// The process's policy; services set it once at start (`ServiceOptions.parseOrExit`).
     /// The default (tools, tests) calls loopback and anything not always denied.
@@ -91,8 +92,14 @@ extension EgressPolicy {
         for text in options.list("egress-allow") { allow.append(try AddressRange(text)) }
         var deny: [AddressRange] = []
         for text in options.list("egress-deny") { deny.append(try AddressRange(text)) }
-        let host = options.string("host") ?? "127.0.0.1"
-        let listensOnLoopback = host == "localhost" || IPAddress(host).map(Self.isLoopback) == true
-        self.init(allow: allow, deny: deny, allowsLoopback: listensOnLoopback)
+        self.init(allow: allow, deny: deny, allowsLoopback: options.listensOnLoopback)
+    }
+}
+
+extension ServiceOptions {
+    /// Whether `--host` is a loopback address: only processes on this machine can call the service.
+    public var listensOnLoopback: Bool {
+        let host = string("host") ?? "127.0.0.1"
+        return host == "localhost" || IPAddress(host).map(EgressPolicy.isLoopback) == true
     }
 }

@@ -20,6 +20,9 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
             case stateChanged = "state_changed"
             case timeout
             case rangeNotSatisfiable = "range_not_satisfiable"
+            case unauthorized
+            case tooMany = "too_many"
+            case insufficientStorage = "insufficient_storage"
         }
         private let code: Code
         private init(_ code: Code) { self.code = code }
@@ -52,6 +55,12 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
         public static let timeout = Kind(.timeout)
         /// A byte range that starts past the end of the state (416).
         public static let rangeNotSatisfiable = Kind(.rangeNotSatisfiable)
+        /// A route that changes what others download, called without the run's token (401).
+        public static let unauthorized = Kind(.unauthorized)
+        /// More of something at once than this averager takes: runs, trainers, scheduled rounds (429).
+        public static let tooMany = Kind(.tooMany)
+        /// More bytes than this averager keeps, e.g. shared states (507).
+        public static let insufficientStorage = Kind(.insufficientStorage)
 
         /// The machine-readable code of the JSON error, e.g. "no_group_found".
         public var description: String { code.rawValue }
@@ -67,6 +76,9 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
             case .busy, .unavailable: 503
             case .stateChanged: 412
             case .rangeNotSatisfiable: 416
+            case .unauthorized: 401
+            case .tooMany: 429
+            case .insufficientStorage: 507
             }
         }
     }

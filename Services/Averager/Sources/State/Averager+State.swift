@@ -17,7 +17,7 @@ extension Averager {
         do { _ = try Safetensors.decode(bytes) } catch {
             throw AveragerError(.badRequest, "the state must be a safetensors file: \(error.message)")
         }
-        let snapshot = states.put(prefix: prefix, bytes: bytes, priority: priority)
+        let snapshot = try states.put(prefix: prefix, bytes: bytes, priority: priority)
         await declareDonor(prefix: prefix)
         donorTasks.withLock { tasks in
             guard tasks[prefix] == nil else { return }
@@ -36,8 +36,8 @@ extension Averager {
     private func declareDonor(prefix: String) async {
         guard let me = peerID, let snapshot = states.snapshot(prefix) else { return }
         do {
-            try await dht.declare(key: StateLoader.donorKey(prefix), subkey: me, value: .double(snapshot.priority),
-                                  expiration: Clock.epoch + configuration.declareStatePeriod)
+            try await dht.declare(key: StateLoader.donorKey(prefix), name: me, value: .double(snapshot.priority),
+                                  expiration: Clock.epoch + configuration.declareStatePeriod, signedBy: identity)
         } catch {
             logger.warning("cannot declare state in the DHT", ["prefix": prefix, "error": "\(error)"])
         }
@@ -94,7 +94,8 @@ extension Averager {
         try GroupKey.validate(prefix: prefix)
         guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
         let deadline = Deadline(after: timeout)
-        let loader = StateLoader(me: me, dht: dht, http: http, chunkBytes: configuration.stateChunkBytes, chunkTimeout: configuration.requestTimeout)
+        let loader = StateLoader(me: me, dht: dht, http: http, chunkBytes: configuration.stateChunkBytes, chunkTimeout: configuration.requestTimeout,
+                                 maxStateBytes: configuration.limits.maxStateBytes)
         let outcome = await deadline.run(cancellingLateWork: true) { () async -> Result<(bytes: [UInt8], donor: PeerID), AveragerError> in
             do throws(AveragerError) { return .success(try await loader.load(prefix: prefix, deadline: deadline.instant)) } catch { return .failure(error) }
         }
@@ -115,8 +116,8 @@ extension Averager {
         guard let me = peerID else { return }
         for (prefix, task) in tasks {
             task.cancel()
-            try? await dht.declare(key: StateLoader.donorKey(prefix), subkey: me, value: .null,
-                                   expiration: Clock.epoch + configuration.declareStatePeriod)
+            try? await dht.declare(key: StateLoader.donorKey(prefix), name: me, value: .null,
+                                   expiration: Clock.epoch + configuration.declareStatePeriod, signedBy: identity)
         }
     }
 }

@@ -160,14 +160,8 @@ extension Averager {
         let tracker = try collaborativeRun(run).tracker
         await fetchProgress(tracker)
         guard tracker.global().peers == 0 else { return true }
-        let key: String
-        if let matchmaker = matchmakers.withLock({ $0[prefix] }) {
-            key = await matchmaker.groupKey.key
-        } else {
-            key = try GroupKey(prefix: prefix, bits: configuration.initialGroupBits).key
-        }
-        guard let members = try? await dht.members(key: key) else { return true }
-        return members.contains { $0.subkey != peerID && $0.value == .bool(true) }
+        guard let members = try? await dht.members(key: try await groupKey(of: prefix)) else { return true }
+        return members.contains { $0.peer != peerID && $0.value == .bool(true) }
     }
 
     // MARK: - Progress in the DHT

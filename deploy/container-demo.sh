@@ -133,15 +133,17 @@ expert_host() {
         -e HIVEMIND_IDENTITY=/var/lib/hivemind/identity.key  # its own key, kept across restarts of the container
 }
 
+# The averagers listen on every interface: their runs and shared states need a token, which the trainers send.
+run_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 averager() {
     service "averager-$1" averager -e HIVEMIND_DHT="$dht_nodes" -e HIVEMIND_ANNOUNCE_ADDRESS="http://$prefix-averager-$1:8100" \
-        -e HIVEMIND_MIN_MATCHMAKING_TIME=1
+        -e HIVEMIND_MIN_MATCHMAKING_TIME=1 -e HIVEMIND_RUN_TOKEN="$run_token"
 }
 
 # trainer NAME SEED AVERAGER: `hivemind train` in a cli container, its history in $out.
 trainer() {
     "$ENGINE" run --rm --name "$prefix-$1" --label "hivemind.demo=$run_id" --network "$network" \
-        -v "$out:/var/lib/hivemind/out" "$(image cli)" \
+        -v "$out:/var/lib/hivemind/out" -e HIVEMIND_RUN_TOKEN="$run_token" "$(image cli)" \
         train --gateway "http://$prefix-gateway:8080" --averager "http://$prefix-averager-$3:8100" --epochs "$epochs" \
         --name "$1" --seed "$2" --hidden-dim 64 --history "/var/lib/hivemind/out/$1.history.jsonl" \
         > "$out/$1.json" 2> "$out/$1.log"

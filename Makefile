@@ -25,7 +25,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps demo test bench build-release
+.PHONY: deps test-deps demo test bench build-release fuzz fuzz-build fuzz-seeds
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -59,3 +59,35 @@ build-release:
 ## Benchmarks (not tests): `make bench SUITE=tensors`.
 bench: deps build-release
 	$(SWIFT) run -c release --skip-build hivemind-bench $(SUITE)
+
+## Fuzzing (not part of `make test`): every libFuzzer target in Tests/Fuzz for FUZZ_SECONDS each,
+# with AddressSanitizer; fails on a crash, a failed check, a leak or an input slower than FUZZ_TIMEOUT
+# seconds. Inputs that found new coverage collect in .build-fuzz/corpus/TARGET, crashes in
+# .build-fuzz/artifacts. `make fuzz FUZZ_TARGETS=json FUZZ_SECONDS=600` runs one target longer.
+FUZZ_SECONDS ?= 60
+FUZZ_TIMEOUT ?= 30
+FUZZ_TARGETS ?= safetensors bundle codecs json router range dht-messages dht-records routing-record join part checkpoint expert-host
+FUZZ_BIN := .build-fuzz/release/hivemind-fuzz
+# The Swift runtime's own crash handler would race libFuzzer's and AddressSanitizer's.
+FUZZ_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1
+fuzz: deps fuzz-build
+	@mkdir -p .build-fuzz/artifacts
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p .build-fuzz/corpus/$$target; \
+		echo "== $$target ($(FUZZ_SECONDS) s)"; \
+		$(FUZZ_ENV) $(FUZZ_BIN) $$target -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 \
+			-print_final_stats=1 -dict=Tests/Fuzz/hivemind.dict -artifact_prefix=.build-fuzz/artifacts/$$target- \
+			.build-fuzz/corpus/$$target Tests/Fuzz/Corpus/$$target > .build-fuzz/$$target.log 2>&1 \
+			|| { tail -60 .build-fuzz/$$target.log; echo "fuzz target $$target failed; its input is in .build-fuzz/artifacts/"; exit 1; }; \
+		grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec" .build-fuzz/$$target.log | tr '\n' ' '; echo; \
+	done
+
+# The fuzz executable exists only with HIVEMIND_FUZZ set (see Package.swift). SwiftPM's --sanitize=fuzzer
+# links libFuzzer; -sanitize=fuzzer for the compiler adds the coverage instrumentation it needs.
+fuzz-build:
+	HIVEMIND_FUZZ=1 $(SWIFT) build -c release --scratch-path .build-fuzz --product hivemind-fuzz \
+		--sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing
+
+## Rewrites the seed corpora in Tests/Fuzz/Corpus from the targets' seed lists (regression inputs stay).
+fuzz-seeds: fuzz-build
+	@for target in $(FUZZ_TARGETS); do FUZZ_WRITE_SEEDS=Tests/Fuzz/Corpus/$$target $(FUZZ_ENV) $(FUZZ_BIN) $$target || exit 1; done

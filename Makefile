@@ -25,7 +25,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps demo test bench build-release fuzz fuzz-build fuzz-seeds
+.PHONY: deps test-deps demo test bench build-release fuzz fuzz-build fuzz-seeds test-sanitize soak
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -91,3 +91,33 @@ fuzz-build:
 ## Rewrites the seed corpora in Tests/Fuzz/Corpus from the targets' seed lists (regression inputs stay).
 fuzz-seeds: fuzz-build
 	@for target in $(FUZZ_TARGETS); do FUZZ_WRITE_SEEDS=Tests/Fuzz/Corpus/$$target $(FUZZ_ENV) $(FUZZ_BIN) $$target || exit 1; done
+
+## Sanitizers (not part of `make test`): the unit and process tests, services included, built and run
+# with AddressSanitizer (LeakSanitizer too), then with ThreadSanitizer. Reports of every process go to
+# .build-asan/reports and .build-tsan/reports; any report fails the run. Known false positives of the
+# toolchain are suppressed, each with its reason, in Tests/Sanitizers/.
+SANITIZE_TARGETS ?= SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests
+SANITIZERS ?= address thread
+test-sanitize: test-deps
+	@for sanitizer in $(SANITIZERS); do \
+		failed=""; scratch=.build-$$(echo $$sanitizer | cut -c1)san; reports=$$(pwd)/$$scratch/reports; \
+		$(SWIFT) build --build-tests --sanitize=$$sanitizer --scratch-path $$scratch || exit 1; \
+		rm -rf $$reports && mkdir -p $$reports; \
+		for target in $(SANITIZE_TARGETS); do \
+			echo "== $$target under $$sanitizer sanitizer"; \
+			SWIFT_BACKTRACE=enable=no \
+			ASAN_OPTIONS=log_path=$$reports/asan:detect_leaks=1:suppressions=$$(pwd)/Tests/Sanitizers/asan.supp \
+			LSAN_OPTIONS=suppressions=$$(pwd)/Tests/Sanitizers/lsan.supp \
+			TSAN_OPTIONS=log_path=$$reports/tsan:halt_on_error=0:second_deadlock_stack=1:suppressions=$$(pwd)/Tests/Sanitizers/tsan.supp \
+			timeout 2400 $(SWIFT) test --skip-build --scratch-path $$scratch --filter "$$target" || failed="$$failed $$target"; \
+		done; \
+		if ls $$reports/* >/dev/null 2>&1; then cat $$reports/*; echo "$$sanitizer sanitizer: reports in $$reports"; exit 1; fi; \
+		if [ -n "$$failed" ]; then echo "$$sanitizer sanitizer: tests failed:$$failed"; exit 1; fi; \
+		echo "$$sanitizer sanitizer: no reports"; \
+	done
+
+## The chaos soak (not part of `make test`): the demo's mesh with trainers for SOAK_MINUTES while
+# services and trainers are killed with SIGKILL and restarted; see deploy/soak.py and the README.
+SOAK_MINUTES ?= 30
+soak: deps build-release
+	python3 deploy/soak.py --minutes $(SOAK_MINUTES) --binaries $$($(SWIFT) build -c release --show-bin-path) --out out/soak

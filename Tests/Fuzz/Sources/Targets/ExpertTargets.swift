@@ -23,10 +23,15 @@ extension FuzzTarget {
         guard let record = try? RoutingRecord(text: text, prefix: "ffn.", gridSize: gridSize, batch: batch) else { return }
         fuzzCheck(record.samples.count == batch, "a record of \(record.samples.count) samples for a batch of \(batch)")
         let written = record.serialized()
-        fuzzCheck(CompactRoutingReader.read(written, prefix: "ffn.", gridSize: gridSize) == record.samples, "the compact reader cannot read \(written)")
-        // Weights are Floats: `serialized()` writes each with the fewest digits that read back the same.
+        fuzzCheck((try? RoutingRecord(text: written, prefix: "ffn.", gridSize: gridSize, batch: batch)) == record, "\(written) reads back as another record")
+        // The compact reader takes it unless a string needed an escape (then the generic one does).
+        if !written.utf8.contains(UInt8(ascii: "\\")) {
+            fuzzCheck(CompactRoutingReader.read(written, prefix: "ffn.", gridSize: gridSize) == record.samples, "the compact reader cannot read \(written)")
+        }
+        // Weights are Floats: `serialized()` writes each with the fewest digits that read back the same, so
+        // compare records, not JSON values.
         let reread = try? RoutingRecord(json: JSON.parse(written), prefix: "ffn.", gridSize: gridSize, batch: batch)
-        fuzzCheck(reread == record, "\(written) reads back as another record")
+        fuzzCheck(reread == record, "\(written) reads back through JSON.parse as another record")
     }
 
     /// An expert host's whole API in process: routes, tokens, codecs, forward and backward bodies,

@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(name: "HivemindCLI", dependencies: ["Shared"], path: "Services/CLI"),
         .executableTarget(name: "Bench", dependencies: ["Shared", "DHTNode", "TestSupport"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
-        .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support"),
+        .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support", exclude: ["hostile_peer.py"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture", "TestSupport"], path: "Tests/SharedTests"),
         // The CLI end to end: `hivemind mesh up`, trainers, the Python example; needs every service's executable.
         .testTarget(name: "CLITests", dependencies: ["Shared", "TestSupport", "HivemindCLI", "DHTNodeMain", "ExpertHostMain", "GatewayMain", "AveragerMain"],
@@ -66,6 +66,9 @@ let package = Package(
         .testTarget(name: "ConformanceTests",
                     dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],
                     path: "Tests/ConformanceTests", exclude: ["schemathesis.toml", "schemathesis_hooks.py"]),
+        // Attacks on every service as a process, each against a hostile peer the test runs.
+        .testTarget(name: "SecurityTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],
+                    path: "Tests/SecurityTests"),
         // Validators of deploy/ and the network-namespace mesh, which runs every service's executable.
         .testTarget(name: "DeployTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain",
                                                         "GatewayMain", "HivemindCLI"], path: "Tests/DeployTests"),

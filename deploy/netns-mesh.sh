@@ -122,6 +122,8 @@ expert_args=(--dht "$dht1" --expert-class ffn --hidden-dim 64 --update-period 2)
 start expert-1 hivemind-expert-host "${quiet[@]}" --host 10.77.0.4 "${expert_args[@]}" --expert-uids "$(uids 0)" --seed 1
 start expert-2 hivemind-expert-host "${quiet[@]}" --host 0.0.0.0 "${expert_args[@]}" --expert-uids "$(uids 1)" --seed 2
 expert1=$(url expert-1) expert2=$(url expert-2)
+# The averagers are reachable from other hosts: their runs and shared states need a token.
+export HIVEMIND_RUN_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 averager_args=(--dht "$dht2" --min-matchmaking-time 1 --request-timeout 2)
 start averager-1 hivemind-averager "${quiet[@]}" --host 10.77.0.6 "${averager_args[@]}" && averager1=$(url averager-1)
 start averager-2 hivemind-averager "${quiet[@]}" --host 10.77.0.7 "${averager_args[@]}" && averager2=$(url averager-2)

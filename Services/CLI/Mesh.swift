@@ -47,8 +47,10 @@ func runMesh(_ arguments: [String]) async throws {
         for _ in 0..<(try options.int("averagers") ?? 2) {
             _ = try mesh.start("hivemind-averager", quiet + ["--dht", dht, "--min-matchmaking-time", "1", "--request-timeout", "2"])
         }
+        // One routing secret for every gateway: a trainer's backward may reach another gateway than its forward.
+        let routingKey = MessageAuthentication.randomBytes(32).hexString
         for _ in 0..<max(1, try options.int("gateways") ?? 1) {
-            _ = try mesh.start("hivemind-gateway", quiet + ["--dht", dht])
+            _ = try mesh.start("hivemind-gateway", quiet + ["--dht", dht], environment: ["HIVEMIND_ROUTING_KEY": routingKey])
         }
     } catch {
         mesh.stopAll()
@@ -89,11 +91,13 @@ final class LocalMesh: @unchecked Sendable {
     /// Starts a product from the folder this executable is in and waits for
     /// its ready line, at most `timeout` seconds (a service that neither gets
     /// ready nor exits is killed, so `mesh up` never hangs on one).
-    func start(_ product: String, _ arguments: [String], timeout: Double = 30) throws -> Service {
+    /// - Parameter environment: added to ours: secrets go here, not on command lines that `ps` shows.
+    func start(_ product: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 30) throws -> Service {
         let process = Process()
         let output = Pipe()
         process.executableURL = Self.folder.appendingPathComponent(product)
         process.arguments = arguments + ["--parent-pid", String(getpid())]  // stop with us, even if we are SIGKILLed
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardOutput = output
         try process.run()
         let fd = output.fileHandleForReading.fileDescriptor

@@ -34,7 +34,7 @@ func runMeshStatus(_ arguments: [String]) async throws {
         do {
             experts = try await gatewayExperts(under: prefix, gateway: gateway.url)
         } catch {
-            FileHandle.standardError.write(Data("hivemind mesh status: the gateway at \(gateway.url) cannot list experts: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("hivemind mesh status: the gateway at \(gateway.url) cannot list experts: \(explained(error))\n".utf8))
             exit(2)
         }
         dhtReport = ["nodes_answering": .null, "estimated_size": .null]
@@ -110,7 +110,7 @@ func checkHealth(_ service: MeshService) async -> JSON {
         entry["detail"] = .string("ok in \(Int((Clock.now - started) * 1000)) ms")
     } catch {
         entry["healthy"] = .bool(false)
-        entry["detail"] = .string(error.kind == .connectionRefused ? "not listening" : "\(error)")
+        entry["detail"] = .string(error.kind == .connectionRefused ? "not listening" : "\(explained(error))")
     }
     return .object(entry)
 }
@@ -135,10 +135,13 @@ func aliveExperts(under prefix: String, dht: DHTClient) async throws -> [(uid: S
         let parents = frontier
         frontier = []
         for parent in parents {
-            for (coordinate, item) in entries[parent]?.subkeys ?? [:] where item.expirationTime > Clock.epoch {
-                guard let (uid, url) = ExpertDeclaration.parse(item.value) else { continue }
-                if uid.parentPrefix == parent { found[uid.description] = url } else { frontier.append("\(parent)\(coordinate).") }
+            var deeper: Set<String> = []
+            for (subkey, item) in entries[parent]?.subkeys ?? [:] where item.expirationTime > Clock.epoch {
+                guard let declaration = ExpertDeclaration.read(key: parent, subkey: subkey, item: item),
+                      let coordinate = declaration.coordinate else { continue }
+                if declaration.uid.parentPrefix == parent { found[declaration.uid.description] = declaration.url } else { deeper.insert("\(parent)\(coordinate).") }
             }
+            frontier += deeper.sorted()
         }
     }
     return found.map { ($0.key, $0.value) }.sorted { $0.uid < $1.uid }

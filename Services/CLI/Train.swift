@@ -37,6 +37,7 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("target-batch-size", default: "128", help: "samples the whole run processes per collaborative epoch"),
         OptionSpec("averaging-timeout", default: "5", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
         OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
+        OptionSpec("run-token", help: "the averager's --run-token, sent with the run's calls and shared states (needed when the averager is not on loopback)"),
         OptionSpec("init-seed", default: "0", help: "seeds the initial parameters (the same for every trainer of a run)"),
         OptionSpec("seed", default: "0", help: "seeds this trainer's batch order"),
         OptionSpec("name", default: "trainer", help: "this trainer's name in logs"),
@@ -68,6 +69,7 @@ struct TrainerConfiguration {
     let targetBatchSize: Int
     let averagingTimeout: Double
     let run: String
+    let runToken: String?
     let initSeed: UInt64
     let seed: UInt64
     let name: String
@@ -110,6 +112,7 @@ struct TrainerConfiguration {
         averagingTimeout = try options.double("averaging-timeout") ?? 5
         initSeed = UInt64(try options.int("init-seed") ?? 0)
         run = options.string("run")!
+        runToken = options.string("run-token")
         guard !run.isEmpty, run.count <= 100, run.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
             throw OptionError("--run must be 1 to 100 letters, digits, '_' or '-' (it names the averaging group), got '\(run)'")
         }
@@ -162,11 +165,11 @@ func checkMesh(_ config: TrainerConfiguration) async throws {
                 problems.append("no expert is alive under '\(config.prefix)' in the DHT that the gateway at \(gateway) reads; "
                                 + "start expert hosts (hivemind mesh up) or check --prefix")
             } catch let error as HTTPClientError where error.kind == .httpStatus && error.status == 503 {
-                problems.append("the gateway at \(gateway) reaches no DHT node: \(error.message)")
+                problems.append("the gateway at \(gateway) reaches no DHT node: \(explained(error))")
             } catch let error as HTTPClientError where error.kind == .httpStatus {
-                problems.append("the gateway at \(gateway) refused the expert listing: \(error.message)")
+                problems.append("the gateway at \(gateway) refused the expert listing: \(explained(error))")
             } catch {
-                problems.append("cannot reach the gateway at \(gateway): \(error)")
+                problems.append("cannot reach the gateway at \(gateway): \(explained(error))")
             }
         }
         // A gateway that reaches no DHT is not going to recover within seconds; experts still declaring may.

@@ -41,10 +41,10 @@ struct Trainer {
         optimizer = try Optimizer(rule: .adam(), learningRate: config.learningRate)
         collaboration = config.averager.map {
             CollaborativeOptimizer(averager: $0, run: config.run, trainer: config.name, targetBatchSize: config.targetBatchSize,
-                                   averagingTimeout: config.averagingTimeout)
+                                   averagingTimeout: config.averagingTimeout, runToken: config.runToken)
         }
         if let collaboration {
-            do { try await collaboration.configure() } catch { log("cannot configure run \(config.run) on the averager: \(error); training alone until it answers") }
+            do { try await collaboration.configure() } catch { log("cannot configure run \(config.run) on the averager: \(explained(error)); training alone until it answers") }
         }
     }
 
@@ -121,11 +121,11 @@ struct Trainer {
                     try gradientSums[name]!.add(gradient, scaledBy: Float(batch.count))
                 }
             }
-            let answers = (try? JSON.parse(routing).arrayValue?.map { Double($0.arrayValue?.count ?? 0) }) ?? []
+            let answers = (try? JSON.parse(routing["routing"] ?? "").arrayValue?.map { Double($0.arrayValue?.count ?? 0) }) ?? []
             return (loss, correctCount(logits, batch.labels), answers.reduce(0, +) / Double(max(1, answers.count)))
         } catch {
             retries += 1
-            log("step failed: \(error)")
+            log("step failed: \(explained(error))")
             return nil
         }
     }
@@ -149,12 +149,12 @@ struct Trainer {
             }
         } catch let error as HTTPClientError where error.status == 404 || error.status == 409 {
             // The averager restarted (it forgot the run) or the run is behind this trainer's epoch: join again from epoch 0.
-            log("the averager lost track of this trainer (\(error.message)); joining the run again")
+            log("the averager lost track of this trainer (\(explained(error))); joining the run again")
             try? await collaboration.configure()
             (epoch, samplesThisEpoch, gradientSums) = (0, 0, [:])
             return
         } catch {
-            log("progress not reported: \(error)")
+            log("progress not reported: \(explained(error))")
             action = samplesThisEpoch >= config.targetBatchSize ? "local" : "accumulate"
         }
         guard action != "accumulate" else { return }
@@ -165,7 +165,7 @@ struct Trainer {
         if action == "step" {
             let stepStarted = Clock.now
             do { result = try await collaboration.step(epoch: epoch, samples: samplesThisEpoch, tensors: tensors) } catch {
-                log("epoch \(epoch) ended alone: \(error)")
+                log("epoch \(epoch) ended alone: \(explained(error))")
             }
             if Clock.now - stepStarted > 2 {
                 log("the end of epoch \(epoch) took \(format(Float(Clock.now - stepStarted))) s (\(result?.averaged == true ? "averaged with peers" : "alone"))")
@@ -182,7 +182,7 @@ struct Trainer {
                 if let averaged { model.visitParameters(prefix: "") { name, tensor in if let value = averaged[name], value.shape == tensor.shape { tensor = value } } }
             }
         } catch {
-            log("optimizer step failed: \(error)")
+            log("optimizer step failed: \(explained(error))")
         }
         if result?.averaged == true { rounds += 1 }
         epoch = result?.epoch ?? epoch + 1
@@ -199,7 +199,7 @@ struct Trainer {
                 _ = try Checkpoint.restore(bytes, into: &model, optimizer: &optimizer)
                 log("behind the run (epoch \(epoch), run at \(target)): loaded the state from a peer")
             } catch {
-                log("cannot use the peers' state: \(error)")
+                log("cannot use the peers' state: \(explained(error))")
             }
         } else {
             log("behind the run (epoch \(epoch), run at \(target)) but no peer shares its state yet")
@@ -220,7 +220,7 @@ struct Trainer {
             // As in training: the mesh may need a few seconds to forget a dead expert host.
             for attempt in 0..<40 where mixed == nil {
                 do { mixed = try await moeForward(z, scores).0 } catch where attempt < 39 {
-                    if attempt % 8 == 0 { log("evaluation batch failed (attempt \(attempt + 1) of 40): \(error)") }
+                    if attempt % 8 == 0 { log("evaluation batch failed (attempt \(attempt + 1) of 40): \(explained(error))") }
                     try? await Task.sleep(for: .milliseconds(250))
                 }
             }
@@ -232,16 +232,17 @@ struct Trainer {
 
     // MARK: The mesh
 
-    private func moeForward(_ x: Tensor, _ scores: Tensor) async throws -> (Tensor, String) {
+    /// Forward; returns the output and what backward must send back: the routing record and its seal.
+    private func moeForward(_ x: Tensor, _ scores: Tensor) async throws -> (Tensor, [String: String]) {
         let body = try TensorBundle([("x", x), ("scores", scores)]).encode()
         let response = try await postToGateway("/v1/moe/forward", body)
         let bundle = try TensorBundle.decode(response.body)
-        guard let output = bundle["output"], let routing = bundle.metadata["routing"] else { throw OptionError("the gateway answered without output") }
-        return (output, routing)
+        guard let output = bundle["output"], bundle.metadata["routing"] != nil else { throw OptionError("the gateway answered without output") }
+        return (output, bundle.metadata.filter { $0.key == "routing" || $0.key == "routing_seal" })
     }
 
-    private func moeBackward(_ x: Tensor, _ gradOutput: Tensor, _ routing: String) async throws -> (Tensor, Tensor) {
-        let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: ["routing": routing]).encode()
+    private func moeBackward(_ x: Tensor, _ gradOutput: Tensor, _ routing: [String: String]) async throws -> (Tensor, Tensor) {
+        let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: routing).encode()
         let response = try await postToGateway("/v1/moe/backward", body)
         let bundle = try TensorBundle.decode(response.body)
         guard let gradX = bundle["grad_x"], let gradScores = bundle["grad_scores"] else { throw OptionError("the gateway answered without gradients") }
@@ -277,7 +278,7 @@ struct Trainer {
             }
             rounds += 1
         } catch {
-            log("final averaging skipped: \(error)")
+            log("final averaging skipped: \(explained(error))")
         }
     }
 

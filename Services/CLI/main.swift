@@ -18,6 +18,6 @@ guard let name = arguments.first, let command = commands.first(where: { $0.name 
 do {
     try await command.run(Array(arguments.dropFirst()))
 } catch {
-    FileHandle.standardError.write(Data("hivemind \(name): \(error)\n".utf8))
+    FileHandle.standardError.write(Data("hivemind \(name): \(explained(error))\n".utf8))
     exit(2)
 }

@@ -44,7 +44,7 @@ extension Averagers {
                 } catch let error as HTTPClientError {
                     #expect(error.status == testCase.status, "\(testCase.name): \(error)")
                     #expect(error.code == testCase.code, "\(testCase.name): \(error)")
-                    #expect(error.message.contains(testCase.mentions), "\(testCase.name): \(error.message)")
+                    #expect(error.serverMessage.contains(testCase.mentions), "\(testCase.name): \(error.serverMessage)")
                 }
             }
         }

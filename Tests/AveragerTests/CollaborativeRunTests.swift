@@ -104,7 +104,7 @@ extension Averagers {
                     _ = try await swarm.trainer.send(method, "\(url)\(path)", json: json, timeout: 10)
                     return (200, nil)
                 } catch {
-                    return (error.status, error.message)
+                    return (error.status, error.serverMessage)
                 }
             }
             let report: JSON = ["trainer": "a", "epoch": 0, "samples": 10]

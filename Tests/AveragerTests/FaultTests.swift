@@ -13,7 +13,7 @@ extension Averagers {
                     _ = try await cluster.average(0, [("x", Tensor(zeros: [4]))], timeout: 1.5)
                 } throws: { error in
                     guard let error = error as? HTTPClientError else { return false }
-                    return error.status == 504 && error.code == "no_group_found" && error.message.contains("min_group_size")
+                    return error.status == 504 && error.code == "no_group_found" && error.serverMessage.contains("min_group_size")
                 }
                 let elapsed = Clock.now - started
                 #expect(elapsed > 1.4 && elapsed < 1.5 + 5, "took \(elapsed) s for a 1.5 s timeout")

@@ -58,7 +58,7 @@ extension Averagers {
         @Test func withoutDonorsLoadingSaysSo() async throws {
             try await AveragerCluster.with([.test()]) { cluster in
                 await #expect { _ = try await Self.load(cluster, 0) } throws: { error in
-                    (error as? HTTPClientError)?.status == 404 && (error as? HTTPClientError)?.message.contains("no averager shares state") == true
+                    (error as? HTTPClientError)?.status == 404 && (error as? HTTPClientError)?.serverMessage.contains("no averager shares state") == true
                 }
             }
         }

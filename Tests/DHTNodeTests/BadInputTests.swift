@@ -76,7 +76,7 @@ extension DHTTests {
                 } catch let error as HTTPClientError {
                     #expect(error.status == testCase.status, "\(testCase): \(error)")
                     #expect(error.code == testCase.code, "\(testCase): \(error)")
-                    #expect(error.message.contains(testCase.mentions), "\(testCase): \(error.message)")
+                    #expect(error.serverMessage.contains(testCase.mentions), "\(testCase): \(error.serverMessage)")
                 }
                 let client = DHTClient(nodes: [url], timeout: 10, http: http)
                 if let key = testCase.untouchedKey {

@@ -51,7 +51,7 @@ extension DHTTests {
                     _ = try await client.store(String(repeating: "x", count: 2_000), value: 1, expirationTime: expiring())
                 } throws: { error in
                     guard let error = error as? DHTClientError else { return false }
-                    return error.kind == .rejected && error.status == 400 && error.message.contains("2000 bytes")
+                    return error.kind == .rejected && error.status == 400 && error.serverMessage.contains("2000 bytes")
                 }
             }
         }

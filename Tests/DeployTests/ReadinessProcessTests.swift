@@ -20,7 +20,7 @@ import TestSupport
         case .failure(let error):
             guard error.kind == .httpStatus else { throw error }
             #expect(error.code == "not_ready")
-            return (error.status ?? 0, error.message)
+            return (error.status ?? 0, error.serverMessage)
         }
     }
 

@@ -9,7 +9,8 @@ import Shared
     func httpMatchesTheInProcessExpertAndTrainsLikeIt(_ index: Int) async throws {
         let (name, hidden) = Self.classes[index]
         let reference = try ExpertRegistry.standard.make(name, hiddenSize: hidden, seed: ExpertHost.expertSeed(base: 0, index: 0))
-        var optimizer = try Optimizer(rule: .adam(), learningRate: 1e-2)
+        // The host clips gradients to norm 1 by default (--clip-grad-norm); so does the reference here.
+        var optimizer = try Optimizer(rule: .adam(), learningRate: 1e-2, maxGradientNorm: 1)
         var generator = SplitMix64(seed: 11)
         try await withExpertHost(["--expert-uids", "x.0", "--expert-class", name, "--hidden-dim", "\(hidden)", "--learning-rate", "0.01"]) { url, host in
             let inputs = sampleInputs(reference.schema, batch: 3, generator: &generator)

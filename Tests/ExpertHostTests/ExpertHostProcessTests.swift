@@ -20,8 +20,9 @@ import TestSupport
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(found.count == keys.count, "declared within one update period: \(found.keys.sorted())")
-        #expect(found["ffn.1.0"]?.value.flatMap(ExpertDeclaration.parse)?.url == host.url)
-        #expect(Set(found["ffn."]?.subkeys?.keys.map { $0 } ?? []) == ["0", "1"])
+        let uid = ExpertUID("ffn.1.0")!
+        #expect(ExpertDeclaration.claim(of: uid, in: found["ffn.1.0"])?.url == host.url)
+        #expect(Set(found["ffn."]?.subkeys?.keys.map(RecordOwnership.unmarked) ?? []) == ["0", "1"])
 
         host.signal(SIGKILL)
         let goneBy = Clock.now + 4  // expiration is two update periods after the last declaration

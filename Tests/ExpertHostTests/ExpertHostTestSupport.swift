@@ -8,7 +8,7 @@ func withExpertHost<T>(_ arguments: [String], _ body: (_ url: String, _ host: Ex
                                      arguments: arguments, environment: [:])
     let configuration = try ExpertHostConfiguration(options)
     let logger = Logger(service: "test-host", level: .error)
-    let host = try ExpertHost(configuration: configuration, uids: await configuration.chooseUIDs(dht: nil, logger: logger),
+    let host = try ExpertHost(configuration: configuration, uids: await configuration.chooseUIDs(dht: nil, identity: Identity(), logger: logger),
                               metrics: Metrics(namespace: "test"), logger: logger)
     let server = try HTTPServer(configuration: HTTPServerConfiguration(), router: host.makeRouter(),
                                 metrics: host.metrics, logger: logger)

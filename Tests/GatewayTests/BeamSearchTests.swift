@@ -7,10 +7,10 @@ import Shared
     /// built from the declaration records themselves.
     static func prefixIndex(_ uids: [ExpertUID]) -> [String: PrefixChildren] {
         var index: [String: PrefixChildren] = [:]
-        for record in ExpertDeclaration.records(for: uids, hostURL: "http://host", expirationTime: 1) {
-            guard let subkey = record.subkey, let coordinate = Int(subkey),
-                  let (uid, url) = ExpertDeclaration.parse(record.value) else { continue }
-            index[record.key, default: [:]][coordinate] = ExpertInfo(uid: uid, url: url)
+        for record in ExpertDeclaration.records(for: uids, hostURL: "http://host", expirationTime: 1, identity: Identity()) {
+            guard let found = ExpertDeclaration.read(key: record.key, subkey: record.subkey!, item: record.item),
+                  let coordinate = found.coordinate else { continue }
+            index[record.key, default: [:]][coordinate] = ExpertInfo(uid: found.uid, url: found.url)
         }
         return index
     }

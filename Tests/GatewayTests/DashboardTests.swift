@@ -138,8 +138,9 @@ import TestSupport
         #expect(trainers.allSatisfy { $0["epoch"]?.intValue ?? -1 >= 10 }, "\(trainers)")
     }
 
-    /// Two trainers' progress records: trainer-a's with its loss, trainer-b's
-    /// as a collaborative averager publishes it (signed, under its owner marker, no loss).
+    /// Two trainers' progress records, signed under their averager's owner marker as a
+    /// collaborative averager publishes them: trainer-a's with its loss, trainer-b's without;
+    /// and an unsigned record, which the snapshot must not show (anyone can write one).
     func publishProgress(_ dht: DHTClient, step: Int) async throws {
         let now = Clock.epoch
         let progress: JSON = ["epoch": .int(step / 10), "samples_accumulated": .int(32 * (step % 10)), "samples_per_second": 160.0,
@@ -147,7 +148,9 @@ import TestSupport
         var withLoss = progress.objectValue!
         withLoss["loss"] = .double(2.3 * exp(-Double(step - 100) / 20))
         _ = try await dht.storeMany([
-            DHTRecord(key: "\(Self.run)_progress", subkey: "trainer-a", value: .object(withLoss), expirationTime: now + 30),
+            Self.publisher.sign(DHTRecord(key: "\(Self.run)_progress", subkey: Self.publisher.ownerMarker + "trainer-a", value: .object(withLoss),
+                                          expirationTime: now + 30)),
+            DHTRecord(key: "\(Self.run)_progress", subkey: "trainer-forged", value: .object(withLoss), expirationTime: now + 30),
             Self.publisher.sign(DHTRecord(key: "\(Self.run)_progress", subkey: Self.publisher.ownerMarker + "trainer-b", value: progress, expirationTime: now + 30)),
         ])
     }

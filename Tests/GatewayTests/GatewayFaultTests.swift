@@ -60,7 +60,7 @@ import TestSupport
                                          query: "prefix=nop.&grid=2,1&k_best=1&k_min=1&forward_timeout=0.2")
                 Issue.record("a request whose only expert is too slow succeeded")
             } catch let error as HTTPClientError {
-                #expect(error.status == 503 && error.message.contains("forward_timeout"), "\(error)")
+                #expect(error.status == 503 && error.serverMessage.contains("forward_timeout"), "\(error)")
             }
         }
     }
@@ -68,7 +68,7 @@ import TestSupport
     @Test func anyReplicaServesTheBackwardOfAnother() async throws {
         let mesh = try await TestMesh.start([["--expert-uids", "ffn.0.0,ffn.0.1,ffn.1.0", "--hidden-dim", "8"]])
         let replicas = try await (0..<2).asyncMap { _ in
-            try await ServiceProcess.start("hivemind-gateway", TestMesh.quiet + ["--dht", mesh.dht.url])
+            try await ServiceProcess.start("hivemind-gateway", TestMesh.quiet + ["--dht", mesh.dht.url, "--routing-key", testRoutingSecret])
         }
         var generator = SplitMix64(seed: 4)
         let x = Tensor.randomNormal(shape: [4, 8], using: &generator)
@@ -94,28 +94,29 @@ import TestSupport
     @Test(arguments: badQueries.indices)
     func badInputGetsAClearError(_ index: Int) async throws {
         let testCase = Self.badQueries[index]
-        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"))
+        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal)
         try await withGatewayServer(gateway) { url in
             do {
                 _ = try await moeForward(url, x: Tensor(zeros: [2, 4]), scores: Tensor(zeros: [2, 4]), query: testCase.query)
                 Issue.record("\(testCase.query) succeeded")
             } catch let error as HTTPClientError {
                 #expect(error.status == testCase.status, "\(testCase.query): \(error)")
-                #expect(error.message.contains(testCase.mentions), "\(testCase.query): \(error.message)")
+                #expect(error.serverMessage.contains(testCase.mentions), "\(testCase.query): \(error.serverMessage)")
             }
         }
     }
 
     @Test func aRoutingRecordOffTheGridIsRefused() async throws {
-        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"))
+        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal)
         try await withGatewayServer(gateway) { url in
-            let routing = #"[[{"uid":"ffn.7.0","url":"http://127.0.0.1:1","weight":1}]]"#
+            let x = Tensor(zeros: [1, 4])
+            let routing = IssuedRouting.sealed(#"[[{"uid":"ffn.7.0","url":"http://127.0.0.1:1","weight":1}]]"#, x: x)
             do {
-                _ = try await moeBackward(url, x: Tensor(zeros: [1, 4]), gradOutput: Tensor(zeros: [1, 4]), routing: routing,
+                _ = try await moeBackward(url, x: x, gradOutput: Tensor(zeros: [1, 4]), routing: routing,
                                           query: "prefix=ffn.&grid=2,2")
                 Issue.record("backward accepted an expert off the grid")
             } catch let error as HTTPClientError {
-                #expect(error.status == 422 && error.message.contains("ffn.7.0"))
+                #expect(error.status == 422 && error.serverMessage.contains("ffn.7.0"))
             }
         }
     }

@@ -8,7 +8,7 @@ import TestSupport
         let document = try OpenAPIDocument("gateway")
         let errors = try await document.validationErrors()
         #expect(errors == nil)
-        let router = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test")).makeRouter()
+        let router = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal).makeRouter()
         for (method, pattern) in router.endpoints {
             let documented = document.documents(method: method, pattern: pattern)
             #expect(documented, "\(method) \(pattern) is not in openapi/gateway.yaml")

@@ -98,7 +98,7 @@ import TestSupport
     @Test(arguments: badRequests.indices)
     func badForwardInputGetsAClearError(_ index: Int) async throws {
         let testCase = Self.badRequests[index]
-        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"))
+        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal)
         try await withGatewayServer(gateway) { url in
             do {
                 _ = try await switchForward(url, x: Tensor(zeros: [2, 4]), scores: Tensor(zeros: [2, 4]), utilization: testCase.utilization,
@@ -106,28 +106,29 @@ import TestSupport
                 Issue.record("\(testCase.query) succeeded")
             } catch let error as HTTPClientError {
                 #expect(error.status == testCase.status, "\(testCase.query): \(error)")
-                #expect(error.message.contains(testCase.mentions), "\(testCase.query): \(error.message)")
+                #expect(error.serverMessage.contains(testCase.mentions), "\(testCase.query): \(error.serverMessage)")
             }
         }
     }
 
     @Test func badBackwardInputGetsAClearError() async throws {
-        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"))
+        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal)
         let two = #"[[{"uid":"ffn.0.0","url":"http://127.0.0.1:1","weight":0.5},{"uid":"ffn.1.0","url":"http://127.0.0.1:1","weight":0.5}]]"#
+        let x = Tensor(zeros: [1, 4])
         let cases: [(query: String, metadata: [String: String], mentions: String)] = [
-            ("prefix=ffn.&grid=2,2", ["routing": two], "routes to one"),
-            ("prefix=ffn.&grid=2,2&jitter=0.1", ["routing": "[[]]"], "jitter_seed"),
+            ("prefix=ffn.&grid=2,2", IssuedRouting.sealed(two, x: x).metadata, "routes to one"),
+            ("prefix=ffn.&grid=2,2&jitter=0.1", IssuedRouting.sealed("[[]]", x: x).metadata, "jitter_seed"),
         ]
         try await withGatewayServer(gateway) { url in
             for testCase in cases {
                 let forward = SwitchForwardResponse(output: Tensor(zeros: [1, 4]), balancingLoss: 0,
                                                     utilization: Tensor(repeating: 0.5, shape: [4]), metadata: testCase.metadata)
                 do {
-                    _ = try await switchBackward(url, x: Tensor(zeros: [1, 4]), scores: Tensor(zeros: [1, 4]), gradOutput: Tensor(zeros: [1, 4]),
+                    _ = try await switchBackward(url, x: x, scores: Tensor(zeros: [1, 4]), gradOutput: Tensor(zeros: [1, 4]),
                                                  gradLoss: 0, forward: forward, query: testCase.query)
                     Issue.record("\(testCase.query) backward succeeded")
                 } catch let error as HTTPClientError {
-                    #expect(error.status == 422 && error.message.contains(testCase.mentions), "\(testCase.query): \(error)")
+                    #expect(error.status == 422 && error.serverMessage.contains(testCase.mentions), "\(testCase.query): \(error)")
                 }
             }
         }

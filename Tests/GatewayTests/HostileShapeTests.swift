@@ -19,7 +19,7 @@ import Shared
     }
 
     @Test func emptyRowsWithHugeTrailingDimensionsAreABadRequest() async {
-        let router = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test")).makeRouter()
+        let router = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal).makeRouter()
         // One sample whose rows hold no elements: [1, 0, 2^62, 4].
         let body = Self.tensors([("x", "[1, 0, 4611686018427387904, 4]", 0), ("scores", "[1, 4]", 4)])
         let request = HTTPRequest(method: "POST", path: "/v1/moe/forward", query: ["prefix": "ffn.", "grid": "2,2"],

@@ -13,13 +13,13 @@ import TestSupport
     @Test(arguments: badQueries.indices)
     func badQueryGetsAClearError(_ index: Int) async throws {
         let (query, mentions) = Self.badQueries[index]
-        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"))
+        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal)
         try await withGatewayServer(gateway) { url in
             do {
                 _ = try await HTTPClient.shared.get("\(url)/v1/mesh?\(query)", timeout: 10)
                 Issue.record("\(query) succeeded")
             } catch let error as HTTPClientError {
-                #expect(error.status == 400 && error.message.contains(mentions), "\(query): \(error)")
+                #expect(error.status == 400 && error.serverMessage.contains(mentions), "\(query): \(error)")
             }
         }
     }
@@ -41,8 +41,8 @@ import TestSupport
 
     @Test func trainerNamesDropTheOwnerMarker() {
         let identity = Identity()
-        #expect(trainerName(subkey: identity.ownerMarker + "trainer-1") == "trainer-1")
-        #expect(trainerName(subkey: "trainer-2") == "trainer-2")
+        #expect(RecordOwnership.unmarked(identity.ownerMarker + "trainer-1") == "trainer-1")
+        #expect(RecordOwnership.unmarked("trainer-2") == "trainer-2")
     }
 
     @Test func sightingsRememberGoneExpertsForAWhile() {
@@ -55,7 +55,7 @@ import TestSupport
 
     @Test func gatewayCallsAppearInTheSnapshot() async throws {
         let metrics = Metrics(namespace: "test")
-        let gateway = Gateway(directory: EmptyDirectory(), metrics: metrics)
+        let gateway = Gateway(directory: EmptyDirectory(), metrics: metrics, seal: testSeal)
         for seconds in [0.01, 0.03] { metrics.observe("expert_seconds", labels: ["expert": "ffn.1.2", "pass": "forward"], seconds) }
         metrics.observe("expert_seconds", labels: ["expert": "ffn.1.2", "pass": "backward"], 0.02)
         metrics.increment("expert_failures_total", labels: ["expert": "ffn.1.2", "pass": "forward"])
@@ -73,7 +73,7 @@ import TestSupport
     }
 
     @Test func dashboardIsOneSelfContainedPage() async throws {
-        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"))
+        let gateway = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal)
         try await withGatewayServer(gateway) { url in
             let response = try await HTTPClient.shared.get("\(url)/dashboard", timeout: 10)
             let page = String(decoding: response.body, as: UTF8.self)

@@ -30,7 +30,7 @@ struct TestMesh {
     /// A gateway over this mesh's DHT, in this process, without caches (tests watch the DHT change).
     func gateway() -> Gateway {
         Gateway(directory: DHTExpertDirectory(dht: DHTClient(nodes: [dht.url], timeout: 5), positiveCacheSeconds: 0, negativeCacheSeconds: 0),
-                metrics: Metrics(namespace: "test_gateway"))
+                metrics: Metrics(namespace: "test_gateway"), seal: testSeal)
     }
 }
 
@@ -48,16 +48,31 @@ func withGatewayServer<T>(_ gateway: Gateway, _ body: (String) async throws -> T
     }
 }
 
+/// The routing secret of the tests' in-process gateways and gateway processes, so
+/// that a test can seal a record of its own making (as a replica would).
+let testRoutingSecret = "gateway-tests-routing-secret"
+let testSeal = RoutingSeal(secret: testRoutingSecret)
+
+/// What forward returns for backward: the routing record and its seal.
+struct IssuedRouting {
+    let text: String
+    let seal: String
+    /// A record of the test's own, sealed as a gateway with the tests' secret would for `x`.
+    static func sealed(_ text: String, x: Tensor) -> IssuedRouting { IssuedRouting(text: text, seal: testSeal.seal(routing: text, x: x)) }
+    func contains(_ part: String) -> Bool { text.contains(part) }
+    var metadata: [String: String] { ["routing": text, "routing_seal": seal] }
+}
+
 /// Calls the gateway's forward; returns the output and the routing metadata.
-func moeForward(_ url: String, x: Tensor, scores: Tensor, query: String) async throws -> (Tensor, String) {
+func moeForward(_ url: String, x: Tensor, scores: Tensor, query: String) async throws -> (Tensor, IssuedRouting) {
     let response = try await HTTPClient.shared.post("\(url)/v1/moe/forward?\(query)", bytes: try TensorBundle([("x", x), ("scores", scores)]).encode(), timeout: 30)
     let bundle = try TensorBundle.decode(response.body)
-    return (bundle["output"]!, bundle.metadata["routing"]!)
+    return (bundle["output"]!, IssuedRouting(text: bundle.metadata["routing"]!, seal: bundle.metadata["routing_seal"]!))
 }
 
 /// Calls the gateway's backward; returns the gradients of x and of the scores.
-func moeBackward(_ url: String, x: Tensor, gradOutput: Tensor, routing: String, query: String) async throws -> (Tensor, Tensor) {
-    let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: ["routing": routing]).encode()
+func moeBackward(_ url: String, x: Tensor, gradOutput: Tensor, routing: IssuedRouting, query: String) async throws -> (Tensor, Tensor) {
+    let body = try TensorBundle([("x", x), ("grad_output", gradOutput)], metadata: routing.metadata).encode()
     let response = try await HTTPClient.shared.post("\(url)/v1/moe/backward?\(query)", bytes: body, timeout: 30)
     let bundle = try TensorBundle.decode(response.body)
     return (bundle["grad_x"]!, bundle["grad_scores"]!)

@@ -10,7 +10,8 @@ func withTestServer<T>(maxBodyBytes: Int = 1 << 20, _ configure: (inout Router) 
     var router = Router()
     configure(&router)
     var configuration = HTTPServerConfiguration()
-    configuration.maxBodyBytes = maxBodyBytes
+    configuration.limits.maxBodyBytes = maxBodyBytes
+    configuration.limits.defaultRouteBodyBytes = maxBodyBytes
     let server = try HTTPServer(configuration: configuration, router: router,
                                 metrics: Metrics(namespace: "hivemind_test"), logger: Logger(service: "test", level: .error))
     do {
@@ -130,7 +131,7 @@ func exampleRoutes(_ router: inout Router) {
                 #expect(error.kind == .httpStatus)
                 #expect(error.status == testCase.status, "\(testCase.name)")
                 #expect(error.code == testCase.code, "\(testCase.name)")
-                #expect(error.message.contains(testCase.mentions), "\(testCase.name): \(error.message)")
+                #expect(error.serverMessage.contains(testCase.mentions), "\(testCase.name): \(error.serverMessage)")
             }
             // The server keeps serving after every kind of bad request.
             #expect(try await HTTPClient.shared.get("\(url)/healthz").json() == ["status": "ok"])

@@ -13,7 +13,7 @@ import TestSupport
             let response = try await HTTPClient.shared.get(url, timeout: 5)
             return (response.status, try response.json())
         } catch let error as HTTPClientError where error.kind == .httpStatus {
-            return (error.status ?? 0, ["error": ["code": .string(error.code ?? ""), "message": .string(error.message)]])
+            return (error.status ?? 0, ["error": ["code": .string(error.code ?? ""), "message": .string(error.serverMessage)]])
         }
     }
 

@@ -22,12 +22,13 @@ public final class ServiceProcess: Sendable {
     /// Starts a service and waits for its ready line; blocks the calling thread
     /// (from async code, use `start`).
     /// - Parameters:
-    ///   - product: the executable's product name in the build folder.
+    ///   - product: the executable's product name in the build folder, or an absolute path.
     ///   - arguments: its flags; `--port 0` is a good default.
     ///   - environment: added to the test's own environment.
     ///   - timeout: seconds to wait for the ready line.
     public init(_ product: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 20) throws {
-        let child = try Spawned(try Self.executable(product).path, arguments, environment: environment, captureStandardError: false)
+        let path = product.hasPrefix("/") ? product : try Self.executable(product).path
+        let child = try Spawned(path, arguments, environment: environment, captureStandardError: false)
         pid = child.pid
         let output = child.readStandardOutput(until: Clock.now + timeout) { $0.contains(UInt8(ascii: "\n")) }
         child.closePipes()
@@ -122,6 +123,12 @@ public final class ServiceProcess: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Result { try work() }) }.start()
         }
+    }
+
+    /// A hostile HTTP peer (`Tests/Support/hostile_peer.py`) answering every
+    /// request the way `mode` says (see the script), for attack tests.
+    public static func hostilePeer(_ mode: String) async throws -> ServiceProcess {
+        try await start("/usr/bin/env", ["python3", Repository.path("Tests/Support/hostile_peer.py"), "--mode", mode])
     }
 
     /// Finds a product in the build folder that holds the test bundle.
@@ -247,4 +254,14 @@ public struct ServiceProcessError: Error, CustomStringConvertible {
     /// What went wrong.
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension HTTPClientError {
+    /// The server's own message (tests trust the services they start), else ours.
+    public var serverMessage: String { upstreamMessage ?? message }
+}
+
+extension DHTClientError {
+    /// The node's own message (tests trust the nodes they start), else ours.
+    public var serverMessage: String { upstreamMessage ?? message }
 }

@@ -18,6 +18,7 @@ held-out accuracy on the same fifth of the digits that `hivemind train` holds ou
 import argparse
 import gzip
 import json
+import os
 import struct
 import sys
 import time
@@ -101,10 +102,12 @@ class Gateway:
 
     def forward(self, x, scores):
         body = self._post("/v1/moe/forward", save({"x": x, "scores": scores}))
-        return load(body)["output"], metadata_of(body)["routing"]
+        metadata = metadata_of(body)
+        # Backward sends back the routing record and the gateway's seal on it, with the same x.
+        return load(body)["output"], {"routing": metadata["routing"], "routing_seal": metadata["routing_seal"]}
 
     def backward(self, x, grad_output, routing):
-        body = self._post("/v1/moe/backward", save({"x": x, "grad_output": grad_output}, metadata={"routing": routing}))
+        body = self._post("/v1/moe/backward", save({"x": x, "grad_output": grad_output}, metadata=routing))
         tensors = load(body)
         return tensors["grad_x"], tensors["grad_scores"]
 
@@ -116,8 +119,11 @@ class CollaborativeRun:
     `hivemind train` uses it. Every call has a timeout; the caller decides
     what a failure means (training goes on alone)."""
 
-    def __init__(self, http, args):
-        self.http = http
+    def __init__(self, args):
+        # A session of its own: the run's token goes to the averager only, never to a gateway.
+        self.http = requests.Session()
+        if args.run_token:
+            self.http.headers["Authorization"] = f"Bearer {args.run_token}"
         self.url = f"{args.averager}/v1/runs/{args.run}"
         self.averager, self.run, self.trainer = args.averager, args.run, args.name
         self.settings = {"target_batch_size": args.target_batch_size, "averaging_timeout": args.averaging_timeout,
@@ -413,6 +419,8 @@ def main():
     parser.add_argument("--target-batch-size", type=int, default=128, help="samples the whole run processes per collaborative epoch")
     parser.add_argument("--averaging-timeout", type=float, default=5, help="seconds an epoch's averaging may take")
     parser.add_argument("--run", default="digits", help="the run id shared by the run's trainers (Swift's too)")
+    parser.add_argument("--run-token", default=os.environ.get("HIVEMIND_RUN_TOKEN"),
+                        help="the averager's --run-token (needed when it is not on loopback); default $HIVEMIND_RUN_TOKEN")
     parser.add_argument("--init-seed", type=int, default=0, help="seeds the initial layers (the same for every trainer of a run)")
     parser.add_argument("--seed", type=int, default=0, help="seeds this trainer's batch order")
     parser.add_argument("--name", default="python-trainer", help="unique in the run: letters, digits, '_' and '-'")
@@ -423,7 +431,7 @@ def main():
     (train_x, train_y), (test_x, test_y) = load_digits(args.data)
     http = requests.Session()
     gateway = Gateway(http, args)
-    run = CollaborativeRun(http, args) if args.averager else None
+    run = CollaborativeRun(args) if args.averager else None
     trainer = Trainer(args, gateway, run)
     if run is not None:
         try:

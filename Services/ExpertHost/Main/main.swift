@@ -11,9 +11,10 @@ let dht: DHTClient?
 do {
     logger = try options.logger()
     let configuration = try ExpertHostConfiguration(options)
+    let identity = try configuration.identity()
     dht = configuration.dhtNodes.isEmpty ? nil : DHTClient(nodes: configuration.dhtNodes, timeout: 5)
-    host = try ExpertHost(configuration: configuration, uids: await configuration.chooseUIDs(dht: dht, logger: logger),
-                          metrics: Metrics(namespace: "hivemind_expert_host"), logger: logger)
+    host = try ExpertHost(configuration: configuration, uids: await configuration.chooseUIDs(dht: dht, identity: identity, logger: logger),
+                          identity: identity, metrics: Metrics(namespace: "hivemind_expert_host"), logger: logger)
 } catch {
     print("hivemind-expert-host: \(error)")
     exit(2)
@@ -21,5 +22,5 @@ do {
 await ServiceRunner.run(options, router: host.makeRouter(), metrics: host.metrics, logger: logger,
                         readiness: host.readiness(declaringThrough: dht), start: { url in
     host.startPeriodicWork(dht: dht, url: url)
-    return ["experts": .array(host.uids.map { .string($0.description) })]
+    return ["experts": .array(host.uids.map { .string($0.description) }), "public_key": .string(host.identity.publicKeyHex)]
 }, onStop: host.shutdown)

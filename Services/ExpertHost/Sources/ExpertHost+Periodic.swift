@@ -1,17 +1,30 @@
 import Shared
 
 extension ExpertHostConfiguration {
+    /// The identity that signs the declarations: read from (or created at) `identityPath`, else new.
+    public func identity() throws -> Identity {
+        guard let identityPath else { return Identity() }
+        if let directory = checkpointDirectory, identityPath.hasPrefix(directory + "/") { try AtomicFile.createDirectory(directory) }
+        return try Identity.loadOrCreate(path: identityPath)
+    }
+
     /// The uids to serve: the listed ones, or those of the pattern's grid that
-    /// no other host declares in the DHT (all free ones, or `--num-experts` of
+    /// no other host holds a claim on in the DHT (all free ones, or `--num-experts` of
     /// them at random, as the reference does, so that hosts started together
     /// from one configuration, such as replicas, rarely pick the same ones).
-    public func chooseUIDs(dht: DHTClient?, logger: Logger) async -> [ExpertUID] {
+    /// A uid that `identity` itself claims (this host, restarted) is free.
+    public func chooseUIDs(dht: DHTClient?, identity: Identity, logger: Logger) async -> [ExpertUID] {
         guard let pattern else { return uids }
         var candidates = pattern.uids
         if let dht {
             do {
-                let taken = try await dht.getMany(candidates.map(\.description))
-                candidates.removeAll { taken[$0.description]?.value != nil }
+                let found = try await dht.getMany(candidates.map(\.description))
+                candidates.removeAll { uid in
+                    let claims = (found[uid.description]?.subkeys ?? [:]).compactMap { subkey, item in
+                        ExpertDeclaration.read(key: uid.description, subkey: subkey, item: item)
+                    }
+                    return claims.contains { $0.owner != identity.publicKeyHex }
+                }
             } catch {
                 logger.warning("cannot check which uids are taken; using the whole pattern", ["error": "\(error)"])
             }
@@ -56,7 +69,7 @@ extension ExpertHost {
     @discardableResult
     public func declare(through dht: DHTClient, url: String) async -> Bool {
         let expiration = Clock.epoch + 2 * configuration.updatePeriod
-        let records = ExpertDeclaration.records(for: uids, hostURL: url, expirationTime: expiration)
+        let records = ExpertDeclaration.records(for: uids, hostURL: url, expirationTime: expiration, identity: identity)
         do {
             let results = try await dht.storeMany(records)
             metrics.increment("declarations_total", labels: ["outcome": "ok"])

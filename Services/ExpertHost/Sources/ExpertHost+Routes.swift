@@ -4,6 +4,7 @@ extension ExpertHost {
     /// The host's REST API (see openapi/expert-host.yaml).
     public func makeRouter() -> Router {
         var router = Router()
+        let forwardBytes = maxBodyBytes(backward: false), backwardBytes = maxBodyBytes(backward: true)
         router.get("/v1/experts") { [self] _ in
             .json(["experts": .array(uids.map { backends[$0.description]!.info })])
         }
@@ -22,7 +23,7 @@ extension ExpertHost {
             try saveCheckpoints()
             return .json(["experts": .array(uids.map { .string($0.description) })])
         }
-        router.post("/v1/experts/{uid}/forward", accepts: ["application/octet-stream"]) { [self] request in
+        router.post("/v1/experts/{uid}/forward", accepts: ["application/octet-stream"], maxBodyBytes: forwardBytes) { [self] request in
             try authorize(request, token: configuration.forwardToken, action: "forward")
             let backend = try backend(request.parameter("uid"))
             let codec = try responseCodec(request)
@@ -32,7 +33,7 @@ extension ExpertHost {
             let outputs = try await backend.forward(inputs)
             return try ExpertPayload.encode([("output", outputs)], codec: codec)
         }
-        router.post("/v1/experts/{uid}/backward", accepts: ["application/octet-stream"]) { [self] request in
+        router.post("/v1/experts/{uid}/backward", accepts: ["application/octet-stream"], maxBodyBytes: backwardBytes) { [self] request in
             try authorize(request, token: configuration.backwardToken, action: "backward")
             let backend = try backend(request.parameter("uid"))
             let codec = try responseCodec(request)
@@ -51,7 +52,27 @@ extension ExpertHost {
         return router
     }
 
-    /// Checks shapes, batch size and (with `--detect-anomalies`) finiteness before anything runs.
+    /// The largest forward (or backward) body any of this host's experts takes:
+    /// `--max-batch-size` samples of every input (and output gradient) at 8 bytes
+    /// an element (the widest dtype a client may send), plus the header.
+    /// An expert with a free dimension besides the batch (a transformer's sequence)
+    /// takes up to the server's limit.
+    func maxBodyBytes(backward: Bool) -> Int {
+        var largest = 0
+        for backend in backends.values {
+            let schema = backend.expert.schema
+            let tensors = schema.inputs + (backward ? schema.outputs : [])
+            let perSample = tensors.map { $0.shape.dropFirst() }
+            guard perSample.allSatisfy({ !$0.contains(-1) }) else { return ServerLimits.serverMaximum }
+            let elements = perSample.reduce(0.0) { $0 + $1.reduce(1.0) { $0 * Double($1) } }
+            let bytes = Double(configuration.maxBatchSize) * elements * 8 + Double(64 << 10)
+            guard bytes < Double(ServerLimits.serverMaximum / 2) else { return ServerLimits.serverMaximum }
+            largest = max(largest, Int(bytes))
+        }
+        return largest
+    }
+
+    /// Checks shapes, batch size and (unless `--allow-non-finite`) finiteness before anything runs.
     @discardableResult
     private func validate(_ inputs: [Tensor], schema: ExpertSchema) throws(HTTPError) -> Int {
         let batch: Int
@@ -68,9 +89,9 @@ extension ExpertHost {
     }
 
     private func checkFinite(_ tensors: [Tensor], _ prefix: String) throws(HTTPError) {
-        guard configuration.detectAnomalies else { return }
+        guard !configuration.allowsNonFinite else { return }
         for (index, tensor) in tensors.enumerated() where !tensor.scalars.allSatisfy(\.isFinite) {
-            throw .unprocessable("\(prefix).\(index) contains NaN or infinity, which this host refuses (--detect-anomalies)")
+            throw .unprocessable("\(prefix).\(index) contains NaN or infinity, which this host refuses (--allow-non-finite accepts it)")
         }
     }
 

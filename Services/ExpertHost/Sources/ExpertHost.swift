@@ -9,6 +9,8 @@ public final class ExpertHost: Sendable {
     public let backends: [String: ExpertBackend]
     public let runtime: BatchingRuntime
     public let metrics: Metrics
+    /// Signs the declarations of the experts in the DHT.
+    public let identity: Identity
     let logger: Logger
     /// Why the experts are not (or no longer) declared in the DHT; nil once the last declaration succeeded.
     let declarationProblem = Mutex<String?>("not yet declared in the DHT")
@@ -17,8 +19,9 @@ public final class ExpertHost: Sendable {
     /// - Parameter uids: the uids to serve (the configuration's, or those chosen from its pattern).
     /// - Throws: `NeuralError` for an unknown class or a hidden size it cannot take; a checkpoint that does not load.
     public init(configuration: ExpertHostConfiguration, uids: [ExpertUID], registry: ExpertRegistry = .standard,
-                metrics: Metrics, logger: Logger) throws {
+                identity: Identity = Identity(), metrics: Metrics, logger: Logger) throws {
         self.configuration = configuration
+        self.identity = identity
         self.metrics = metrics
         self.logger = logger
         metrics.declare("optimizer_steps_total", .counter, help: "Optimizer steps (backward batches), by expert.")

@@ -15,7 +15,7 @@ public struct ExpertHostConfiguration: Sendable {
         OptionSpec("momentum", default: "0", help: "sgd momentum"),
         OptionSpec("warmup-steps", default: "0", help: "linear warmup steps of the learning rate"),
         OptionSpec("total-steps", default: "0", help: "steps at which the linear schedule reaches 0 (0: a constant learning rate)"),
-        OptionSpec("clip-grad-norm", help: "clip gradients to this global norm before each step"),
+        OptionSpec("clip-grad-norm", default: "1", help: "clip gradients to this global norm before each step, so that no single backward call can wreck an expert (0 turns clipping off)"),
         OptionSpec("seed", default: "0", help: "seeds parameters and dropout"),
         OptionSpec("max-batch-size", default: "1024", help: "samples per executed batch; larger requests get 413"),
         OptionSpec("checkpoint-dir", help: "folder for checkpoints, written every update period and on shutdown, loaded on start"),
@@ -23,7 +23,8 @@ public struct ExpertHostConfiguration: Sendable {
         OptionSpec("dht", help: "comma-separated URLs of DHT nodes to declare the experts through"),
         OptionSpec("backward-token", help: "when set, backward needs 'Authorization: Bearer TOKEN'"),
         OptionSpec("forward-token", help: "when set, forward needs 'Authorization: Bearer TOKEN' too"),
-        OptionSpec("detect-anomalies", help: "refuse inputs with NaN or infinity (422)", isSwitch: true),
+        OptionSpec("allow-non-finite", help: "accept inputs and gradients with NaN or infinity (refused with 422 by default: one such backward call would poison an expert for good)", isSwitch: true),
+        OptionSpec("identity", help: "Ed25519 key file (created if missing) that signs this host's expert declarations; default: identity.key in --checkpoint-dir, else a new key each start"),
     ]
 
     public var uids: [ExpertUID]
@@ -40,7 +41,10 @@ public struct ExpertHostConfiguration: Sendable {
     public var dhtNodes: [String]
     public var backwardToken: String?
     public var forwardToken: String?
-    public var detectAnomalies: Bool
+    /// Whether non-finite inputs and output gradients are accepted (off by default).
+    public var allowsNonFinite: Bool
+    /// Where the identity that signs the declarations is kept (nil: a new one each start).
+    public var identityPath: String?
 
     /// - Throws: `OptionError` naming the option that is wrong.
     public init(_ options: ServiceOptions) throws(OptionError) {
@@ -62,7 +66,8 @@ public struct ExpertHostConfiguration: Sendable {
         dhtNodes = options.list("dht")
         backwardToken = options.string("backward-token")
         forwardToken = options.string("forward-token")
-        detectAnomalies = try options.bool("detect-anomalies")
+        allowsNonFinite = try options.bool("allow-non-finite")
+        identityPath = options.string("identity") ?? checkpointDirectory.map { "\($0)/identity.key" }
         guard maxBatchSize > 0, updatePeriod > 0 else {
             throw OptionError("--max-batch-size and --update-period must be positive")
         }
@@ -87,7 +92,7 @@ public struct ExpertHostConfiguration: Sendable {
         let schedule: LearningRateSchedule = total > 0 ? .linear(warmupSteps: warmup, totalSteps: total) : .constant
         do {
             return try Optimizer(rule: rule, learningRate: Float(try options.double("learning-rate") ?? 1e-3), schedule: schedule,
-                                 maxGradientNorm: try options.double("clip-grad-norm").map(Float.init))
+                                 maxGradientNorm: try options.double("clip-grad-norm").flatMap { $0 > 0 ? Float($0) : nil })
         } catch let error as NeuralError {
             throw OptionError("optimizer: \(error.message)")
         } catch {

@@ -8,6 +8,8 @@ let options = ServiceOptions.parseOrExit(service: "hivemind-gateway", specs: [
     OptionSpec("dht", help: "comma-separated URLs of DHT nodes to find experts through (required)"),
     OptionSpec("cache-seconds", default: "1", help: "how long a prefix's alive experts are reused before asking the DHT again"),
     OptionSpec("negative-cache-seconds", default: "5", help: "how long a prefix with no alive expert is skipped"),
+    OptionSpec("routing-key", help: "secret that seals the routing records forward issues, so that backward accepts only those (replicas serving one client need the same; default: a random key per process)"),
+    OptionSpec("expert-token", help: "bearer token this gateway sends to expert hosts that ask for one (a caller's credentials are never passed on)"),
 ])
 AllocatorTuning.keepFreedMemory()
 let logger: Logger
@@ -23,7 +25,11 @@ do {
     let directory = DHTExpertDirectory(dht: dht,
                                        positiveCacheSeconds: try options.double("cache-seconds") ?? 1,
                                        negativeCacheSeconds: try options.double("negative-cache-seconds") ?? 5)
-    gateway = Gateway(directory: directory, metrics: Metrics(namespace: "hivemind_gateway"))
+    if let key = options.string("routing-key"), key.utf8.count < 16 {
+        throw OptionError("--routing-key must be at least 16 bytes of secret")
+    }
+    gateway = Gateway(directory: directory, metrics: Metrics(namespace: "hivemind_gateway"),
+                      seal: RoutingSeal(secret: options.string("routing-key")), expertToken: options.string("expert-token"))
 } catch {
     print("hivemind-gateway: \(error)")
     exit(2)

@@ -27,8 +27,9 @@ public final class DHTExpertDirectory: ExpertDirectory {
     }
 
     public convenience init(dht: DHTClient, positiveCacheSeconds: Double = 1, negativeCacheSeconds: Double = 5) {
+        let claims = ExpertClaims()
         self.init(dht: dht, positiveCacheSeconds: positiveCacheSeconds, negativeCacheSeconds: negativeCacheSeconds) { prefixes in
-            try await Self.read(prefixes, from: dht)
+            try await Self.read(prefixes, from: dht, claims: claims)
         }
     }
 
@@ -80,16 +81,31 @@ public final class DHTExpertDirectory: ExpertDirectory {
         return result
     }
 
-    /// The alive children of each prefix, from its DHT dictionary.
-    static func read(_ prefixes: [String], from dht: DHTClient) async throws -> [String: PrefixChildren] {
+    /// The alive children of each prefix, from its DHT dictionary: only
+    /// declarations whose signature verifies, and for an expert itself (not a
+    /// deeper prefix) only the declaration of the host holding the uid's claim.
+    static func read(_ prefixes: [String], from dht: DHTClient, claims: ExpertClaims) async throws -> [String: PrefixChildren] {
         let entries = try await dht.getMany(prefixes, latest: true)
         let epoch = Clock.epoch
+        var found: [String: [ExpertDeclaration.Found]] = [:]
+        for prefix in prefixes {
+            found[prefix] = (entries[prefix]?.subkeys ?? [:]).compactMap { subkey, item in
+                item.expirationTime > epoch ? ExpertDeclaration.read(key: prefix, subkey: subkey, item: item) : nil
+            }
+        }
+        let experts = Set(found.flatMap { prefix, declarations in declarations.filter { $0.uid.parentPrefix == prefix }.map(\.uid) })
+        let holders = try await claims.holders(of: experts, dht: dht)
         var result: [String: PrefixChildren] = [:]
         for prefix in prefixes {
             var children: PrefixChildren = [:]
-            for (subkey, item) in entries[prefix]?.subkeys ?? [:] where item.expirationTime > epoch {
-                if let coordinate = Int(subkey), let (uid, url) = ExpertDeclaration.parse(item.value) {
-                    children[coordinate] = ExpertInfo(uid: uid, url: url)
+            // Sorted, so that which deeper expert stands for a prefix does not change from read to read.
+            for declaration in (found[prefix] ?? []).sorted(by: { $0.uid < $1.uid }) {
+                guard let coordinate = declaration.coordinate else { continue }
+                let info = ExpertInfo(uid: declaration.uid, url: declaration.url)
+                if declaration.uid.parentPrefix == prefix {
+                    if holders[declaration.uid] == declaration.owner { children[coordinate] = info }
+                } else if children[coordinate] == nil {
+                    children[coordinate] = info
                 }
             }
             result[prefix] = children
@@ -98,8 +114,46 @@ public final class DHTExpertDirectory: ExpertDirectory {
     }
 
     public func expert(_ uid: ExpertUID) async throws -> ExpertInfo? {
-        guard let value = try await dht.get(uid.description, latest: true)?.value,
-              let (found, url) = ExpertDeclaration.parse(value), found == uid else { return nil }
-        return ExpertInfo(uid: uid, url: url)
+        guard let claim = ExpertDeclaration.claim(of: uid, in: try await dht.get(uid.description, latest: true)) else { return nil }
+        return ExpertInfo(uid: uid, url: claim.url)
+    }
+}
+
+/// Which identity holds each expert uid, as the uid's claim in the DHT says,
+/// remembered until the claim expires: a prefix's declarations are believed
+/// for an expert only when their signer holds its claim, and steady traffic
+/// reads each claim once per claim lifetime, not on every read.
+final class ExpertClaims: Sendable {
+    /// Claims remembered at most (a grid's worth); beyond it, the soonest-expiring go first.
+    static let limit = 1 << 16
+    private let held = Mutex<[ExpertUID: (owner: String, until: Double)]>([:])
+
+    /// The holder (public key) of each of `uids` that has an unexpired, uncontested claim.
+    func holders(of uids: Set<ExpertUID>, dht: DHTClient) async throws -> [ExpertUID: String] {
+        guard !uids.isEmpty else { return [:] }
+        let now = Clock.epoch
+        var result: [ExpertUID: String] = [:]
+        let missing = held.withLock { held in
+            uids.filter { uid in
+                guard let claim = held[uid], claim.until > now else { return true }
+                result[uid] = claim.owner
+                return false
+            }
+        }
+        guard !missing.isEmpty else { return result }
+        let entries = try await dht.getMany(missing.map(\.description), latest: true)
+        held.withLock { held in
+            held = held.filter { $0.value.until > now }
+            for uid in missing {
+                guard let claim = ExpertDeclaration.claim(of: uid, in: entries[uid.description]),
+                      let until = entries[uid.description]?.subkeys?.values.map(\.expirationTime).max() else { continue }
+                result[uid] = claim.owner
+                held[uid] = (claim.owner, until)
+            }
+            if held.count > Self.limit {
+                held = Dictionary(uniqueKeysWithValues: held.sorted { $0.value.until > $1.value.until }.prefix(Self.limit).map { ($0.key, $0.value) })
+            }
+        }
+        return result
     }
 }

@@ -41,14 +41,22 @@ func payload(_ tensors: [(String, Tensor)]) -> [UInt8] {
     try! TensorBundle(tensors).encode()
 }
 
+/// The most an expert may answer to a request of `requestBytes`: twice the
+/// request (backward answers input gradients and outputs, each as large as
+/// an input) plus a header; an answer beyond it is not an honest expert's.
+func expertAnswerCap(_ requestBytes: Int) -> Int {
+    2 * requestBytes + (64 << 10)
+}
+
 /// One call to an expert host; the answer must hold `rows` samples of finite
 /// values (when asked), else the expert counts as failed.
 func callExpert(_ client: HTTPClient, _ metrics: Metrics?, _ expert: ExpertInfo, _ pass: String, _ body: [UInt8],
-                        timeout: Double, rows: Int, detectAnomalies: Bool) async throws -> [Tensor] {
+                headers: [(name: String, value: String)], timeout: Double, rows: Int, detectAnomalies: Bool) async throws -> [Tensor] {
     let started = Clock.now
     let labels = ["expert": expert.uid.description, "pass": pass]
     do {
-        let response = try await client.post("\(expert.url)/v1/experts/\(expert.uid)/\(pass)", bytes: body, timeout: timeout)
+        let response = try await client.post("\(expert.url)/v1/experts/\(expert.uid)/\(pass)", bytes: body, headers: headers, timeout: timeout,
+                                             maxResponseBytes: expertAnswerCap(body.count))
         // The expert's time ends with its answer: reading and checking it is the gateway's own work.
         let answered = Clock.now - started
         let bundle = try TensorBundle.decode(response.body)

@@ -14,6 +14,8 @@ extension Gateway {
     /// Hosts and averagers asked about themselves per snapshot; anyone can write
     /// the DHT, so the number of calls one snapshot makes is bounded.
     static let maxCalledPeers = 64
+    /// The largest answer read from each of them: a node's, host's or averager's self-description.
+    static let maxAnswerBytes = 1 << 20
 
     /// The snapshot `GET /v1/mesh` answers (see openapi/gateway.yaml, `MeshSnapshot`).
     public func meshSnapshot(_ query: MeshQuery) async -> JSON {
@@ -146,31 +148,30 @@ extension Gateway {
             return .object(section)
         }
         let now = Clock.epoch
-        /// Every unexpired subkey of `key`, with its value and seconds left.
+        /// Every unexpired subkey of `key` that its owner signed, with its value and seconds left
+        /// (averagers sign what they declare; anything else in the DHT is anybody's).
         func members(_ key: String) -> [(subkey: String, value: JSON, expiresIn: Double)] {
-            guard let entry = entries[key] else { return [] }
-            if let subkeys = entry.subkeys {
-                return subkeys.filter { $0.value.expirationTime > now }.sorted { $0.key < $1.key }
-                    .map { ($0.key, $0.value.value, $0.value.expirationTime - now) }
-            }
-            return entry.value.map { [("", $0, entry.expirationTime - now)] } ?? []
+            (entries[key]?.subkeys ?? [:]).filter { subkey, item in
+                item.expirationTime > now && RecordOwnership.verifiedOwner(DHTRecord(key: key, subkey: subkey, value: item.value,
+                                                                                   expirationTime: item.expirationTime, signature: item.signature)) != nil
+            }.sorted { $0.key < $1.key }.map { ($0.key, $0.value.value, $0.value.expirationTime - now) }
         }
 
         var peers: Set<String> = []
         section["groups"] = .array(query.groupKeys.compactMap { key in
             let declared = members(key)
             guard !declared.isEmpty else { return nil }
-            peers.formUnion(declared.map(\.subkey))
+            peers.formUnion(declared.map { RecordOwnership.unmarked($0.subkey) })
             return ["key": .string(key), "peers": .array(declared.map {
-                ["peer": .string($0.subkey), "looking": .bool($0.value.boolValue ?? false), "expires_in": .double($0.expiresIn)]
+                ["peer": .string(RecordOwnership.unmarked($0.subkey)), "looking": .bool($0.value.boolValue ?? false), "expires_in": .double($0.expiresIn)]
             })]
         })
         section["donors"] = .array(query.donorKeys.compactMap { key in
             let declared = members(key)
             guard !declared.isEmpty else { return nil }
-            peers.formUnion(declared.map(\.subkey))
+            peers.formUnion(declared.map { RecordOwnership.unmarked($0.subkey) })
             return ["key": .string(key), "peers": .array(declared.map {
-                ["peer": .string($0.subkey), "priority": $0.value, "expires_in": .double($0.expiresIn)]
+                ["peer": .string(RecordOwnership.unmarked($0.subkey)), "priority": $0.value, "expires_in": .double($0.expiresIn)]
             })]
         })
         // A null value is a trainer that left (the collaborative averagers overwrite its record so).
@@ -178,7 +179,7 @@ extension Gateway {
             var trainer = record.value.objectValue ?? ["value": record.value]
             trainer["subkey"] = .string(record.subkey)
             trainer["expires_in"] = .double(record.expiresIn)
-            if trainer["trainer"] == nil { trainer["trainer"] = .string(trainerName(subkey: record.subkey)) }
+            if trainer["trainer"] == nil { trainer["trainer"] = .string(RecordOwnership.unmarked(record.subkey)) }
             return .object(trainer)
         })
 
@@ -208,7 +209,7 @@ extension Gateway {
             for (index, url) in urls.enumerated() {
                 group.addTask {
                     do {
-                        let response = try await client.get(url, timeout: Self.meshCallTimeout)
+                        let response = try await client.get(url, timeout: Self.meshCallTimeout, maxResponseBytes: Self.maxAnswerBytes)
                         guard let json = try? response.json() else { return (index, .failure(HTTPError(status: 502, code: "bad_answer", message: "\(url) did not answer JSON"))) }
                         return (index, .success(json))
                     } catch {
@@ -243,12 +244,6 @@ func inferredGrid(_ uids: [ExpertUID]) -> [Int] {
         }
     }
     return sizes
-}
-
-/// A progress record's subkey without the publisher's `[owner:...]` marker.
-func trainerName(subkey: String) -> String {
-    guard subkey.hasPrefix("[owner:"), let end = subkey.firstIndex(of: "]") else { return subkey }
-    return String(subkey[subkey.index(after: end)...])
 }
 
 /// Only URLs the gateway may call: peers in the DHT are addresses or opaque ids.

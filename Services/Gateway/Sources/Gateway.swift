@@ -12,14 +12,22 @@ public struct Gateway: Sendable {
     /// The DHT the mesh view reads (nodes, averagers, progress); nil shows no DHT.
     let dht: DHTClient?
     let sightings = ExpertSightings()
+    /// Seals the routing records forward issues; backward accepts only sealed ones.
+    let seal: RoutingSeal
 
-    /// - Parameter dht: for `GET /v1/mesh`; by default the directory's own DHT client.
-    public init(directory: any ExpertDirectory, client: HTTPClient = .shared, metrics: Metrics, dht: DHTClient? = nil) {
+    /// - Parameters:
+    ///   - dht: for `GET /v1/mesh`; by default the directory's own DHT client.
+    ///   - seal: the routing records' seal; replicas that serve each other's clients need one secret.
+    ///   - expertToken: the gateway's own bearer token for expert hosts that ask for one (`--expert-token`);
+    ///     a caller's credentials are never passed on to a host.
+    public init(directory: any ExpertDirectory, client: HTTPClient = .shared, metrics: Metrics, dht: DHTClient? = nil,
+                seal: RoutingSeal = RoutingSeal(), expertToken: String? = nil) {
         self.directory = directory
         self.client = client
         self.metrics = metrics
         self.dht = dht ?? (directory as? DHTExpertDirectory)?.dht
-        layer = MixtureLayer(directory: directory, client: client, metrics: metrics)
+        self.seal = seal
+        layer = MixtureLayer(directory: directory, client: client, metrics: metrics, expertToken: expertToken)
         switchLayer = SwitchLayer(layer: layer)
         metrics.declare("beam_search_seconds", .histogram, help: "Time to choose the batch's experts in the DHT.")
         metrics.declare("answers_per_sample", .histogram, help: "Experts that answered per sample.", buckets: [0, 1, 2, 3, 4, 6, 8, 16])
@@ -30,13 +38,15 @@ public struct Gateway: Sendable {
     /// The gateway's REST API (see openapi/gateway.yaml).
     public func makeRouter() -> Router {
         var router = Router()
-        router.post("/v1/moe/forward", accepts: ["application/octet-stream"]) { request in
+        router.post("/v1/moe/forward", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
             let parameters = try MixtureParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "scores"])
             let (output, routing) = try await layer.forward(x: bundle["x"]!, scores: bundle["scores"]!, parameters)
-            return try encode([("output", output)], metadata: ["routing": routing.serialized()], codec: parameters.codec)
+            let text = routing.serialized()
+            return try encode([("output", output)], metadata: ["routing": text, "routing_seal": seal.seal(routing: text, x: bundle["x"]!)],
+                              codec: parameters.codec)
         }
-        router.post("/v1/moe/backward", accepts: ["application/octet-stream"]) { request in
+        router.post("/v1/moe/backward", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
             let parameters = try MixtureParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "grad_output"])
             let x = bundle["x"]!
@@ -44,16 +54,17 @@ public struct Gateway: Sendable {
             let (gradX, gradScores) = try await layer.backward(x: x, gradOutput: bundle["grad_output"]!, routing: routing, parameters)
             return try encode([("grad_x", gradX), ("grad_scores", gradScores)], metadata: [:], codec: parameters.codec)
         }
-        router.post("/v1/moe/switch/forward", accepts: ["application/octet-stream"]) { request in
+        router.post("/v1/moe/switch/forward", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
             let parameters = try SwitchParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "scores"])
             let result = try await switchLayer.forward(x: bundle["x"]!, scores: bundle["scores"]!, utilization: bundle["utilization"], parameters)
-            var metadata = ["routing": result.routing.serialized()]
+            let text = result.routing.serialized()
+            var metadata = ["routing": text, "routing_seal": seal.seal(routing: text, x: bundle["x"]!)]
             if let seed = result.seed { metadata["jitter_seed"] = String(seed) }
             return try encode([("output", result.output), ("balancing_loss", result.balancingLoss), ("utilization", result.utilization)],
                               metadata: metadata, codec: parameters.mixture.codec)
         }
-        router.post("/v1/moe/switch/backward", accepts: ["application/octet-stream"]) { request in
+        router.post("/v1/moe/switch/backward", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
             let parameters = try SwitchParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "scores", "grad_output", "utilization"])
             let x = bundle["x"]!
@@ -84,7 +95,7 @@ public struct Gateway: Sendable {
         }
         router.get("/dashboard") { _ in DashboardPage.response }
         for pass in ["forward", "backward"] {
-            router.post("/v1/experts/{uid}/\(pass)", accepts: ["application/octet-stream"]) { request in
+            router.post("/v1/experts/{uid}/\(pass)", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
                 try await proxy(request, pass: pass)
             }
         }
@@ -128,22 +139,26 @@ public struct Gateway: Sendable {
             }
             query = "?codec=\(codec.rawValue)"
         }
-        let headers = request.headers["authorization"].map { [(name: "Authorization", value: $0)] } ?? []
         do {
-            let response = try await client.post("\(expert.url)/v1/experts/\(uid)/\(pass)\(query)", bytes: request.body, headers: headers)
+            // The caller's credentials stay here: a host that wants a token gets the gateway's own.
+            let response = try await client.post("\(expert.url)/v1/experts/\(uid)/\(pass)\(query)", bytes: request.body,
+                                                 headers: layer.expertHeaders, maxResponseBytes: expertAnswerCap(request.body.count))
             return .bytes(response.body)
-        } catch let error where error.kind == .httpStatus {
-            throw HTTPError(status: error.status ?? 502, code: error.code ?? "expert_error", message: "\(uid) at \(expert.url): \(error.message)")
+        } catch let error where error.kind == .httpStatus && (400..<500).contains(error.status ?? 0) && error.status != 401 && error.status != 403 {
+            // The caller's request was wrong: its status and code, in our words.
+            throw HTTPError(status: error.status!, code: error.code ?? "expert_refused", message: "\(uid) at \(expert.url) \(error.message)")
         } catch {
-            throw HTTPError(status: 502, code: "expert_unreachable", message: "\(uid) at \(expert.url): \(error)")
+            throw HTTPError(status: 502, code: "expert_failed", message: "\(uid) at \(expert.url): \(error)")
         }
     }
 
     /// The routing record that forward returned, from the body's metadata.
+    /// Only a record this gateway (or a replica) sealed for this batch `x` is read (see `RoutingSeal`).
     private func routingRecord(_ bundle: TensorBundle, _ parameters: MixtureParameters, batch: Int) throws(HTTPError) -> RoutingRecord {
         guard let text = bundle.metadata["routing"] else {
             throw HTTPError.badRequest("metadata 'routing' must hold the routing record that forward returned")
         }
+        try seal.verify(bundle.metadata["routing_seal"], routing: text, x: bundle["x"]!)
         return try RoutingRecord(text: text, prefix: parameters.prefix, gridSize: parameters.gridSize, batch: batch)
     }
 

@@ -9,7 +9,11 @@ public struct MixtureLayer: Sendable {
     let client: HTTPClient
     let metrics: Metrics?
 
-    public init(directory: any ExpertDirectory, client: HTTPClient = .shared, metrics: Metrics? = nil) {
+    /// Sent with every expert call: the gateway's own token, if it has one.
+    let expertHeaders: [(name: String, value: String)]
+
+    public init(directory: any ExpertDirectory, client: HTTPClient = .shared, metrics: Metrics? = nil, expertToken: String? = nil) {
+        expertHeaders = expertToken.map { [(name: "Authorization", value: "Bearer \($0)")] } ?? []
         self.directory = directory
         self.client = client
         self.metrics = metrics
@@ -182,10 +186,10 @@ public struct MixtureLayer: Sendable {
                      satisfied: ([Result<Tensor, any Error>?]) -> Bool) async -> [Result<Tensor, any Error>?] {
         // Each call builds its own body, so the first calls are on their way while later bodies are built.
         let calls: [@Sendable () async throws -> Tensor] = groups.map { expert, samples in
-            { [client, metrics] in
+            { [client, metrics, expertHeaders] in
                 let body = payload([("input.0", x.gatherRows(samples))])
-                return try await callExpert(client, metrics, expert, "forward", body, timeout: parameters.forwardTimeout, rows: samples.count,
-                                            detectAnomalies: parameters.detectAnomalies)[0]
+                return try await callExpert(client, metrics, expert, "forward", body, headers: expertHeaders, timeout: parameters.forwardTimeout,
+                                            rows: samples.count, detectAnomalies: parameters.detectAnomalies)[0]
             }
         }
         return await collect(calls, timeout: parameters.forwardTimeout, grace: parameters.timeoutAfterKMin, satisfied: satisfied)
@@ -197,10 +201,10 @@ public struct MixtureLayer: Sendable {
     func callBackward(x: Tensor, gradOutput: Tensor, groups: [(ExpertInfo, [(sample: Int, weight: Float)])],
                       _ parameters: MixtureParameters) async -> [Result<[Tensor], any Error>?] {
         let calls: [@Sendable () async throws -> [Tensor]] = groups.map { expert, rows in
-            { [client, metrics] in
+            { [client, metrics, expertHeaders] in
                 let samples = rows.map(\.sample)
                 let body = payload([("input.0", x.gatherRows(samples)), ("grad_output.0", gradOutput.gatherRows(samples, scaledBy: rows.map(\.weight)))])
-                let tensors = try await callExpert(client, metrics, expert, "backward", body, timeout: parameters.backwardTimeout,
+                let tensors = try await callExpert(client, metrics, expert, "backward", body, headers: expertHeaders, timeout: parameters.backwardTimeout,
                                                    rows: rows.count, detectAnomalies: parameters.detectAnomalies)
                 guard tensors[0].shape == [rows.count] + x.shape.dropFirst(), tensors[1].rowSize == gradOutput.rowSize else {
                     throw HTTPError.unprocessable("\(expert.uid) answered backward with shapes \(tensors[0].shape) and \(tensors[1].shape), "

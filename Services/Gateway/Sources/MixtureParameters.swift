@@ -24,7 +24,8 @@ public struct MixtureParameters: Sendable {
     public var timeoutAfterKMin: Double
     public var backwardKMin: Int
     public var backwardTimeout: Double
-    /// Treat answers with NaN or infinity as failures.
+    /// Treat answers with NaN or infinity as failures (on unless the query says
+    /// `detect_anomalies=false`: one hostile expert must not poison a batch).
     public var detectAnomalies: Bool
     /// The codec of the gateway's response.
     public var codec: CompressionCodec
@@ -47,8 +48,8 @@ public struct MixtureParameters: Sendable {
         timeoutAfterKMin = try Self.seconds(query, "timeout_after_k_min", default: forwardTimeout)
         backwardTimeout = try Self.seconds(query, "backward_timeout", default: 10)
         switch query["detect_anomalies"] {
-        case nil, "false": detectAnomalies = false
-        case "true": detectAnomalies = true
+        case "false": detectAnomalies = false
+        case nil, "true": detectAnomalies = true
         case let other?: throw .badRequest("query 'detect_anomalies' must be true or false, got '\(other.prefix(40))'")
         }
         do { codec = try CompressionCodec(parsing: query["codec"] ?? "none") } catch { throw .badRequest("query 'codec': \(error.message)") }

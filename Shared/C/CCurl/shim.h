@@ -23,6 +23,14 @@ static inline CURLcode ccurl_easy_setopt_header_function(CURL *handle,
     size_t (*callback)(char *, size_t, size_t, void *)) {
     return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, callback);
 }
+static inline CURLcode ccurl_easy_setopt_opensocket_function(CURL *handle,
+    curl_socket_t (*callback)(void *, curlsocktype, struct curl_sockaddr *)) {
+    return curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, callback);
+}
+/// The address inside libcurl's `struct curl_sockaddr` (which may be longer than `struct sockaddr`).
+static inline const struct sockaddr *ccurl_sockaddr_address(const struct curl_sockaddr *address) {
+    return &address->addr;
+}
 static inline CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

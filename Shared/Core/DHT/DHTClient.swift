@@ -12,6 +12,9 @@ public final class DHTClient: Sendable {
     public let nodes: [String]
     /// Seconds for one attempt at one node (a store or get is a whole DHT lookup there).
     public let timeout: Double
+    /// The largest answer a node may send: a batch of keys, each up to a node's
+    /// per-key bound, fits easily; anything larger is not a DHT node's answer.
+    public static let maxResponseBytes = 16 << 20
     private let http: HTTPClient
     private let preferred = Atomic<Int>(0)
 
@@ -85,12 +88,12 @@ public final class DHTClient: Sendable {
 
     /// `GET /v1/node` of the first node that answers: its id, address, routing table size and record count.
     public func nodeInfo() async throws(DHTClientError) -> JSON {
-        try await attempt { url throws(HTTPClientError) in try await self.http.get("\(url)/v1/node", timeout: self.timeout) }
+        try await attempt { url throws(HTTPClientError) in try await self.http.get("\(url)/v1/node", timeout: self.timeout, maxResponseBytes: Self.maxResponseBytes) }
     }
 
     private func send(_ path: String, _ body: JSON) async throws(DHTClientError) -> JSON {
         try await attempt { url throws(HTTPClientError) in
-            try await self.http.send("POST", "\(url)\(path)", json: body, timeout: self.timeout)
+            try await self.http.send("POST", "\(url)\(path)", json: body, timeout: self.timeout, maxResponseBytes: Self.maxResponseBytes)
         }
     }
 
@@ -111,7 +114,9 @@ public final class DHTClient: Sendable {
                 return json
             } catch {
                 if error.kind == .httpStatus, let status = error.status, status < 500 {
-                    throw DHTClientError(.rejected, message: error.message, status: status, code: error.code)
+                    var rejection = DHTClientError(.rejected, message: error.message, status: status, code: error.code)
+                    rejection.upstreamMessage = error.upstreamMessage
+                    throw rejection
                 }
                 if error.kind == .cancelled { throw DHTClientError(.cancelled, message: "cancelled") }
                 failures.append(error.description)

@@ -14,8 +14,10 @@ public struct DHTClientError: Error, CustomStringConvertible, Sendable {
 
     /// The broad kind.
     public let kind: Kind
-    /// What went wrong, for a person: the node's own message for `.rejected`.
+    /// What went wrong, in this process's words (safe to relay, see `HTTPClientError`).
     public let message: String
+    /// For `.rejected`: the node's own message, for logs and for tools that trust the node.
+    public var upstreamMessage: String?
     /// For `.rejected`: the HTTP status and the error code from the node's JSON error body.
     public let status: Int?
     public let code: String?
@@ -28,7 +30,12 @@ public struct DHTClientError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        if let status { return "DHT refused the request (HTTP \(status)\(code.map { " \($0)" } ?? "")): \(message)" }
+        if let status { return "DHT refused the request (HTTP \(status)\(code.map { " \($0)" } ?? ""))" }
         return message
+    }
+
+    /// The description with the node's own message, for logs.
+    public var detailedDescription: String {
+        upstreamMessage.map { "\(description): \($0)" } ?? description
     }
 }

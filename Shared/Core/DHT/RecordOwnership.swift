@@ -47,6 +47,28 @@ public enum RecordOwnership {
         }
     }
 
+    /// The owner (hex public key) that the record's key or subkey names, if
+    /// the record carries that owner's valid signature; nil for an unowned
+    /// record or a bad signature. What a reader checks before it believes a
+    /// record from the DHT (a DHT node may be hostile too).
+    public static func verifiedOwner(_ record: DHTRecord) -> String? {
+        guard let owner = try? owner(of: record), (try? verify(record)) != nil else { return nil }
+        return owner
+    }
+
+    /// `text` without its owner markers: the name a subkey gives before its owner (`14` of `14[owner:...]`).
+    public static func unmarked(_ text: String) -> String {
+        var result = ""
+        var rest = Substring(text)
+        while let start = rest.firstRange(of: markerPrefix) {
+            result += rest[..<start.lowerBound]
+            rest = rest[start.upperBound...]
+            guard let end = rest.firstIndex(of: "]") else { return result + markerPrefix + rest }
+            rest = rest[rest.index(after: end)...]
+        }
+        return result + rest
+    }
+
     /// The public keys named by the markers in `text`.
     static func owners(in text: String, field: String) throws(RecordOwnershipError) -> [String] {
         var owners: [String] = []

@@ -6,7 +6,10 @@ import Synchronization
 
 /// An HTTP client over one libcurl multi handle driven by one thread: many
 /// requests run in parallel without a thread each, connections to the same
-/// host are kept alive and reused, and every call has a connect and a total timeout.
+/// host are kept alive and reused, and every call has a connect and a total
+/// timeout and a byte cap on its answer. Every URL and every address it
+/// connects to is checked against the process's `EgressPolicy` first; only
+/// http and https are spoken, and redirects are never followed.
 public final class HTTPClient: Sendable {
     public struct Configuration: Sendable {
         /// Seconds to establish a TCP connection.
@@ -15,6 +18,15 @@ public final class HTTPClient: Sendable {
         public var timeout = 30.0
         /// Idle connections kept for reuse.
         public var connectionCacheSize = 256
+        /// Connections open to one host at most; more calls wait for one (within
+        /// their timeout). Half a server's `ServerLimits.maxConnectionsPerAddress`,
+        /// so that a busy caller is never refused at accept.
+        public var maxConnectionsPerHost = 64
+        /// Bytes of an answer accepted when the request names no cap: the
+        /// largest request body a service accepts by default, plus headroom.
+        public var maxResponseBytes = (256 << 20) + (1 << 20)
+        /// What this client may call; nil follows the process's `EgressPolicy.current`.
+        public var egress: EgressPolicy?
 
         public init(connectTimeout: Double = 3.0, timeout: Double = 30.0) {
             self.connectTimeout = connectTimeout
@@ -42,6 +54,7 @@ public final class HTTPClient: Sendable {
         self.configuration = configuration
         multi = CURLMultiHandle()
         ccurl_multi_setopt_long(multi.handle, CURLMOPT_MAXCONNECTS, configuration.connectionCacheSize)
+        ccurl_multi_setopt_long(multi.handle, CURLMOPT_MAX_HOST_CONNECTIONS, configuration.maxConnectionsPerHost)
         var thread = pthread_t()
         let client = Unmanaged.passRetained(self).toOpaque()
         pthread_create(&thread, nil, { argument in
@@ -61,8 +74,15 @@ public final class HTTPClient: Sendable {
     /// Sends a request and waits for the whole response.
     /// - Throws: `HTTPClientError`; a status outside 2xx is `.httpStatus` with the server's error.
     public func send(_ request: HTTPClientRequest) async throws(HTTPClientError) -> HTTPClientResponse {
+        let policy = configuration.egress ?? EgressPolicy.current
+        do {
+            _ = try policy.check(url: request.url)
+        } catch {
+            throw HTTPClientError(.refused, url: request.url, message: "not called: \(error.message)")
+        }
         let transfer = Transfer(request, timeout: request.timeout ?? configuration.timeout,
-                                connectTimeout: configuration.connectTimeout)
+                                connectTimeout: configuration.connectTimeout,
+                                maxResponseBytes: request.maxResponseBytes ?? configuration.maxResponseBytes, policy: policy)
         let id = transfer.id
         do {
             return try await withTaskCancellationHandler {
@@ -91,21 +111,23 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    public func get(_ url: String, timeout: Double? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
-        try await send(HTTPClientRequest(url: url, timeout: timeout))
+    public func get(_ url: String, timeout: Double? = nil, maxResponseBytes: Int? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
+        try await send(HTTPClientRequest(url: url, timeout: timeout, maxResponseBytes: maxResponseBytes))
     }
 
     /// POSTs (or PUTs) a JSON document.
-    public func send(_ method: String = "POST", _ url: String, json: JSON, timeout: Double? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
+    public func send(_ method: String = "POST", _ url: String, json: JSON, timeout: Double? = nil,
+                     maxResponseBytes: Int? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
         try await send(HTTPClientRequest(method: method, url: url, headers: [("Content-Type", "application/json")],
-                                         body: json.serializedBytes(), timeout: timeout))
+                                         body: json.serializedBytes(), timeout: timeout, maxResponseBytes: maxResponseBytes))
     }
 
     /// POSTs a binary payload such as safetensors.
     public func post(_ url: String, bytes: [UInt8], contentType: String = "application/octet-stream",
-                     headers: [(name: String, value: String)] = [], timeout: Double? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
+                     headers: [(name: String, value: String)] = [], timeout: Double? = nil,
+                     maxResponseBytes: Int? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
         try await send(HTTPClientRequest(method: "POST", url: url, headers: [("Content-Type", contentType)] + headers,
-                                         body: bytes, timeout: timeout))
+                                         body: bytes, timeout: timeout, maxResponseBytes: maxResponseBytes))
     }
 
     // MARK: - The loop thread
@@ -176,16 +198,27 @@ private final class Transfer: @unchecked Sendable {
     private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
     var responseBody: [UInt8] = []
     var responseHeaders: [String: String] = [:]
+    let maxResponseBytes: Int
+    let policy: EgressPolicy
+    /// Set when the transfer was stopped by the byte cap or the egress policy.
+    var stopped: HTTPClientError?
 
-    init(_ request: HTTPClientRequest, timeout: Double, connectTimeout: Double) {
+    init(_ request: HTTPClientRequest, timeout: Double, connectTimeout: Double, maxResponseBytes: Int, policy: EgressPolicy) {
         easy = curl_easy_init()
         url = request.url
+        self.maxResponseBytes = maxResponseBytes
+        self.policy = policy
         // Never empty: libcurl would read a NULL body from standard input (the size sent stays 0).
         requestBody = request.body.isEmpty ? [0] : request.body
         errorBuffer[0] = 0
 
         ccurl_easy_setopt_string(easy, CURLOPT_URL, request.url)
         ccurl_easy_setopt_string(easy, CURLOPT_PROXY, "")  // loopback and peers never go through a proxy
+        // Only HTTP(S), never a redirect: a URL from a record cannot become file://, gopher:// or another host.
+        ccurl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+        ccurl_easy_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+        ccurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
+        ccurl_easy_setopt_offset(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(maxResponseBytes))
         ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(connectTimeout * 1000))
         ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, Int(timeout * 1000)))
@@ -211,8 +244,28 @@ private final class Transfer: @unchecked Sendable {
         ccurl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, headerList)
         ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
         let context = Unmanaged.passUnretained(self).toOpaque()
+        // Every address libcurl connects to, whatever DNS said, passes the policy first.
+        ccurl_easy_setopt_opensocket_function(easy) { context, _, address in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            guard let address else { return CURL_SOCKET_BAD }
+            guard let ip = IPAddress(socketAddress: ccurl_sockaddr_address(address)) else {
+                transfer.stopped = HTTPClientError(.refused, url: transfer.url, message: "not called: not an IP address")
+                return CURL_SOCKET_BAD
+            }
+            if let refusal = transfer.policy.refusal(ip) {
+                transfer.stopped = HTTPClientError(.refused, url: transfer.url, message: "not called: \(refusal.message)")
+                return CURL_SOCKET_BAD
+            }
+            // Close-on-exec, as libcurl's own sockets are: a child process (hivemind mesh up's services) must not inherit them.
+            return socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
+        }
+        ccurl_easy_setopt_pointer(easy, CURLOPT_OPENSOCKETDATA, context)
         ccurl_easy_setopt_write_function(easy) { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            guard transfer.responseBody.count + size * count <= transfer.maxResponseBytes else {
+                transfer.overflow()
+                return 0
+            }
             transfer.responseBody.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
             return size * count
         }
@@ -224,9 +277,14 @@ private final class Transfer: @unchecked Sendable {
                 let name = line[..<colon].lowercased()
                 let value = line[line.index(after: colon)...].trimmingSpaces().trimmingCharacters("\r\n")
                 transfer.responseHeaders[name] = String(value)
-                // One buffer for the whole body (see the server's request bodies),
-                // up to a bound, since the length comes from the other side.
-                if name == "content-length", let length = Int(value), length <= 256 << 20 { transfer.responseBody.reserveCapacity(length) }
+                if name == "content-length", let length = Int(value) {
+                    guard length <= transfer.maxResponseBytes else {
+                        transfer.overflow()
+                        return 0
+                    }
+                    // One buffer for the whole body (see the server's request bodies).
+                    transfer.responseBody.reserveCapacity(length)
+                }
             }
             return size * count
         }
@@ -239,16 +297,28 @@ private final class Transfer: @unchecked Sendable {
         errorBuffer.deallocate()
     }
 
+    /// Stops the transfer for exceeding the byte cap and returns what it received.
+    func overflow() {
+        stopped = HTTPClientError(.tooLarge, url: url, message: "the answer exceeds \(maxResponseBytes) bytes, the most this call accepts")
+        responseBody = []
+    }
+
     /// The outcome of a finished exchange.
     func result(_ code: CURLcode) -> Result<HTTPClientResponse, HTTPClientError> {
         var elapsed = 0.0
         ccurl_easy_getinfo_double(easy, CURLINFO_TOTAL_TIME, &elapsed)
+        if var stopped, code != CURLE_OK {
+            stopped.elapsed = elapsed
+            return .failure(stopped)
+        }
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             var error = switch code {
             case CURLE_OPERATION_TIMEDOUT: HTTPClientError(.timeout, url: url, message: "timed out: \(message)")
             case CURLE_COULDNT_CONNECT: HTTPClientError(.connectionRefused, url: url, message: "cannot connect: \(message)")
+            case CURLE_FILESIZE_EXCEEDED:
+                HTTPClientError(.tooLarge, url: url, message: "the answer exceeds \(maxResponseBytes) bytes, the most this call accepts")
             default: HTTPClientError(.transport, url: url, message: message)
             }
             error.elapsed = elapsed
@@ -258,6 +328,9 @@ private final class Transfer: @unchecked Sendable {
         var connects = 0
         ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
         ccurl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
+        guard (100...599).contains(status) else {
+            return .failure(HTTPClientError(.transport, url: url, message: "answered with status \(status), which is not an HTTP status"))
+        }
         guard (200..<300).contains(status) else {
             var error = HTTPClientError.status(status, url: url, body: responseBody)
             error.elapsed = elapsed

@@ -6,14 +6,19 @@ public struct HTTPClientRequest: Sendable {
     public var body: [UInt8]
     /// Seconds for the whole exchange; nil uses the client's default.
     public var timeout: Double?
+    /// The largest answer accepted, in bytes: a larger one fails the call
+    /// (`.tooLarge`) as soon as it is announced or received, and its memory is
+    /// returned. Set it to what the call expects; nil uses the client's default.
+    public var maxResponseBytes: Int?
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
-                body: [UInt8] = [], timeout: Double? = nil) {
+                body: [UInt8] = [], timeout: Double? = nil, maxResponseBytes: Int? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeout = timeout
+        self.maxResponseBytes = maxResponseBytes
     }
 }
 
@@ -30,7 +35,11 @@ public struct HTTPClientResponse: Sendable {
     public func json() throws(JSONParseError) -> JSON { try JSON.parse(body) }
 }
 
-/// Why an outgoing call failed.
+/// Why an outgoing call failed. Its `message` and `description` hold only
+/// what this process says (the kind, the status and the error code), never
+/// text from the server's body, so a service may put them in its own answers
+/// without relaying a hostile upstream's words; the server's own message is
+/// `upstreamMessage`, for logs and for tools that trust the server they call.
 public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable, Equatable {
         /// The connect or total timeout passed.
@@ -41,37 +50,59 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
         case httpStatus
         /// The calling task was cancelled.
         case cancelled
-        /// Any other transport failure (DNS, reset, malformed URL...).
+        /// Any other transport failure (DNS, reset...).
         case transport
+        /// Not sent: the URL or the address it resolved to is not one this
+        /// process may call (`EgressPolicy`).
+        case refused
+        /// The answer exceeded the call's byte cap.
+        case tooLarge
     }
 
     public let kind: Kind
     public let url: String
-    /// For `.httpStatus`: the status, and the code and message of the server's JSON error body.
+    /// For `.httpStatus`: the status, and the code of the server's JSON error
+    /// body (only `[a-z0-9_]`, at most 64 characters; nil otherwise).
     public let status: Int?
     public let code: String?
     public let message: String
+    /// For `.httpStatus`: the message of the server's JSON error body, without
+    /// control characters and cut to 300 characters. Never put it in a
+    /// service's answers (see the type's comment).
+    public var upstreamMessage: String?
     /// Seconds the exchange took on the client's own clock (libcurl's total
     /// time), whatever delay the caller's task then had before it resumed.
     public var elapsed: Double?
 
-    public var description: String {
-        if let status { return "\(url): HTTP \(status)\(code.map { " \($0)" } ?? ""): \(message)" }
-        return "\(url): \(message)"
+    public var description: String { "\(url): \(message)" }
+
+    /// The description with the server's own message, for a tool's user who
+    /// asked that server (the CLI) and for logs.
+    public var detailedDescription: String {
+        upstreamMessage.map { "\(description): \($0)" } ?? description
     }
 
     init(_ kind: Kind, url: String, message: String, status: Int? = nil, code: String? = nil) {
         self.kind = kind
-        self.url = url
+        // A URL can come from a record or a request: keep what is echoed short.
+        self.url = url.utf8.count <= 200 ? url : String(url.prefix(200)) + "..."
         self.message = message
         self.status = status
         self.code = code
     }
 
-    /// An error for a non-2xx response, taking code and message from the body when it is a JSON error.
+    /// An error for a non-2xx response: the status, and the code and message
+    /// of the body when it is a JSON error, cleaned (see `code` and `upstreamMessage`).
     static func status(_ status: Int, url: String, body: [UInt8]) -> HTTPClientError {
         let error = (try? JSON.parse(body))?["error"]
-        let message = error?["message"]?.stringValue ?? String(decoding: body.prefix(512), as: UTF8.self)
-        return HTTPClientError(.httpStatus, url: url, message: message, status: status, code: error?["code"]?.stringValue)
+        let code = error?["code"]?.stringValue.flatMap { code in
+            code.utf8.count <= 64 && code.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 95 } ? code : nil
+        }
+        var failure = HTTPClientError(.httpStatus, url: url, message: "answered HTTP \(status)\(code.map { " (\($0))" } ?? "")",
+                                      status: status, code: code)
+        failure.upstreamMessage = error?["message"]?.stringValue.map { message in
+            String(String.UnicodeScalarView(message.unicodeScalars.lazy.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(300)))
+        }
+        return failure
     }
 }

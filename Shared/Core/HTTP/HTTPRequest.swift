@@ -10,12 +10,16 @@ public struct HTTPRequest: Sendable {
     /// Header names are lowercased.
     public let headers: [String: String]
     public let body: [UInt8]
+    /// The IP address the request came from ("127.0.0.1", "::1"; empty when
+    /// unknown, as in tests that build requests by hand): the unit of per-source quotas.
+    public let remoteAddress: String
     /// Values of the `{name}` segments of the matched route.
     public internal(set) var pathParameters: [String: String] = [:]
 
     public init(method: String, path: String, query: [String: String] = [:],
-                headers: [String: String] = [:], body: [UInt8] = []) {
+                headers: [String: String] = [:], body: [UInt8] = [], remoteAddress: String = "") {
         self.method = method
+        self.remoteAddress = remoteAddress
         self.path = path
         self.query = query
         self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { $1 })

@@ -10,13 +10,10 @@ public struct HTTPServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// 0 lets the OS pick a free port; `HTTPServer.port` tells which.
     public var port = 0
-    /// Larger request bodies are refused with 413.
-    public var maxBodyBytes = 256 << 20
+    /// Bodies, connections and deadlines.
+    public var limits = ServerLimits()
     /// libmicrohttpd's internal thread pool (each thread polls many connections).
     public var threads = 4
-    public var connectionLimit = 1024
-    /// Seconds an idle keep-alive connection stays open.
-    public var idleTimeout = 120
     /// libmicrohttpd's memory per connection, about half of which buffers
     /// reads: 256 KiB reads a large body in far fewer system calls than the
     /// default 32 KiB. Pages are touched only as used.
@@ -29,8 +26,12 @@ public struct HTTPServerConfiguration: Sendable {
 }
 
 /// A libmicrohttpd daemon serving a `Router`. Bodies are read fully (up to the
-/// limit), then each request runs as a Swift task while libmicrohttpd keeps the
+/// route's limit), then each request runs as a Swift task while libmicrohttpd keeps the
 /// connection suspended, so a slow handler never blocks a polling thread.
+/// `ServerLimits` bound what clients can take: connections in all and per
+/// address (libmicrohttpd refuses the excess at accept), body sizes per route
+/// (413 before the body is read), and the time a request may take to arrive or
+/// its answer to leave (a sweeper cuts connections past their deadline).
 /// `GET /healthz` (alive), `GET /readyz` (ready to serve) and `GET /metrics` are added to every server.
 public final class HTTPServer: @unchecked Sendable {
     // Sendable: `daemon` is written once in init and read-only afterwards;
@@ -42,10 +43,11 @@ public final class HTTPServer: @unchecked Sendable {
     public let readiness: Readiness
     let router: Router
     let logger: Logger
-    let maxBodyBytes: Int
+    let limits: ServerLimits
     private var daemon: OpaquePointer?
     private let inFlight = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
+    private let deadlines: Mutex<ConnectionDeadlines>
 
     /// Starts listening at once.
     /// - Throws: `HTTPServerError` if the address is invalid or the port is taken.
@@ -59,7 +61,9 @@ public final class HTTPServer: @unchecked Sendable {
         self.metrics = metrics
         self.readiness = readiness
         self.logger = logger
-        self.maxBodyBytes = configuration.maxBodyBytes
+        self.limits = configuration.limits
+        deadlines = Mutex(ConnectionDeadlines(limits: configuration.limits))
+        metrics.declare("http_connections_cut_total", .counter, help: "Connections closed because a request did not arrive, or an answer did not leave, in time.")
         metrics.declare("http_requests_total", .counter, help: "HTTP requests answered, by route, method and status.")
         metrics.declare("http_request_duration_seconds", .histogram, help: "Time from a request's first byte to its response, by route.")
         metrics.declare("http_connections_opened_total", .counter, help: "TCP connections accepted (fewer than requests when keep-alive works).")
@@ -77,14 +81,34 @@ public final class HTTPServer: @unchecked Sendable {
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
                 cmhd_start_daemon(flags, UInt16(configuration.port), socketAddress,
                                   accessHandler, context, requestCompleted, context, connectionNotified, context,
-                                  UInt32(configuration.threads), UInt32(configuration.connectionLimit),
-                                  UInt32(configuration.idleTimeout), configuration.connectionMemoryBytes)
+                                  UInt32(configuration.threads), UInt32(configuration.limits.maxConnections),
+                                  UInt32(configuration.limits.maxConnectionsPerAddress),
+                                  UInt32(configuration.limits.receiveTimeout.rounded(.up)), configuration.connectionMemoryBytes)
             }
         }
         guard let daemon else {
             throw HTTPServerError(message: "cannot listen on \(host):\(configuration.port): the address is in use or not available here")
         }
         port = Int(cmhd_bound_port(daemon))
+        startSweeper()
+    }
+
+    /// Once a second, cuts the connections past their deadline until the server
+    /// stops. `shutdown(2)`, not `close(2)`: libmicrohttpd still owns the
+    /// descriptor, sees the connection end and cleans up as usual.
+    private func startSweeper() {
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { argument in
+            let server = Unmanaged<HTTPServer>.fromOpaque(argument!).takeRetainedValue()
+            while !server.stopped.load(ordering: .relaxed) {
+                sleep(1)
+                let late = server.deadlines.withLock { $0.expire(now: Clock.now) }
+                for descriptor in late { shutdown(descriptor, Int32(SHUT_RDWR)) }
+                if !late.isEmpty { server.metrics.increment("http_connections_cut_total", by: Double(late.count)) }
+            }
+            return nil
+        }, Unmanaged.passRetained(self).toOpaque())
+        pthread_detach(thread)
     }
 
     deinit {
@@ -137,18 +161,30 @@ public final class HTTPServer: @unchecked Sendable {
         inFlight.add(1, ordering: .sequentiallyConsistent)
         let context = RequestContext(method: method, path: url,
                                      headers: Self.values(connection, .HEADER_KIND),
-                                     query: Self.values(connection, .GET_ARGUMENT_KIND))
-        if let length = context.headers["content-length"].flatMap({ Int($0) }) {
-            if length > maxBodyBytes {
-                // Answer before reading the body; curl stops sending when it sees this.
-                context.tooLarge = true
-            } else {
-                // One buffer for the whole body: growing it chunk by chunk copies
-                // it again and faults in fresh pages at every doubling.
-                context.body.reserveCapacity(length)
-            }
+                                     query: Self.values(connection, .GET_ARGUMENT_KIND),
+                                     remoteAddress: Self.clientAddress(connection))
+        context.maxBodyBytes = limits.bodyLimit(route: router.maxBodyBytes(method: method, path: url))
+        let length = context.headers["content-length"].flatMap { Int($0) } ?? 0
+        deadlines.withLock { $0.headReceived(Self.key(connection), bodyBytes: min(max(length, 0), context.maxBodyBytes)) }
+        if length > context.maxBodyBytes {
+            // Answer before reading the body; curl stops sending when it sees this.
+            context.tooLarge = true
+        } else if length > 0 {
+            // One buffer for the whole body: growing it chunk by chunk copies
+            // it again and faults in fresh pages at every doubling.
+            context.body.reserveCapacity(length)
         }
         return context
+    }
+
+    private static func key(_ connection: OpaquePointer) -> UInt { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(connection))) }
+
+    fileprivate func answering(_ connection: OpaquePointer, bytes: Int) {
+        deadlines.withLock { $0.answering(Self.key(connection), bytes: bytes, now: Clock.now) }
+    }
+
+    fileprivate func requestDone(_ connection: OpaquePointer) {
+        deadlines.withLock { $0.completed(Self.key(connection), now: Clock.now) }
     }
 
     fileprivate func finish(_ context: RequestContext) {
@@ -157,8 +193,11 @@ public final class HTTPServer: @unchecked Sendable {
 
     fileprivate func dispatch(_ context: RequestContext, on connection: OpaquePointer) {
         if context.tooLarge {
-            let error = HTTPError.payloadTooLarge("the request body exceeds \(maxBodyBytes) bytes; send a smaller body or raise the server's --max-body-bytes")
+            let routeLimited = context.maxBodyBytes < limits.maxBodyBytes
+            let error = HTTPError.payloadTooLarge("the request body exceeds \(context.maxBodyBytes) bytes, the most "
+                + (routeLimited ? "\(context.method) \(context.path.prefix(120)) takes" : "this server takes (--max-body-bytes)") + "; send a smaller body")
             complete(context, error.response, route: "unmatched")
+            answering(connection, bytes: error.response.body.count)
             Self.queue(error.response, on: connection)
             return
         }
@@ -168,13 +207,15 @@ public final class HTTPServer: @unchecked Sendable {
             // a connection is suspended: answer at once instead of handling it.
             let error = HTTPError.serviceUnavailable("the server is stopping; send the request elsewhere or retry")
             complete(context, error.response, route: "unmatched")
+            answering(connection, bytes: error.response.body.count)
             Self.queue(error.response, on: connection)
             return
         }
         let request = HTTPRequest(method: context.method, path: context.path, query: context.query,
-                                  headers: context.headers, body: context.body)
+                                  headers: context.headers, body: context.body, remoteAddress: context.remoteAddress)
         context.body = []
         let handle = ConnectionHandle(connection: connection)
+        deadlines.withLock { $0.handling(Self.key(connection)) }
         MHD_suspend_connection(connection)
         Task { [self] in
             let (response, route) = await router.respond(to: request, logger: logger)
@@ -195,6 +236,11 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     fileprivate static func queue(_ response: HTTPResponse, on connection: OpaquePointer) {
+        // libmicrohttpd refuses a status outside 100...999 and leaves the client waiting: never let one through.
+        var response = response
+        if !(200...599).contains(response.status) {
+            response = HTTPError(status: 500, code: "internal", message: "the handler answered with status \(response.status), which is not a final HTTP status").response
+        }
         let mhdResponse: OpaquePointer?
         if response.body.isEmpty {
             mhdResponse = MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT)
@@ -230,8 +276,21 @@ public final class HTTPServer: @unchecked Sendable {
         return collector.values
     }
 
-    fileprivate func connectionOpened() {
+    /// The peer's IP address as text.
+    private static func clientAddress(_ connection: OpaquePointer) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        cmhd_client_address(connection, &buffer, socklen_t(buffer.count))
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    fileprivate func connectionOpened(_ connection: OpaquePointer) {
         metrics.increment("http_connections_opened_total")
+        let descriptor = cmhd_connection_fd(connection)
+        deadlines.withLock { $0.opened(Self.key(connection), descriptor: descriptor, now: Clock.now) }
+    }
+
+    fileprivate func connectionClosed(_ connection: OpaquePointer) {
+        deadlines.withLock { $0.closed(Self.key(connection)) }
     }
 }
 
@@ -251,17 +310,21 @@ private final class RequestContext: @unchecked Sendable {
     let path: String
     let headers: [String: String]
     let query: [String: String]
+    let remoteAddress: String
     let started = Clock.now
     var body: [UInt8] = []
+    /// The route's body limit.
+    var maxBodyBytes = 0
     var tooLarge = false
     var dispatched = false
     var response: HTTPResponse?
 
-    init(method: String, path: String, headers: [String: String], query: [String: String]) {
+    init(method: String, path: String, headers: [String: String], query: [String: String], remoteAddress: String) {
         self.method = method
         self.path = path
         self.headers = headers
         self.query = query
+        self.remoteAddress = remoteAddress
     }
 }
 
@@ -307,7 +370,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     let context = Unmanaged<RequestContext>.fromOpaque(slot).takeUnretainedValue()
     if uploadSize.pointee > 0 {
         if !context.tooLarge, let uploadData {
-            if context.body.count + uploadSize.pointee > server.maxBodyBytes {
+            if context.body.count + uploadSize.pointee > context.maxBodyBytes {
                 context.tooLarge = true
                 context.body = []
             } else {
@@ -319,6 +382,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     }
     if let response = context.response {
         context.response = nil
+        server.answering(connection, bytes: response.body.count)
         HTTPServer.queue(response, on: connection)
     } else if !context.dispatched {
         context.dispatched = true
@@ -327,13 +391,16 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     return .YES
 }
 
-private let requestCompleted: MHD_RequestCompletedCallback = { cls, _, requestSlot, _ in
+private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, requestSlot, _ in
+    if let connection { server(cls).requestDone(connection) }
     guard let slot = requestSlot?.pointee else { return }
     let context = Unmanaged<RequestContext>.fromOpaque(slot).takeRetainedValue()
     requestSlot?.pointee = nil
     server(cls).finish(context)
 }
 
-private let connectionNotified: MHD_NotifyConnectionCallback = { cls, _, _, code in
-    if code == .CONNECTION_NOTIFY_STARTED { server(cls).connectionOpened() }
+private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection, _, code in
+    guard let connection else { return }
+    if code == .CONNECTION_NOTIFY_STARTED { server(cls).connectionOpened(connection) }
+    if code == .CONNECTION_NOTIFY_CLOSED { server(cls).connectionClosed(connection) }
 }

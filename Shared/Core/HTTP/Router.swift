@@ -10,6 +10,8 @@ public struct Router: Sendable {
         let segments: [Substring]
         /// Media types the body may have; empty accepts anything.
         let accepts: [String]
+        /// The largest body this route takes; nil takes `ServerLimits.defaultRouteBodyBytes`.
+        let maxBodyBytes: Int?
         let handler: HTTPHandler
 
         /// The path parameters if `path` fits this route's pattern.
@@ -38,21 +40,32 @@ public struct Router: Sendable {
     public var endpoints: [(method: String, pattern: String)] { routes.map { ($0.method, $0.pattern) } }
 
     /// Adds a route. `accepts` lists the media types a request body may have
-    /// (a request with a body of another type gets 415).
-    public mutating func add(_ method: String, _ pattern: String, accepts: [String] = [], _ handler: @escaping HTTPHandler) {
-        routes.append(Route(method: method, pattern: pattern, segments: Self.segments(pattern), accepts: accepts, handler: handler))
+    /// (a request with a body of another type gets 415); `maxBodyBytes` is the
+    /// largest body it takes (413 above it, before the body is read; nil: the
+    /// server's default for control messages, `ServerLimits.defaultRouteBodyBytes`).
+    public mutating func add(_ method: String, _ pattern: String, accepts: [String] = [], maxBodyBytes: Int? = nil,
+                             _ handler: @escaping HTTPHandler) {
+        routes.append(Route(method: method, pattern: pattern, segments: Self.segments(pattern), accepts: accepts,
+                            maxBodyBytes: maxBodyBytes, handler: handler))
     }
 
     public mutating func get(_ pattern: String, _ handler: @escaping HTTPHandler) {
         add("GET", pattern, handler)
     }
 
-    public mutating func post(_ pattern: String, accepts: [String] = [], _ handler: @escaping HTTPHandler) {
-        add("POST", pattern, accepts: accepts, handler)
+    public mutating func post(_ pattern: String, accepts: [String] = [], maxBodyBytes: Int? = nil, _ handler: @escaping HTTPHandler) {
+        add("POST", pattern, accepts: accepts, maxBodyBytes: maxBodyBytes, handler)
     }
 
-    public mutating func put(_ pattern: String, accepts: [String] = [], _ handler: @escaping HTTPHandler) {
-        add("PUT", pattern, accepts: accepts, handler)
+    public mutating func put(_ pattern: String, accepts: [String] = [], maxBodyBytes: Int? = nil, _ handler: @escaping HTTPHandler) {
+        add("PUT", pattern, accepts: accepts, maxBodyBytes: maxBodyBytes, handler)
+    }
+
+    /// The body limit the route for `method` and `path` declares: nil when it
+    /// declares none, or when no route fits (then the answer is a 404 or 405 anyway).
+    public func maxBodyBytes(method: String, path: String) -> Int? {
+        let pathSegments = Self.segments(path)
+        return routes.first { $0.method == method && $0.match(pathSegments) != nil }?.maxBodyBytes
     }
 
     public mutating func delete(_ pattern: String, _ handler: @escaping HTTPHandler) {

@@ -28,10 +28,15 @@ public struct OptionSpec: Sendable {
         OptionSpec("host", default: "127.0.0.1", help: "IPv4 address to listen on (0.0.0.0 for all interfaces)"),
         OptionSpec("port", default: "0", help: "port to listen on; 0 lets the OS pick (the address is printed on start)"),
         OptionSpec("announce-address", help: "base URL other services use to reach this one (default http://HOST:PORT; for host 0.0.0.0, this machine's first non-loopback IPv4 address)"),
-        OptionSpec("max-body-bytes", default: String(256 << 20), help: "largest request body accepted; larger ones get 413"),
+        OptionSpec("max-body-bytes", default: String(256 << 20), help: "largest request body any route accepts (routes take less: control messages 1 MiB); larger ones get 413"),
+        OptionSpec("max-connections", default: "1024", help: "open connections at most; more are refused at accept"),
+        OptionSpec("max-connections-per-address", default: "128", help: "open connections from one IP address at most, so that one address cannot lock out others"),
+        OptionSpec("receive-timeout", default: "30", help: "seconds a request may take to arrive whole, plus 1 s per 64 KiB of its body (the same for an answer to leave); slower connections are cut"),
         OptionSpec("threads", default: "4", help: "HTTP polling threads"),
         OptionSpec("log-level", default: "info", help: "debug, info, warning or error"),
         OptionSpec("log-format", default: "text", help: "text (one readable line per event) or json (one JSON object per line, for log collectors)"),
+        OptionSpec("egress-allow", help: "comma-separated address ranges (CIDR) this service may call; when set, only these (default: any address but the never-called link-local, metadata and multicast ones, and loopback unless --host is loopback)"),
+        OptionSpec("egress-deny", help: "comma-separated address ranges (CIDR) this service never calls, e.g. an internal network"),
         OptionSpec("parent-pid", help: "stop gracefully once the process with this pid is no longer this one's parent (set by supervisors such as hivemind mesh up, so that no service outlives them)"),
     ]
 }
@@ -87,12 +92,15 @@ public struct ServiceOptions: Sendable {
         self.values = values
     }
 
-    /// Reads the process's own arguments and environment; prints usage or the
-    /// error and exits (0 for --help, 2 otherwise) when they are not usable.
+    /// Reads the process's own arguments and environment and installs the
+    /// process's `EgressPolicy` from them (before any call goes out); prints
+    /// usage or the error and exits (0 for --help, 2 otherwise) when they are not usable.
     public static func parseOrExit(service: String, specs: [OptionSpec]) -> ServiceOptions {
         do {
-            return try ServiceOptions(service: service, specs: OptionSpec.common + specs,
-                                      arguments: Array(CommandLine.arguments.dropFirst()), environment: processEnvironment())
+            let options = try ServiceOptions(service: service, specs: OptionSpec.common + specs,
+                                             arguments: Array(CommandLine.arguments.dropFirst()), environment: processEnvironment())
+            EgressPolicy.current = try EgressPolicy(options)
+            return options
         } catch {
             let isHelp = CommandLine.arguments.contains("--help") || CommandLine.arguments.contains("-h")
             print(isHelp ? error.message : "\(service): \(error.message)")
@@ -141,9 +149,20 @@ public struct ServiceOptions: Sendable {
     /// The HTTP server settings from the common options.
     public func serverConfiguration() throws(OptionError) -> HTTPServerConfiguration {
         var configuration = HTTPServerConfiguration(host: string("host") ?? "127.0.0.1", port: try int("port") ?? 0)
-        configuration.maxBodyBytes = try int("max-body-bytes") ?? configuration.maxBodyBytes
+        var limits = ServerLimits()
+        limits.maxBodyBytes = try positive("max-body-bytes", int("max-body-bytes")) ?? limits.maxBodyBytes
+        limits.maxConnections = try positive("max-connections", int("max-connections")) ?? limits.maxConnections
+        limits.maxConnectionsPerAddress = try positive("max-connections-per-address", int("max-connections-per-address"))
+            ?? limits.maxConnectionsPerAddress
+        limits.receiveTimeout = try positive("receive-timeout", double("receive-timeout")) ?? limits.receiveTimeout
+        configuration.limits = limits
         configuration.threads = max(1, try int("threads") ?? configuration.threads)
         return configuration
+    }
+
+    private func positive<T: Numeric & Comparable>(_ name: String, _ value: T?) throws(OptionError) -> T? {
+        if let value, value <= 0 { throw OptionError("--\(name) must be positive, got \(value)") }
+        return value
     }
 
     /// The logger from `--log-level` and `--log-format`.

@@ -20,8 +20,13 @@ struct SafetensorsHeader {
     /// Where the data section starts in the buffer.
     let dataStart: Int
 
-    /// The largest header we accept, as the reference implementation does (100 MB).
-    static let maximumHeaderLength = 100_000_000
+    /// The largest header we accept: far below the reference's 100 MB, because
+    /// every header comes from a peer and parsing costs CPU (a 20 MB header of
+    /// empty tensors took 10 s). 4 MiB holds thousands of tensors' entries and
+    /// the gateway's routing record of a large batch.
+    static let maximumHeaderLength = 4 << 20
+    /// The most tensors one payload may hold: a large model's state fits.
+    static let maximumTensors = 4096
 
     init(_ buffer: UnsafeRawBufferPointer) throws(SafetensorsError) {
         guard buffer.count > 0 else {
@@ -57,6 +62,9 @@ struct SafetensorsHeader {
         dataStart = 8 + headerLength
         let dataLength = buffer.count - dataStart
 
+        guard members.count <= SafetensorsHeader.maximumTensors + 1 else {
+            throw SafetensorsError(.invalidHeader, "the header lists \(members.count) entries; at most \(SafetensorsHeader.maximumTensors) tensors are accepted")
+        }
         var metadata: [String: String] = [:]
         var entries: [Entry] = []
         entries.reserveCapacity(members.count)

@@ -7,8 +7,9 @@ import Synchronization
 /// invisible), for tests of matchmaking and state sharing without a DHT node.
 final class InMemoryDHT: AveragerDHT {
     private let records = Mutex<[String: [String: DHTMember]]>([:])
+    private let signatures = Mutex<[String: String]>([:])
 
-    func declare(key: String, subkey: String, value: JSON, expiration: Double) async throws {
+    private func plant(key: String, subkey: String, value: JSON, expiration: Double) {
         guard expiration > Clock.epoch else { return }
         records.withLock { records in
             if let stored = records[key]?[subkey], stored.expiration >= expiration { return }
@@ -18,12 +19,20 @@ final class InMemoryDHT: AveragerDHT {
 
     /// Refuses what a DHT node refuses: an owned record without its owner's valid signature.
     func declare(key: String, subkey: String, value: JSON, expiration: Double, signedBy identity: Identity) async throws {
-        try RecordOwnership.verify(identity.sign(DHTRecord(key: key, subkey: subkey, value: value, expirationTime: expiration)))
-        try await declare(key: key, subkey: subkey, value: value, expiration: expiration)
+        let record = identity.sign(DHTRecord(key: key, subkey: subkey, value: value, expirationTime: expiration))
+        try RecordOwnership.verify(record)
+        signatures.withLock { $0["\(key)\u{0}\(subkey)\u{0}\(expiration)"] = record.signature }
+        plant(key: key, subkey: subkey, value: value, expiration: expiration)
     }
 
+    /// As a DHT node's members: only records whose owner signed them.
     func members(key: String) async throws -> [DHTMember] {
         let now = Clock.epoch
-        return records.withLock { Array(($0[key] ?? [:]).values.filter { $0.expiration > now }) }
+        let stored = records.withLock { Array(($0[key] ?? [:]).values.filter { $0.expiration > now }) }
+        return stored.filter { member in
+            let signature = signatures.withLock { $0["\(key)\u{0}\(member.subkey)\u{0}\(member.expiration)"] }
+            return RecordOwnership.verifiedOwner(DHTRecord(key: key, subkey: member.subkey, value: member.value,
+                                                           expirationTime: member.expiration, signature: signature)) != nil
+        }
     }
 }

@@ -11,13 +11,17 @@ extension Averager {
     @discardableResult
     public func configureRun(_ run: String, settings: RunSettings) throws(AveragerError) -> Bool {
         try RunSettings.validate(name: run, "run")
-        let (entry, created) = runs.withLock { runs -> (CollaborativeRun, Bool) in
+        let limits = configuration.limits
+        let (entry, created) = try runs.withLock { runs throws(AveragerError) -> (CollaborativeRun, Bool) in
             if let existing = runs[run] {
                 existing.tracker.configure(settings)
                 return (existing, false)
             }
+            guard runs.count < limits.maxRuns else {
+                throw AveragerError(.tooMany, "this averager holds \(limits.maxRuns) runs, the most it takes (--max-runs); use another averager")
+            }
             let tracker = RunTracker(run: run, settings: settings, ownerMarker: identity.ownerMarker,
-                                     clientMode: configuration.mode == .client, clock: clock)
+                                     clientMode: configuration.mode == .client, maxTrainers: limits.maxTrainersPerRun, clock: clock)
             let entry = CollaborativeRun(tracker: tracker)
             runs[run] = entry
             return (entry, true)

@@ -64,9 +64,13 @@ public final class RunTracker: Sendable {
         }
     }
 
-    public init(run: String, settings: RunSettings, ownerMarker: String, clientMode: Bool = false,
+    /// Trainers reporting through this averager at most (`AveragerLimits.maxTrainersPerRun`).
+    let maxTrainers: Int
+
+    public init(run: String, settings: RunSettings, ownerMarker: String, clientMode: Bool = false, maxTrainers: Int = 256,
                 clock: @escaping @Sendable () -> Double = { Clock.epoch }) {
         self.run = run
+        self.maxTrainers = maxTrainers
         self.ownerMarker = ownerMarker
         self.clientMode = clientMode
         self.clock = clock
@@ -111,6 +115,13 @@ public final class RunTracker: Sendable {
                     + "report the epoch this averager answered last (0 for a new trainer)")
             }
             let known = state.local[trainer]
+            if known == nil && state.local.count >= maxTrainers {
+                // Trainers silent for a whole record lifetime are gone (their records expired): they make room first.
+                state.local = state.local.filter { now - $0.value.progress.time < state.settings.metadataExpiration }
+                guard state.local.count < maxTrainers else {
+                    throw AveragerError(.tooMany, "run '\(run)' has \(maxTrainers) trainers on this averager, the most it takes (--max-trainers-per-run); use another averager")
+                }
+            }
             let rejoining = known.map { epoch < $0.progress.epoch } ?? true
             if (rejoining && epoch < before.epoch) || epoch < before.epoch - 1 {
                 // Gradients from stale parameters would only hurt: load the state first. The trainer counts as

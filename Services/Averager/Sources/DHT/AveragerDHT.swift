@@ -2,8 +2,10 @@ import Shared
 
 /// One subkey of a DHT dictionary record, with its own expiration.
 public struct DHTMember: Sendable, Equatable {
-    /// The subkey, e.g. a peer id.
+    /// The subkey: the declaring averager's owner marker and a name, e.g. a peer id.
     public let subkey: String
+    /// The subkey without its owner marker: the peer id of a group or donor declaration.
+    public var peer: String { RecordOwnership.unmarked(subkey) }
     /// The stored value.
     public let value: JSON
     /// Seconds since the epoch.
@@ -18,17 +20,25 @@ public struct DHTMember: Sendable, Equatable {
 }
 
 /// What the averager needs from a DHT: dictionary records whose subkeys
-/// expire on their own. Matchmaking declares `{prefix}.0b{bits}` -> peer ->
+/// expire on their own, each owned and signed by the averager that declared
+/// it, so that nobody can overwrite another's declaration or plant one in its
+/// name. Matchmaking declares `{prefix}.0b{bits}` -> `[owner:KEY]peer` ->
 /// `true` (looking) or `false` (left); state sharing declares
-/// `{prefix}.all_averagers` -> peer -> priority. As in the reference, a store
-/// only replaces a subkey's value if its expiration is later than the stored
-/// one, and expired subkeys are not returned.
+/// `{prefix}.all_averagers` -> `[owner:KEY]peer` -> priority; runs declare
+/// `{run}_progress` -> `[owner:KEY]trainer` -> progress. As in the reference,
+/// a store only replaces a subkey's value if its expiration is later than the
+/// stored one, and expired subkeys are not returned.
 public protocol AveragerDHT: Sendable {
-    /// Stores `value` under `key`/`subkey` until `expiration` (seconds since the epoch).
-    func declare(key: String, subkey: String, value: JSON, expiration: Double) async throws
-    /// Stores an owned record (its subkey starts with `identity.ownerMarker`),
-    /// signed by `identity`, so that nobody else can overwrite it: the run's progress records.
+    /// Stores an owned record (its subkey starts with `identity.ownerMarker`), signed by `identity`.
     func declare(key: String, subkey: String, value: JSON, expiration: Double, signedBy identity: Identity) async throws
-    /// The unexpired subkeys of `key` (empty when the key holds nothing).
+    /// The unexpired subkeys of `key` whose owner's signature verifies; unowned or
+    /// forged ones are dropped (a DHT node may be hostile). Empty when the key holds nothing.
     func members(key: String) async throws -> [DHTMember]
+}
+
+extension AveragerDHT {
+    /// Declares `value` under `key` in `identity`'s own subkey for `name` (`[owner:KEY]name`).
+    func declare(key: String, name: String, value: JSON, expiration: Double, signedBy identity: Identity) async throws {
+        try await declare(key: key, subkey: identity.ownerMarker + name, value: value, expiration: expiration, signedBy: identity)
+    }
 }

@@ -18,6 +18,9 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
             case busy
             case unavailable
             case stateChanged = "state_changed"
+            case unauthorized
+            case tooMany = "too_many"
+            case insufficientStorage = "insufficient_storage"
         }
         private let code: Code
         private init(_ code: Code) { self.code = code }
@@ -44,6 +47,12 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
         public static let unavailable = Kind(.unavailable)
         /// A donor's state changed between the chunks of one download (412).
         public static let stateChanged = Kind(.stateChanged)
+        /// A route that changes what others download, called without the run's token (401).
+        public static let unauthorized = Kind(.unauthorized)
+        /// More of something at once than this averager takes: runs, trainers, scheduled rounds (429).
+        public static let tooMany = Kind(.tooMany)
+        /// More bytes than this averager keeps, e.g. shared states (507).
+        public static let insufficientStorage = Kind(.insufficientStorage)
 
         /// The machine-readable code of the JSON error, e.g. "no_group_found".
         public var description: String { code.rawValue }
@@ -58,6 +67,9 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
             case .notInGroup: 403
             case .busy, .unavailable: 503
             case .stateChanged: 412
+            case .unauthorized: 401
+            case .tooMany: 429
+            case .insufficientStorage: 507
             }
         }
     }

@@ -14,13 +14,13 @@ struct LeaderCandidates: Sendable {
     ///   - now: seconds since the epoch; expired declarations are skipped.
     mutating func next(from members: [DHTMember], me: PeerID, expiration: Double, now: Double) -> (peer: PeerID, expiration: Double)? {
         let candidates = members.filter { member in
-            member.value == .bool(true) && member.subkey != me && member.expiration > now
-                && !attempted.contains(Self.attempt(member.subkey, member.expiration))
-                && (member.expiration, member.subkey) < (expiration, me)
+            member.value == .bool(true) && member.peer != me && member.expiration > now
+                && !attempted.contains(Self.attempt(member.peer, member.expiration))
+                && (member.expiration, member.peer) < (expiration, me)
         }
-        guard let best = candidates.min(by: { ($0.expiration, $0.subkey) < ($1.expiration, $1.subkey) }) else { return nil }
-        attempted.insert(Self.attempt(best.subkey, best.expiration))
-        return (best.subkey, best.expiration)
+        guard let best = candidates.min(by: { ($0.expiration, $0.peer) < ($1.expiration, $1.peer) }) else { return nil }
+        attempted.insert(Self.attempt(best.peer, best.expiration))
+        return (best.peer, best.expiration)
     }
 
     /// Forgets past attempts (a new search).

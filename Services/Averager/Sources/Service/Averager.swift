@@ -13,7 +13,7 @@ public final class Averager: Sendable {
     let http: HTTPClient
     let logger: Logger
     let registry = SessionRegistry()
-    let rounds = RoundStore()
+    let rounds: RoundStore
     let states: StateStore
     /// Per prefix: the task renewing this averager's donor declaration.
     let donorTasks = Mutex<[String: Task<Void, Never>]>([:])
@@ -29,7 +29,7 @@ public final class Averager: Sendable {
     /// - Parameters:
     ///   - dht: where peers declare themselves.
     ///   - http: the client for calls to other averagers (tests give a client per averager).
-    ///   - identity: signs the run progress records (a new key pair by default).
+    ///   - identity: signs every declaration in the DHT: group, donor and progress records (a new key pair by default).
     public init(configuration: AveragerConfiguration, dht: any AveragerDHT, http: HTTPClient = .shared, metrics: Metrics, logger: Logger,
                 identity: Identity = Identity(), clock: @escaping @Sendable () -> Double = { Clock.epoch }) {
         self.configuration = configuration
@@ -39,7 +39,8 @@ public final class Averager: Sendable {
         self.http = http
         self.metrics = metrics
         self.logger = logger
-        states = StateStore(maxDownloads: configuration.maxStateDownloads)
+        states = StateStore(maxDownloads: configuration.maxStateDownloads, limits: configuration.limits)
+        rounds = RoundStore(limit: configuration.limits.maxRounds)
         Self.declareMetrics(metrics)
     }
 
@@ -62,7 +63,7 @@ public final class Averager: Sendable {
             if let existing = matchmakers[prefix] { return existing }
             let settings = MatchmakingState.Settings(targetGroupSize: configuration.targetGroupSize, minGroupSize: configuration.minGroupSize,
                                                      requestTimeout: configuration.requestTimeout, clientMode: configuration.mode == .client)
-            let matchmaker = Matchmaker(state: MatchmakingState(me: me, groupKey: key, settings: settings), dht: dht, http: http,
+            let matchmaker = Matchmaker(state: MatchmakingState(me: me, groupKey: key, settings: settings), dht: dht, identity: identity, http: http,
                                         minMatchmakingTime: configuration.minMatchmakingTime, logger: logger, metrics: metrics)
             matchmakers[prefix] = matchmaker
             return matchmaker

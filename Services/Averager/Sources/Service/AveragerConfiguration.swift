@@ -48,6 +48,13 @@ public struct AveragerConfiguration: Sendable {
     public var stateChunkBytes = 4 << 20
     /// Seconds a state donor's DHT declaration lasts; it is renewed at half that.
     public var declareStatePeriod = 30.0
+    /// What this averager keeps at most, so that no caller can grow it without bound.
+    public var limits = AveragerLimits()
+    /// The token that routes changing what others download need (`--run-token`): runs and shared states.
+    public var runToken: String?
+    /// Whether only processes on this machine can call the averager (`--host` is loopback): then
+    /// those routes are open without a token.
+    public var listensOnLoopback = true
 
     /// The reference's defaults.
     public init() {}
@@ -79,7 +86,8 @@ public struct AveragerConfiguration: Sendable {
         OptionSpec("state-sharing", default: "true", help: "serve this averager's state to newcomers (never for clients)"),
         OptionSpec("max-state-downloads", default: "2", help: "state downloads served at once"),
         OptionSpec("state-chunk-bytes", default: String(4 << 20), help: "bytes per state chunk a newcomer requests"),
-    ]
+        OptionSpec("run-token", help: "secret that trainers send (Authorization: Bearer) to create, report to or leave runs and to share state; required for those routes unless the averager listens on loopback"),
+    ] + AveragerLimits.options
 
     /// Reads the averager's flags.
     /// - Throws: `OptionError` naming the flag that is malformed or out of range.
@@ -99,6 +107,9 @@ public struct AveragerConfiguration: Sendable {
         stateSharing = try options.bool("state-sharing")
         maxStateDownloads = try options.int("max-state-downloads") ?? maxStateDownloads
         stateChunkBytes = try options.int("state-chunk-bytes") ?? stateChunkBytes
+        limits = try AveragerLimits(options)
+        runToken = options.string("run-token")
+        listensOnLoopback = options.listensOnLoopback
         switch options.string("aggregation") ?? "mean" {
         case "mean": aggregation = .mean
         case "centered-clip":

@@ -10,22 +10,31 @@ public enum AveragerRouter {
     /// The router serving `averager`.
     public static func build(_ averager: Averager, intercept: Interceptor = { _, handler in handler }) -> Router {
         var router = Router()
-        func add(_ method: String, _ pattern: String, accepts: [String] = [], _ handler: @escaping @Sendable (HTTPRequest) async throws(AveragerError) -> HTTPResponse) {
+        let access = RunAccess(token: averager.configuration.runToken, listensOnLoopback: averager.configuration.listensOnLoopback)
+        /// `protected`: the route changes what others download, and needs the run's token (see `RunAccess`).
+        func add(_ method: String, _ pattern: String, accepts: [String] = [], maxBodyBytes: Int? = nil, protected: Bool = false,
+                 _ handler: @escaping @Sendable (HTTPRequest) async throws(AveragerError) -> HTTPResponse) {
             let handler: HTTPHandler = { request in
-                do throws(AveragerError) { return try await handler(request) } catch { throw error.http }
+                do throws(AveragerError) {
+                    if protected { try access.check(request) }
+                    return try await handler(request)
+                } catch { throw error.http }
             }
-            router.add(method, pattern, accepts: accepts, intercept(pattern, handler))
+            router.add(method, pattern, accepts: accepts, maxBodyBytes: maxBodyBytes, intercept(pattern, handler))
         }
         let tensors = ["application/octet-stream", "application/vnd.safetensors"]
+        // A trainer's tensors are as large as its model; a part is at most a part and its header.
+        let model = ServerLimits.serverMaximum
+        let part = averager.configuration.partSizeBytes + (64 << 10)
         let json = ["application/json"]
 
         // Trainers.
-        add("POST", "/v1/average", accepts: tensors) { request throws(AveragerError) in
+        add("POST", "/v1/average", accepts: tensors, maxBodyBytes: model) { request throws(AveragerError) in
             try encode(try await averager.average(AverageRequest(http: request)))
         }
-        add("POST", "/v1/rounds", accepts: tensors) { request throws(AveragerError) in
+        add("POST", "/v1/rounds", accepts: tensors, maxBodyBytes: model) { request throws(AveragerError) in
             let parsed = try AverageRequest(http: request)
-            let id = averager.rounds.schedule { () throws(AveragerError) in try await averager.average(parsed) }
+            let id = try averager.rounds.schedule { () throws(AveragerError) in try await averager.average(parsed) }
             return .json(["id": .string(id), "status": "running"], status: 202)
         }
         add("GET", "/v1/rounds/{id}") { request throws(AveragerError) in
@@ -55,7 +64,7 @@ public enum AveragerRouter {
         }
 
         // State sharing.
-        add("PUT", "/v1/state", accepts: tensors) { request throws(AveragerError) in
+        add("PUT", "/v1/state", accepts: tensors, maxBodyBytes: model, protected: true) { request throws(AveragerError) in
             let priority = Double(request.query["priority"] ?? "0") ?? .nan
             let snapshot = try await averager.putState(prefix: try request.prefix(), bytes: request.body, priority: priority)
             return .json(["version": .string(snapshot.version), "bytes": .int(snapshot.bytes.count), "priority": .double(snapshot.priority)])
@@ -74,7 +83,7 @@ public enum AveragerRouter {
         }
 
         // Collaborative runs (the collaborative optimizer).
-        add("PUT", "/v1/runs/{run}", accepts: json) { request throws(AveragerError) in
+        add("PUT", "/v1/runs/{run}", accepts: json, protected: true) { request throws(AveragerError) in
             let run = request.parameter("run")
             let settings = try RunSettings(json: try readJSON(request) { $0 })
             let created = try averager.configureRun(run, settings: settings)
@@ -83,7 +92,7 @@ public enum AveragerRouter {
         add("GET", "/v1/runs/{run}") { request throws(AveragerError) in
             .json(try runJSON(averager, request.parameter("run")))
         }
-        add("POST", "/v1/runs/{run}/progress", accepts: json) { request throws(AveragerError) in
+        add("POST", "/v1/runs/{run}/progress", accepts: json, protected: true) { request throws(AveragerError) in
             let report = try readJSON(request) { json throws(JSONFieldError) in
                 let reader = try JSONObjectReader(json)
                 return (try reader.string("trainer"), try reader.int("epoch"), try reader.int("samples"),
@@ -93,7 +102,7 @@ public enum AveragerRouter {
             return .json(try averager.reportProgress(run: request.parameter("run"), trainer: report.0, epoch: report.1,
                                                      samples: report.2, samplesPerSecond: report.3, loss: report.4).json)
         }
-        add("POST", "/v1/runs/{run}/step", accepts: tensors) { request throws(AveragerError) in
+        add("POST", "/v1/runs/{run}/step", accepts: tensors, maxBodyBytes: model, protected: true) { request throws(AveragerError) in
             guard let trainer = request.query["trainer"] else {
                 throw AveragerError(.badRequest, "query parameter 'trainer' is required: the name the trainer reports progress under")
             }
@@ -117,7 +126,7 @@ public enum AveragerRouter {
             response.headers.append(("X-Hivemind-Epoch", String(outcome.epoch)))
             return response
         }
-        add("DELETE", "/v1/runs/{run}/trainers/{trainer}") { request throws(AveragerError) in
+        add("DELETE", "/v1/runs/{run}/trainers/{trainer}", protected: true) { request throws(AveragerError) in
             try averager.leaveRun(run: request.parameter("run"), trainer: request.parameter("trainer"))
             return .json(["run": .string(request.parameter("run")), "trainer": .string(request.parameter("trainer")), "left": true])
         }
@@ -141,7 +150,7 @@ public enum AveragerRouter {
             }
             return .json(await averager.leave(peer: peer, groupKey: key, expiration: expiration).json)
         }
-        add("POST", "/v1/groups/{group_id}/parts/{part}", accepts: tensors) { request throws(AveragerError) in
+        add("POST", "/v1/groups/{group_id}/parts/{part}", accepts: tensors, maxBodyBytes: part) { request throws(AveragerError) in
             guard let part = Int(request.parameter("part")), part >= 0 else {
                 throw AveragerError(.badRequest, "part must be a non-negative integer, got '\(request.parameter("part"))'")
             }
@@ -164,7 +173,7 @@ public enum AveragerRouter {
     }
 
     private static func unknownRound(_ id: String) -> AveragerError {
-        AveragerError(.notFound, "no round \(id): it never existed or was dropped (the last \(RoundStore.finishedLimit) finished rounds are kept)")
+        AveragerError(.notFound, "no round \(id): it never existed or was dropped (a newer round replaces the oldest finished one past --max-rounds)")
     }
 
     private static func readJSON<T>(_ request: HTTPRequest, _ read: (JSON) throws(JSONFieldError) -> T) throws(AveragerError) -> T {

@@ -26,6 +26,8 @@ actor Matchmaker {
 
     private var state: MatchmakingState
     private let dht: any AveragerDHT
+    /// Signs this averager's declarations.
+    private let identity: Identity
     private let http: HTTPClient
     private let minMatchmakingTime: Double
     private let logger: Logger
@@ -56,7 +58,8 @@ actor Matchmaker {
     private var lateGroup: GroupInfo?
     private var generator = SystemRandomNumberGenerator()
 
-    init(state: MatchmakingState, dht: any AveragerDHT, http: HTTPClient, minMatchmakingTime: Double, logger: Logger, metrics: Metrics) {
+    init(state: MatchmakingState, dht: any AveragerDHT, identity: Identity, http: HTTPClient, minMatchmakingTime: Double, logger: Logger, metrics: Metrics) {
+        self.identity = identity
         self.state = state
         self.dht = dht
         self.http = http
@@ -112,8 +115,8 @@ actor Matchmaker {
         deliver(notifications)
         if let declaration {
             // Leaving: `false` with a later expiration replaces our `true`. Nobody waits for it.
-            let (dht, me) = (dht, me)
-            Task { try? await dht.declare(key: declaration.key, subkey: me, value: false, expiration: declaration.expiration.nextUp) }
+            let (dht, me, identity) = (dht, me, identity)
+            Task { try? await dht.declare(key: declaration.key, name: me, value: false, expiration: declaration.expiration.nextUp, signedBy: identity) }
         }
         if let group { return group }
         throw failure(deadline: deadline)
@@ -151,7 +154,7 @@ actor Matchmaker {
         let expiration = expiration(deadline: deadline)
         let key = state.declare(expiration: expiration)
         do {
-            try await dht.declare(key: key, subkey: me, value: true, expiration: expiration)
+            try await dht.declare(key: key, name: me, value: true, expiration: expiration, signedBy: identity)
         } catch {
             logger.warning("cannot declare in the DHT", ["key": key, "error": "\(error)"])
         }

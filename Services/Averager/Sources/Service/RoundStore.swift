@@ -2,8 +2,9 @@ import Shared
 import Synchronization
 
 /// Rounds scheduled with `POST /v1/rounds`, so a trainer can keep computing
-/// and collect the result later. Finished rounds are kept up to a limit
-/// (oldest dropped first) so memory stays bounded.
+/// and collect the result later. At most `limit` rounds are kept, running or
+/// finished: a new one replaces the oldest finished one, and is refused while
+/// all of them run, so memory stays bounded.
 final class RoundStore: Sendable {
     /// Where a scheduled round is.
     enum Status: Sendable {
@@ -17,16 +18,26 @@ final class RoundStore: Sendable {
         let sequence: Int
     }
 
-    /// Finished rounds kept for collection.
-    static let finishedLimit = 64
+    /// Rounds kept at once (`AveragerLimits.maxRounds`).
+    let limit: Int
 
     private let entries = Mutex<(rounds: [String: Entry], sequence: Int)>(([:], 0))
 
+    init(limit: Int) { self.limit = limit }
+
     /// Starts `work` in the background; returns the round's id.
-    func schedule(_ work: @escaping @Sendable () async throws(AveragerError) -> AverageResult) -> String {
+    /// - Throws: `AveragerError` `.tooMany` while `limit` rounds are running.
+    func schedule(_ work: @escaping @Sendable () async throws(AveragerError) -> AverageResult) throws(AveragerError) -> String {
         var generator = SystemRandomNumberGenerator()
         let id = Hashing.randomHex(bytes: 8, using: &generator)
-        entries.withLock { state in
+        try entries.withLock { state throws(AveragerError) in
+            if state.rounds.count >= limit {
+                let finished = state.rounds.filter { if case .running = $0.value.status { false } else { true } }
+                guard let oldest = finished.min(by: { $0.value.sequence < $1.value.sequence }) else {
+                    throw AveragerError(.tooMany, "\(limit) rounds are running on this averager, the most it keeps (--max-rounds); collect one first")
+                }
+                state.rounds[oldest.key] = nil
+            }
             state.sequence += 1
             state.rounds[id] = Entry(status: .running, sequence: state.sequence)
         }
@@ -39,13 +50,7 @@ final class RoundStore: Sendable {
     }
 
     private func finish(_ id: String, _ status: Status) {
-        entries.withLock { state in
-            state.rounds[id]?.status = status
-            let finished = state.rounds.filter { if case .running = $0.value.status { false } else { true } }
-            if finished.count > Self.finishedLimit, let oldest = finished.min(by: { $0.value.sequence < $1.value.sequence }) {
-                state.rounds[oldest.key] = nil
-            }
-        }
+        entries.withLock { $0.rounds[id]?.status = status }
     }
 
     /// The round's status, waiting up to `wait` seconds for it to finish; nil for an unknown id.

@@ -17,7 +17,7 @@ extension Averager {
         do { _ = try Safetensors.decode(bytes) } catch {
             throw AveragerError(.badRequest, "the state must be a safetensors file: \(error.message)")
         }
-        let snapshot = states.put(prefix: prefix, bytes: bytes, priority: priority)
+        let snapshot = try states.put(prefix: prefix, bytes: bytes, priority: priority)
         await declareDonor(prefix: prefix)
         donorTasks.withLock { tasks in
             guard tasks[prefix] == nil else { return }
@@ -36,8 +36,8 @@ extension Averager {
     private func declareDonor(prefix: String) async {
         guard let me = peerID, let snapshot = states.snapshot(prefix) else { return }
         do {
-            try await dht.declare(key: StateLoader.donorKey(prefix), subkey: me, value: .double(snapshot.priority),
-                                  expiration: Clock.epoch + configuration.declareStatePeriod)
+            try await dht.declare(key: StateLoader.donorKey(prefix), name: me, value: .double(snapshot.priority),
+                                  expiration: Clock.epoch + configuration.declareStatePeriod, signedBy: identity)
         } catch {
             logger.warning("cannot declare state in the DHT", ["prefix": prefix, "error": "\(error)"])
         }
@@ -94,7 +94,8 @@ extension Averager {
     func loadState(prefix: String, timeout: Double) async throws(AveragerError) -> (bytes: [UInt8], donor: PeerID) {
         try GroupKey.validate(prefix: prefix)
         guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
-        let loader = StateLoader(me: me, dht: dht, http: http, chunkBytes: configuration.stateChunkBytes, chunkTimeout: configuration.requestTimeout)
+        let loader = StateLoader(me: me, dht: dht, http: http, chunkBytes: configuration.stateChunkBytes, chunkTimeout: configuration.requestTimeout,
+                                 maxStateBytes: configuration.limits.maxStateBytes)
         return try await loader.load(prefix: prefix, deadline: Clock.now + timeout)
     }
 
@@ -108,8 +109,8 @@ extension Averager {
         guard let me = peerID else { return }
         for (prefix, task) in tasks {
             task.cancel()
-            try? await dht.declare(key: StateLoader.donorKey(prefix), subkey: me, value: .null,
-                                   expiration: Clock.epoch + configuration.declareStatePeriod)
+            try? await dht.declare(key: StateLoader.donorKey(prefix), name: me, value: .null,
+                                   expiration: Clock.epoch + configuration.declareStatePeriod, signedBy: identity)
         }
     }
 }

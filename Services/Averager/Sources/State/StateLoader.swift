@@ -10,13 +10,15 @@ struct StateLoader {
     let http: HTTPClient
     let chunkBytes: Int
     let chunkTimeout: Double
+    /// The largest state downloaded: a donor announcing more is not believed.
+    let maxStateBytes: Int
 
     /// The DHT key under which donors of `prefix` declare their priority.
     static func donorKey(_ prefix: String) -> String { "\(prefix).all_averagers" }
 
     /// Donors by descending priority, ties shuffled.
     static func order<G: RandomNumberGenerator>(_ members: [DHTMember], excluding me: PeerID, using generator: inout G) -> [PeerID] {
-        members.compactMap { member in member.value.doubleValue.map { (member.subkey, $0, UInt64.random(in: 0...UInt64.max, using: &generator)) } }
+        members.compactMap { member in member.value.doubleValue.map { (member.peer, $0, UInt64.random(in: 0...UInt64.max, using: &generator)) } }
             .filter { $0.0 != me }
             .sorted { ($0.1, $0.2) > ($1.1, $1.2) }
             .map(\.0)
@@ -65,16 +67,23 @@ struct StateLoader {
             let timeout = min(chunkTimeout, max(0.001, deadline - Clock.now))
             let response: HTTPClientResponse
             do {
-                response = try await http.send(HTTPClientRequest(url: "\(donor)/v1/state?prefix=\(prefix)", headers: headers, timeout: timeout))
+                // A chunk is at most what was asked for: a donor that sends more is cut off there.
+                response = try await http.send(HTTPClientRequest(url: "\(donor)/v1/state?prefix=\(prefix)", headers: headers, timeout: timeout,
+                                                                 maxResponseBytes: chunkBytes))
             } catch {
                 throw AveragerError(error.status == 503 && error.code == "busy" ? .busy : .unavailable, error.description)
             }
             guard let range = response.headers["content-range"], let slash = range.lastIndex(of: "/"),
-                  let size = Int(range[range.index(after: slash)...]) else {
+                  let size = Int(range[range.index(after: slash)...]), size >= 0 else {
                 throw AveragerError(.unavailable, "the donor's answer lacks a Content-Range")
             }
+            guard size <= maxStateBytes else {
+                throw AveragerError(.unavailable, "the donor announces a state of \(size) bytes; this averager takes at most \(maxStateBytes) (--max-state-bytes)")
+            }
+            guard total == Int.max || size == total else { throw AveragerError(.unavailable, "the donor's state changed size during the download") }
             total = size
             version = version ?? response.headers["etag"].map { String($0.filter { $0 != "\"" }) }
+            guard bytes.count + response.body.count <= total else { throw AveragerError(.unavailable, "the donor sent more bytes than its state has") }
             bytes += response.body
             guard !response.body.isEmpty || bytes.count >= total else { throw AveragerError(.unavailable, "the donor sent an empty chunk") }
         }

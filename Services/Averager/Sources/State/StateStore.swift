@@ -20,19 +20,32 @@ final class StateStore: Sendable {
     static let idleDownload = 10.0
 
     private let maxDownloads: Int
+    private let limits: AveragerLimits
     private let snapshots = Mutex<[String: Snapshot]>([:])
     /// Per prefix: the newcomers downloading, and when each last asked.
     private let downloads = Mutex<[String: [String: Double]]>([:])
 
-    init(maxDownloads: Int) {
+    init(maxDownloads: Int, limits: AveragerLimits = AveragerLimits()) {
         self.maxDownloads = maxDownloads
+        self.limits = limits
     }
 
     /// Replaces the state of `prefix`.
-    func put(prefix: String, bytes: [UInt8], priority: Double) -> Snapshot {
+    /// - Throws: `AveragerError` `.insufficientStorage` when a new prefix or the bytes would pass the limits.
+    func put(prefix: String, bytes: [UInt8], priority: Double) throws(AveragerError) -> Snapshot {
         var generator = SystemRandomNumberGenerator()
         let snapshot = Snapshot(bytes: bytes, version: Hashing.randomHex(bytes: 8, using: &generator), priority: priority)
-        snapshots.withLock { $0[prefix] = snapshot }
+        try snapshots.withLock { snapshots throws(AveragerError) in
+            guard snapshots[prefix] != nil || snapshots.count < limits.maxStates else {
+                throw AveragerError(.insufficientStorage, "this averager shares states of \(limits.maxStates) prefixes, the most it keeps (--max-states)")
+            }
+            let others = snapshots.filter { $0.key != prefix }.reduce(0) { $0 + $1.value.bytes.count }
+            guard others + bytes.count <= limits.maxStateBytes else {
+                throw AveragerError(.insufficientStorage, "a state of \(bytes.count) bytes would bring this averager's shared states past "
+                    + "\(limits.maxStateBytes) bytes (--max-state-bytes)")
+            }
+            snapshots[prefix] = snapshot
+        }
         return snapshot
     }
 

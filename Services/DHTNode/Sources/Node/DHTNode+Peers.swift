@@ -52,7 +52,21 @@ extension DHTNode {
             return (handover, state.routing.addOrUpdate(peer, now: now))
         }
         if !handover.isEmpty {
-            Task { _ = try? await self.store(peer.address, handover, inCache: false) }
+            Task {
+                // In batches that the newcomer's store route takes (records per request, bytes per body).
+                var batch: [DHTRecord] = [], bytes = 0
+                for record in handover {
+                    let size = record.json.serializedBytes().count
+                    if !batch.isEmpty && (batch.count == 256 || bytes + size > 2 << 20) {
+                        _ = try? await self.store(peer.address, batch, inCache: false)
+                        batch = []
+                        bytes = 0
+                    }
+                    batch.append(record)
+                    bytes += size
+                }
+                _ = try? await self.store(peer.address, batch, inCache: false)
+            }
         }
         if let toPing {
             Task { _ = try? await self.ping(toPing.address, validate: false) }

@@ -15,8 +15,11 @@ import SharedCore
 public func makeDHTRouter(_ node: DHTNode) -> Router {
     var router = Router()
     let json = ["application/json"]
+    // One record: its value and the JSON around it. A batch or a peer's store: a few such records.
+    let record = node.configuration.maxValueBytes + (64 << 10)
+    let batch = 4 * record
 
-    router.put("/v1/records/{key}", accepts: json) { request in
+    router.put("/v1/records/{key}", accepts: json, maxBodyBytes: record) { request in
         let record = try DHTRecord(key: request.parameter("key"), fields: request.jsonObject())
         try node.validator.check(record, now: Clock.epoch, field: "")
         return .json(await node.store([record])[0].json)
@@ -31,7 +34,7 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
         return .json(entry.json)
     }
 
-    router.post("/v1/batch/store", accepts: json) { request in
+    router.post("/v1/batch/store", accepts: json, maxBodyBytes: batch) { request in
         let items = try request.jsonObject().array("records")
         try node.checkBatch(items.count, "records")
         let now = Clock.epoch
@@ -62,7 +65,7 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
     router.post("/v1/dht/ping", accepts: json) { request in
         .json(try await node.handlePing(PingRequest(fields: request.jsonObject())).json)
     }
-    router.post("/v1/dht/store", accepts: json) { request in
+    router.post("/v1/dht/store", accepts: json, maxBodyBytes: batch) { request in
         .json(try node.handleStore(StoreRequest(fields: request.jsonObject())).json)
     }
     router.post("/v1/dht/find", accepts: json) { request in

@@ -66,7 +66,8 @@ bench: deps build-release
 # .build-fuzz/artifacts. `make fuzz FUZZ_TARGETS=json FUZZ_SECONDS=600` runs one target longer.
 FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 30
-FUZZ_TARGETS ?= safetensors bundle codecs json router range dht-messages dht-records routing-record join part checkpoint expert-host
+FUZZ_TARGETS ?= safetensors bundle codecs json router range dht-messages dht-records routing-record routing-seal egress join part \
+	checkpoint expert-host
 FUZZ_BIN := .build-fuzz/release/hivemind-fuzz
 # The Swift runtime's own crash handler would race libFuzzer's and AddressSanitizer's.
 FUZZ_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1

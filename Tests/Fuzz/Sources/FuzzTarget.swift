@@ -18,7 +18,7 @@ struct FuzzTarget: Sendable {
     /// Every target, in the order `make fuzz` runs them.
     static let all: [FuzzTarget] = [
         .safetensors, .bundle, .codecs, .json, .router, .range, .dhtMessages, .dhtRecords,
-        .routingRecord, .join, .part, .checkpoint, .expertHost,
+        .routingRecord, .routingSeal, .egress, .join, .part, .checkpoint, .expertHost,
     ]
 
     /// Writes the seeds into `folder` (created if missing).

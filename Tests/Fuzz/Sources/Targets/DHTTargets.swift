@@ -69,10 +69,19 @@ extension FuzzTarget {
         if let entry = try? DHTEntry(fields: fields) {
             fuzzCheck((try? DHTEntry(fields: JSONObjectReader(entry.json))) == entry, "an entry changed in a round trip")
             _ = entry.records
-            // Services read what others declared under the entry's key.
+            // Services read what others declared under the entry's key, believing only signed declarations.
             let items = entry.subkeys ?? [:]
-            _ = ExpertDeclaration.parse(entry.value ?? .null)
-            for (subkey, item) in items { _ = (Int(subkey), ExpertDeclaration.parse(item.value)) }
+            for (subkey, item) in items {
+                let record = DHTRecord(key: entry.key, subkey: subkey, value: item.value, expirationTime: item.expirationTime, signature: item.signature)
+                let owner = RecordOwnership.verifiedOwner(record)
+                if let found = ExpertDeclaration.read(key: entry.key, subkey: subkey, item: item) {
+                    fuzzCheck(found.owner == owner, "a declaration believed without its owner's signature: \(record)")
+                }
+                _ = DHTMember(subkey: subkey, value: item.value, expiration: item.expirationTime).peer
+            }
+            if let uid = ExpertUID(entry.key), let claim = ExpertDeclaration.claim(of: uid, in: entry) {
+                fuzzCheck(claim.uid == uid && claim.coordinate == nil, "a claim of \(claim.uid) read from the key of \(uid)")
+            }
             let members = items.map { DHTMember(subkey: $0.key, value: $0.value.value, expiration: $0.value.expirationTime) }
             var candidates = LeaderCandidates()
             while candidates.next(from: members, me: "http://127.0.0.1:1", expiration: .infinity, now: now) != nil {}
@@ -118,6 +127,15 @@ enum DHTSeeds {
     static let progress = TrainerProgress(subkey: "", epoch: 3, samplesAccumulated: 64, samplesPerSecond: 120, time: 1.7e9, loss: 0.4)
     static let signed = owner.sign(DHTRecord(key: "digits_progress", subkey: owner.ownerMarker + "trainer-1", value: progress.json, expirationTime: 1.8e9))
 
+    /// A host's signed declarations of two experts.
+    static let declarations = ExpertDeclaration.records(for: [ExpertUID("ffn.0.1")!, ExpertUID("ffn.0.2")!], hostURL: "http://127.0.0.1:8000",
+                                                        expirationTime: 1.8e9, identity: owner)
+
+    /// The dictionary entry the DHT holds for `records` (all of one key).
+    static func entry(_ records: [DHTRecord]) -> JSON {
+        DHTEntry(key: records[0].key, content: .dictionary(Dictionary(uniqueKeysWithValues: records.map { ($0.subkey!, $0.item) }))).json
+    }
+
     static let messages: [(name: String, json: JSON)] = [
         ("ping", PingRequest(sender: peer, validate: false).json),
         ("ping-response", PingResponse(peer: peer, time: 1.7e9, available: true).json),
@@ -133,6 +151,8 @@ enum DHTSeeds {
         ("dictionary-entry", DHTEntry(key: "run.0b01", content: .dictionary(["http://127.0.0.1:8100": DHTItem(value: true, expirationTime: 1.8e9),
                                                                             "http://127.0.0.1:8101": DHTItem(value: 2.5, expirationTime: 1.8e9)])).json),
         ("progress-entry", DHTEntry(key: "digits_progress", content: .dictionary([signed.subkey!: signed.item])).json),
+        ("expert-claim", entry(declarations.filter { $0.key == "ffn.0.1" })),
+        ("expert-prefix", entry(declarations.filter { $0.key == "ffn.0." })),
         ("store-result", DHTStoreResult(key: "k", subkey: "s", stored: true, replicas: 5).json),
     ]
 }

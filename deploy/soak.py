@@ -63,6 +63,7 @@ class Service:
     process: Optional[subprocess.Popen[bytes]] = None
     starts: int = 0
     checkpoint_dir: Optional[str] = None
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -128,7 +129,8 @@ class Soak:
                      "--parent-pid", str(os.getpid())] + service.arguments
         for attempt in range(20):
             with open(f"{stem}.out", "wb") as stdout, open(f"{stem}.err", "ab") as stderr:
-                service.process = subprocess.Popen(arguments, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+                service.process = subprocess.Popen(arguments, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+                                                   env={**os.environ, **service.environment})
             deadline = now() + timeout
             while now() < deadline and service.process.poll() is None:
                 try:
@@ -187,8 +189,11 @@ class Soak:
                               spared=index == 0)
             self.services.append(service)
             assert self.start(service)
+        # Replicas share a routing key, so that either takes the other's records (and its own after a restart).
+        routing_key = os.urandom(32).hex()
         for index in range(2):
-            service = Service("hivemind-gateway", index, ["--dht", dht], spared=index == 0)
+            service = Service("hivemind-gateway", index, ["--dht", dht], spared=index == 0,
+                              environment={"HIVEMIND_ROUTING_KEY": routing_key})
             self.services.append(service)
             assert self.start(service)
         self.wait_for_experts(len(uids))
@@ -427,7 +432,12 @@ def checkpoint_steps(directory: Optional[str]) -> dict[str, int]:
 class Report:
     def __init__(self, soak: Soak, final_from: int) -> None:
         self.soak = soak
-        self.final_runs = [r for r in soak.runs[final_from:] if r.summary]
+        # Each trainer's first run started after the chaos stopped.
+        finals: dict[int, TrainerRun] = {}
+        for run in soak.runs[final_from:]:
+            if run.summary and run.trainer not in finals:
+                finals[run.trainer] = run
+        self.final_runs = [finals[t] for t in sorted(finals)]
         self.failures: list[str] = []
 
     def print(self) -> int:

@@ -63,7 +63,8 @@ bench: deps build-release
 ## Fuzzing (not part of `make test`): every libFuzzer target in Tests/Fuzz for FUZZ_SECONDS each,
 # with AddressSanitizer; fails on a crash, a failed check, a leak or an input slower than FUZZ_TIMEOUT
 # seconds. Inputs that found new coverage collect in .build-fuzz/corpus/TARGET, crashes in
-# .build-fuzz/artifacts. `make fuzz FUZZ_TARGETS=json FUZZ_SECONDS=600` runs one target longer.
+# .build-fuzz/artifacts, each run's output in .build-fuzz/TARGET.log. `make fuzz-json FUZZ_SECONDS=600`
+# runs one target; `make -j2 fuzz` two at a time.
 FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 30
 FUZZ_TARGETS ?= safetensors bundle codecs json router range dht-messages dht-records routing-record routing-seal egress join part \
@@ -71,17 +72,15 @@ FUZZ_TARGETS ?= safetensors bundle codecs json router range dht-messages dht-rec
 FUZZ_BIN := .build-fuzz/release/hivemind-fuzz
 # The Swift runtime's own crash handler would race libFuzzer's and AddressSanitizer's.
 FUZZ_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1
-fuzz: deps fuzz-build
-	@mkdir -p .build-fuzz/artifacts
-	@for target in $(FUZZ_TARGETS); do \
-		mkdir -p .build-fuzz/corpus/$$target; \
-		echo "== $$target ($(FUZZ_SECONDS) s)"; \
-		$(FUZZ_ENV) $(FUZZ_BIN) $$target -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 \
-			-print_final_stats=1 -dict=Tests/Fuzz/hivemind.dict -artifact_prefix=.build-fuzz/artifacts/$$target- \
-			.build-fuzz/corpus/$$target Tests/Fuzz/Corpus/$$target > .build-fuzz/$$target.log 2>&1 \
-			|| { tail -60 .build-fuzz/$$target.log; echo "fuzz target $$target failed; its input is in .build-fuzz/artifacts/"; exit 1; }; \
-		grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec" .build-fuzz/$$target.log | tr '\n' ' '; echo; \
-	done
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+
+fuzz-%: deps fuzz-build
+	@mkdir -p .build-fuzz/artifacts .build-fuzz/corpus/$*
+	@echo "== $* ($(FUZZ_SECONDS) s)"
+	@$(FUZZ_ENV) $(FUZZ_BIN) $* -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 -print_final_stats=1 \
+		-dict=Tests/Fuzz/hivemind.dict -artifact_prefix=.build-fuzz/artifacts/$*- .build-fuzz/corpus/$* Tests/Fuzz/Corpus/$* \
+		> .build-fuzz/$*.log 2>&1 || { tail -60 .build-fuzz/$*.log; echo "fuzz target $* failed; its input is in .build-fuzz/artifacts/"; exit 1; }
+	@echo "$*: $$(grep -E '^#[0-9]+[[:space:]]+DONE' .build-fuzz/$*.log | sed 's/^#\([0-9]*\)[[:space:]]*DONE */\1 inputs, /')"
 
 # The fuzz executable exists only with HIVEMIND_FUZZ set (see Package.swift). SwiftPM's --sanitize=fuzzer
 # links libFuzzer; -sanitize=fuzzer for the compiler adds the coverage instrumentation it needs.
@@ -107,9 +106,9 @@ test-sanitize: test-deps
 		for target in $(SANITIZE_TARGETS); do \
 			echo "== $$target under $$sanitizer sanitizer"; \
 			SWIFT_BACKTRACE=enable=no \
-			ASAN_OPTIONS=log_path=$$reports/asan:detect_leaks=1:suppressions=$$(pwd)/Tests/Sanitizers/asan.supp \
-			LSAN_OPTIONS=suppressions=$$(pwd)/Tests/Sanitizers/lsan.supp \
-			TSAN_OPTIONS=log_path=$$reports/tsan:halt_on_error=0:second_deadlock_stack=1:suppressions=$$(pwd)/Tests/Sanitizers/tsan.supp \
+			ASAN_OPTIONS=log_path=$$reports/asan:detect_leaks=1 \
+			LSAN_OPTIONS=suppressions=$$(pwd)/Tests/Sanitizers/lsan.supp:print_suppressions=0 \
+			TSAN_OPTIONS=log_path=$$reports/tsan:halt_on_error=0:second_deadlock_stack=1:print_suppressions=0:suppressions=$$(pwd)/Tests/Sanitizers/tsan.supp \
 			timeout 2400 $(SWIFT) test --skip-build --scratch-path $$scratch --filter "$$target" || failed="$$failed $$target"; \
 		done; \
 		if ls $$reports/* >/dev/null 2>&1; then cat $$reports/*; echo "$$sanitizer sanitizer: reports in $$reports"; exit 1; fi; \

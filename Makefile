@@ -25,7 +25,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps demo test bench build-release fuzz fuzz-build fuzz-seeds test-sanitize soak
+.PHONY: deps test-deps demo test bench build-release fuzz fuzz-build fuzz-seeds test-sanitize test-sanitize-address test-sanitize-thread soak
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -92,29 +92,39 @@ fuzz-build:
 fuzz-seeds: fuzz-build
 	@for target in $(FUZZ_TARGETS); do FUZZ_WRITE_SEEDS=Tests/Fuzz/Corpus/$$target $(FUZZ_ENV) $(FUZZ_BIN) $$target || exit 1; done
 
-## Sanitizers (not part of `make test`): the unit and process tests, services included, built and run
-# with AddressSanitizer (LeakSanitizer too), then with ThreadSanitizer. Reports of every process go to
-# .build-asan/reports and .build-tsan/reports; any report fails the run. Known false positives of the
-# toolchain are suppressed, each with its reason, in Tests/Sanitizers/.
+## Sanitizers (not part of `make test`): the unit and process tests, the services they start included,
+# built and run with AddressSanitizer (and LeakSanitizer), then with ThreadSanitizer. Every process
+# writes its reports to .build-asan/reports or .build-tsan/reports; any report fails the run.
+# Tests/Sanitizers/ holds what the toolchain needs to tell real reports from its own, each with its reason.
 SANITIZE_TARGETS ?= SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests
-SANITIZERS ?= address thread
-test-sanitize: test-deps
-	@for sanitizer in $(SANITIZERS); do \
-		failed=""; scratch=.build-$$(echo $$sanitizer | cut -c1)san; reports=$$(pwd)/$$scratch/reports; \
-		$(SWIFT) build --build-tests --sanitize=$$sanitizer --scratch-path $$scratch || exit 1; \
-		rm -rf $$reports && mkdir -p $$reports; \
-		for target in $(SANITIZE_TARGETS); do \
-			echo "== $$target under $$sanitizer sanitizer"; \
-			SWIFT_BACKTRACE=enable=no \
-			ASAN_OPTIONS=log_path=$$reports/asan:detect_leaks=1 \
-			LSAN_OPTIONS=suppressions=$$(pwd)/Tests/Sanitizers/lsan.supp:print_suppressions=0 \
-			TSAN_OPTIONS=log_path=$$reports/tsan:halt_on_error=0:second_deadlock_stack=1:print_suppressions=0:suppressions=$$(pwd)/Tests/Sanitizers/tsan.supp \
-			timeout 2400 $(SWIFT) test --skip-build --scratch-path $$scratch --filter "$$target" || failed="$$failed $$target"; \
-		done; \
-		if ls $$reports/* >/dev/null 2>&1; then cat $$reports/*; echo "$$sanitizer sanitizer: reports in $$reports"; exit 1; fi; \
-		if [ -n "$$failed" ]; then echo "$$sanitizer sanitizer: tests failed:$$failed"; exit 1; fi; \
-		echo "$$sanitizer sanitizer: no reports"; \
-	done
+# The toolchain's clang, next to swift: it builds the ThreadSanitizer shim for Swift's Mutex.
+CLANG ?= $(shell dirname $$(readlink -f $$(command -v $(SWIFT))))/clang
+test-sanitize: test-sanitize-address test-sanitize-thread
+
+test-sanitize-address: test-deps
+	$(call sanitized_tests,address,.build-asan,ASAN_OPTIONS=log_path=$(CURDIR)/.build-asan/reports/asan:detect_leaks=1 \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/Sanitizers/lsan.supp:print_suppressions=0)
+
+test-sanitize-thread: test-deps
+	@mkdir -p .build-tsan
+	$(CLANG) -shared -fPIC -O1 -o .build-tsan/swift_mutex_tsan.so Tests/Sanitizers/swift_mutex_tsan.c -ldl
+	$(call sanitized_tests,thread,.build-tsan,LD_PRELOAD=$(CURDIR)/.build-tsan/swift_mutex_tsan.so \
+		TSAN_OPTIONS=log_path=$(CURDIR)/.build-tsan/reports/tsan:halt_on_error=0:second_deadlock_stack=1:print_suppressions=0:suppressions=$(CURDIR)/Tests/Sanitizers/tsan.supp)
+
+# $(call sanitized_tests,SANITIZER,SCRATCH PATH,ENVIRONMENT): builds the tests with the sanitizer, runs
+# each target of SANITIZE_TARGETS, then fails on any report or failed test.
+define sanitized_tests
+	$(SWIFT) build --build-tests --sanitize=$(1) --scratch-path $(2)
+	@rm -rf $(2)/reports && mkdir -p $(2)/reports
+	@failed=""; for target in $(SANITIZE_TARGETS); do \
+		echo "== $$target under the $(1) sanitizer"; \
+		SWIFT_BACKTRACE=enable=no $(3) timeout 2400 $(SWIFT) test --skip-build --scratch-path $(2) --filter "$$target" \
+			|| failed="$$failed $$target"; \
+	done; \
+	if ls $(2)/reports/* >/dev/null 2>&1; then cat $(2)/reports/*; echo "$(1) sanitizer: the reports above are in $(2)/reports"; exit 1; fi; \
+	if [ -n "$$failed" ]; then echo "$(1) sanitizer: tests failed:$$failed"; exit 1; fi; \
+	echo "$(1) sanitizer: no reports, every test passed"
+endef
 
 ## The chaos soak (not part of `make test`): the demo's mesh with trainers for SOAK_MINUTES while
 # services and trainers are killed with SIGKILL and restarted; see deploy/soak.py and the README.

@@ -111,14 +111,18 @@ test-sanitize-thread: test-deps
 	$(call sanitized_tests,thread,.build-tsan,LD_PRELOAD=$(CURDIR)/.build-tsan/swift_mutex_tsan.so \
 		TSAN_OPTIONS=log_path=$(CURDIR)/.build-tsan/reports/tsan:halt_on_error=0:second_deadlock_stack=1:print_suppressions=0:suppressions=$(CURDIR)/Tests/Sanitizers/tsan.supp)
 
-# $(call sanitized_tests,SANITIZER,SCRATCH PATH,ENVIRONMENT): builds the tests with the sanitizer, runs
-# each target of SANITIZE_TARGETS, then fails on any report or failed test.
+# $(call sanitized_tests,SANITIZER,SCRATCH PATH,ENVIRONMENT): builds the tests with the sanitizer and runs
+# each target of SANITIZE_TARGETS; a target with failures runs again once with its tests one at a time (the
+# sanitizers slow code 2 to 15 times, and tests with deadlines of a second or two, run side by side on few
+# cores, then miss them). Fails on any report, or on a test that fails twice.
 define sanitized_tests
 	$(SWIFT) build --build-tests --sanitize=$(1) --scratch-path $(2)
 	@rm -rf $(2)/reports && mkdir -p $(2)/reports
 	@failed=""; for target in $(SANITIZE_TARGETS); do \
 		echo "== $$target under the $(1) sanitizer"; \
 		SWIFT_BACKTRACE=enable=no $(3) timeout 2400 $(SWIFT) test --skip-build --scratch-path $(2) --filter "$$target" \
+			|| { echo "== $$target again, one test at a time"; \
+			     SWIFT_BACKTRACE=enable=no $(3) timeout 2400 $(SWIFT) test --skip-build --scratch-path $(2) --filter "$$target" --no-parallel; } \
 			|| failed="$$failed $$target"; \
 	done; \
 	if ls $(2)/reports/* >/dev/null 2>&1; then cat $(2)/reports/*; echo "$(1) sanitizer: the reports above are in $(2)/reports"; exit 1; fi; \

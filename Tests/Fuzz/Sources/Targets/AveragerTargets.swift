@@ -13,11 +13,16 @@ extension FuzzTarget {
         // The size comes from the length, so the header text is the whole input.
         let header = String(decoding: bytes, as: UTF8.self)
         for size in [0, 1, 100, bytes.count, 1 << 40] {
-            guard let range = try? Averager.byteRange(header, size: size) else { continue }
+            guard let range = (try? StateRequest.byteRange(header))?.resolve(size: size) else { continue }
             fuzzCheck(range.lowerBound >= 0 && range.upperBound <= size, "'\(header)' gave \(range) of \(size) bytes")
-            // Independently: `bytes=START-` or `bytes=START-END` with decimal numbers.
+            // Independently: `bytes=START-[END]` starts at START, `bytes=-COUNT` ends at the end.
             let numbers = header.dropFirst("bytes=".count).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-            fuzzCheck(header.hasPrefix("bytes=") && Int(numbers[0]) == range.lowerBound, "'\(header)' gave \(range)")
+            fuzzCheck(header.prefix(6).lowercased() == "bytes=" && numbers.count == 2, "'\(header)' gave \(range)")
+            if numbers[0].isEmpty {
+                fuzzCheck(range.upperBound == size && range.count == min(Int(numbers[1]) ?? .max, size), "'\(header)' gave \(range) of \(size) bytes")
+            } else {
+                fuzzCheck(Int(numbers[0]) == range.lowerBound, "'\(header)' gave \(range)")
+            }
         }
     }
 

@@ -55,14 +55,16 @@ extension FuzzTarget {
         let now = 1.7e9
         if let record = try? DHTRecord(fields: fields) {
             fuzzCheck((try? DHTRecord(fields: JSONObjectReader(record.json))) == record, "a record changed in a round trip")
-            let validator = RecordValidator(maxKeyBytes: 1024, maxValueBytes: 1 << 20)
+            let validator = DHTSeeds.validator
             let checked = (try? validator.check(record, now: now, field: "")) != nil
             // A record the node accepts from a client it also accepts from a peer.
-            fuzzCheck(!checked || validator.accepts(record), "a record passes the client's check but not the peer's")
+            let fromPeer = (try? validator.checkFromPeer(record, now: now).get()) != nil
+            fuzzCheck(!checked || fromPeer, "a record passes the client's check but not the peer's")
             var node = DHTSeeds.NodeState()
-            node.store(record, inCache: false)
-            // (The node's store has room for one record of a few kilobytes.)
+            let stored = node.store(record, inCache: false)
+            // (An empty store has room for one record of a few kilobytes.)
             if checked, record.expirationTime > now, record.json.serializedBytes().count < 8192 {
+                fuzzCheck(stored, "an empty store refused an accepted record")
                 fuzzCheck(node.find(DHTID(key: record.key), excluding: nil).entry != nil, "an accepted record is not found")
             }
         }
@@ -99,19 +101,25 @@ extension FuzzTarget {
 }
 
 enum DHTSeeds {
+    /// The node's defaults: a day's lifetime, 3 s of clock skew.
+    static let validator = RecordValidator(maxKeyBytes: 1024, maxValueBytes: 1 << 20, maxLifetime: 86_400, clockSkew: 3)
+
     /// What a node keeps, as its RPC handlers change it, without the node's actor and network.
     struct NodeState {
         var routing = RoutingTable(ownID: DHTID(key: "fuzz"))
         var storage = RecordStorage(limits: StorageLimits(maxRecords: 64, maxBytes: 1 << 16))
         var cache = RecordStorage(limits: StorageLimits(maxRecords: 16, maxBytes: 1 << 14))
-        let validator = RecordValidator(maxKeyBytes: 1024, maxValueBytes: 1 << 20)
         let now = 1.7e9
 
         mutating func heard(from peer: DHTPeer) { _ = routing.addOrUpdate(peer, now: now) }
 
-        mutating func store(_ record: DHTRecord, inCache: Bool) {
-            guard validator.accepts(record) else { return }
-            if inCache { cache.store(record, id: DHTID(key: record.key), now: now) } else { storage.store(record, id: DHTID(key: record.key), now: now) }
+        /// Stores a record as a peer's STORE would; whether it was kept.
+        @discardableResult
+        mutating func store(_ record: DHTRecord, inCache: Bool) -> Bool {
+            guard case .success(let bytes) = DHTSeeds.validator.checkFromPeer(record, now: now) else { return false }
+            let id = DHTID(key: record.key)
+            if inCache { return (try? cache.store(record, id: id, now: now, bytes: bytes)) != nil }
+            return (try? storage.store(record, id: id, now: now, bytes: bytes)) != nil
         }
 
         mutating func find(_ id: DHTID, excluding sender: DHTID?) -> (entry: DHTEntry?, nearest: [DHTPeer]) {
@@ -140,7 +148,7 @@ enum DHTSeeds {
         ("ping", PingRequest(sender: peer, validate: false).json),
         ("ping-response", PingResponse(peer: peer, time: 1.7e9, available: true).json),
         ("store", StoreRequest(sender: peer, records: [plain, signed, DHTRecord(key: "ffn.", subkey: "0", value: 1, expirationTime: 1.8e9)], inCache: true).json),
-        ("store-response", StoreResponse(peer: peer, results: [true, false]).json),
+        ("store-response", StoreResponse(peer: peer, refusals: [nil, StoreRefusal(.outdated, "a later value is held")]).json),
         ("find", FindRequest(sender: peer, ids: [DHTID(key: "ffn.0.1"), DHTID(key: "x")]).json),
         ("find-response", FindResponse(peer: peer, results: [FindResult(entry: DHTEntry(key: "k", content: .value(plain.item)), nearest: [peer])]).json),
     ]

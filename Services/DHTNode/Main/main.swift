@@ -10,11 +10,11 @@ import Glibc
 let options = ServiceOptions.parseOrExit(service: "hivemind-dht", specs: DHTSettings.optionSpecs)
 let logger: Logger
 let settings: DHTSettings
-let identity: Identity?
+let security: ServiceSecurity
 do {
     logger = try options.logger()
     settings = try DHTSettings(options)
-    identity = try settings.identityPath.map(Identity.loadOrCreate(path:))
+    security = try ServiceSecurity(options)
 } catch {
     print("hivemind-dht: \(error)")
     exit(2)
@@ -49,10 +49,11 @@ if settings.nodes > 1 {
 }
 
 let metrics = Metrics(namespace: "hivemind_dht")
-let node = DHTNode(configuration: settings.configuration, identity: identity, logger: logger, metrics: metrics)
-await ServiceRunner.run(options, router: makeDHTRouter(node), metrics: metrics, logger: logger, start: { url in
+let node = DHTNode(configuration: settings.configuration, identity: security.identity, logger: logger, metrics: metrics)
+await ServiceRunner.run(options, security: security, router: makeDHTRouter(node), metrics: metrics, logger: logger, start: { url in
     do {
-        try await node.start(address: url, initialPeers: settings.initialPeers)
+        // Other nodes call this one pinned to its key, which its node id is the SHA-1 of.
+        try await node.start(address: PeerAddress.pinned(url, to: security.identity.peerID) ?? url, initialPeers: settings.initialPeers)
     } catch where settings.allowUnreachablePeers {
         logger.warning("starting alone", ["reason": "\(error)"])
     }

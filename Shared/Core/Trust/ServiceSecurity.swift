@@ -85,14 +85,14 @@ public struct ServiceSecurity: Sendable {
     /// `https` when the server speaks TLS, else `http`.
     public var scheme: String { server == nil ? "http" : "https" }
 
-    private static func text(_ path: String, flag: String) throws(OptionError) -> String {
+    static func text(_ path: String, flag: String) throws(OptionError) -> String {
         switch TextFile.read(path) {
         case .success(let text): return text
         case .failure(let error): throw OptionError("cannot read --\(flag) \(path): \(error.message)")
         }
     }
 
-    private static func certificates(_ pem: String, path: String, flag: String) throws(OptionError) -> [Certificate] {
+    static func certificates(_ pem: String, path: String, flag: String) throws(OptionError) -> [Certificate] {
         let found: [Certificate]
         do { found = try Certificate.all(pem: pem) } catch {
             throw OptionError("--\(flag) \(path) is not PEM certificates: \(error.message)")

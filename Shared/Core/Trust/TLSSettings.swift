@@ -102,3 +102,36 @@ public struct IdentityCard: Sendable {
         return pin
     }
 }
+
+extension TLSClientSettings {
+    /// The flags of a client of a TLS swarm (`hivemind train`, `dht`, `experts`, `mesh status`).
+    public static let clientOptions: [OptionSpec] = [
+        OptionSpec("identity", help: "Ed25519 key file (PEM) whose peer id --swarm-cert admits"),
+        OptionSpec("swarm-cert", help: "membership certificate (PEM, from hivemind swarm admit PEER_ID) presented on every call to a moderated swarm"),
+        OptionSpec("swarm-ca", help: "the swarm's root certificate(s) (PEM): services called by a plain https:// URL must be its members"),
+    ]
+
+    /// A client's settings from `clientOptions`. - Throws: `OptionError` naming the flag.
+    public init(clientOptions options: ServiceOptions) throws(OptionError) {
+        self.init()
+        authoritiesPEM = try options.string("swarm-ca").map { path throws(OptionError) in
+            let text = try ServiceSecurity.text(path, flag: "swarm-ca")
+            _ = try ServiceSecurity.certificates(text, path: path, flag: "swarm-ca")
+            return text
+        }
+        guard let certificatePath = options.string("swarm-cert") else { return }
+        guard let identityPath = options.string("identity") else {
+            throw OptionError("--swarm-cert needs --identity: the key file of the peer the certificate admits")
+        }
+        let identity: Identity
+        do { identity = try Identity(text: ServiceSecurity.text(identityPath, flag: "identity")) } catch let error as OptionError { throw error } catch {
+            throw OptionError("--identity \(identityPath): \(error)")
+        }
+        let membership = try ServiceSecurity.certificates(ServiceSecurity.text(certificatePath, flag: "swarm-cert"), path: certificatePath, flag: "swarm-cert")[0]
+        guard membership.ed25519PublicKey == identity.publicKey else {
+            throw OptionError("--swarm-cert admits peer \(membership.ed25519PublicKey?.hexString ?? "(not Ed25519)"), but --identity is peer \(identity.peerID)")
+        }
+        certificatePEM = membership.pem
+        privateKeyPEM = identity.privateKeyPEM
+    }
+}

@@ -196,7 +196,12 @@ public final class HTTPServer: @unchecked Sendable {
         context.maxBodyBytes = limits.bodyLimit(route: router.maxBodyBytes(method: method, path: url))
         let length = context.headers["content-length"].flatMap { Int($0) } ?? 0
         deadlines.withLock { $0.headReceived(Self.key(connection), bodyBytes: min(max(length, 0), context.maxBodyBytes)) }
-        if length > context.maxBodyBytes {
+        if context.refusal != nil {
+            // A refused caller's small body is read and dropped before the answer, so that the
+            // answer is not lost to a reset (with TLS, a client still sending cannot read it);
+            // a larger one is answered at once and the connection cut.
+            context.discardsBody = length <= limits.defaultRouteBodyBytes
+        } else if length > context.maxBodyBytes {
             // Answer before reading the body; curl stops sending when it sees this.
             context.tooLarge = true
         } else if length > 0 {
@@ -357,8 +362,10 @@ private final class RequestContext: @unchecked Sendable {
     /// The route's body limit.
     var maxBodyBytes = 0
     var tooLarge = false
-    /// Set when the caller is no member of the server's swarm: answered before the body is read.
+    /// Set when the caller is no member of the server's swarm: answered without handling the request.
     var refusal: HTTPError?
+    /// The body is read and dropped (a refused request's), not kept.
+    var discardsBody = false
     var dispatched = false
     var response: HTTPResponse?
 
@@ -404,7 +411,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     guard let slot = requestSlot.pointee else {
         let context = server.begin(connection, method: String(cString: method!), url: String(cString: url!))
         requestSlot.pointee = Unmanaged.passRetained(context).toOpaque()
-        if context.tooLarge || context.refusal != nil {
+        if context.tooLarge || (context.refusal != nil && !context.discardsBody) {
             context.dispatched = true
             server.dispatch(context, on: connection)
         }
@@ -412,7 +419,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     }
     let context = Unmanaged<RequestContext>.fromOpaque(slot).takeUnretainedValue()
     if uploadSize.pointee > 0 {
-        if !context.tooLarge, let uploadData {
+        if !context.tooLarge, !context.discardsBody, let uploadData {
             if context.body.count + uploadSize.pointee > context.maxBodyBytes {
                 context.tooLarge = true
                 context.body = []

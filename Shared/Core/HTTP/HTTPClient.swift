@@ -115,7 +115,7 @@ public final class HTTPClient: Sendable {
                                                                   maxResponseBytes: 64 << 10),
                                                 TransferTLS(settings: tls, pins: [], unverified: true), policy: policy).json(),
                   let pin = IdentityCard.vouchedPin(card, peer: peer), !pins.contains(pin) else { throw error }
-            vouched.withLock { $0[peer, default: ([], Clock.now)].pins.insert(pin) }
+            vouched.withLock { _ = $0[peer, default: ([], Clock.now)].pins.insert(pin) }
             return try await perform(request, TransferTLS(settings: tls, pins: pins + [pin]), policy: policy)
         }
     }
@@ -315,7 +315,8 @@ private final class Transfer: @unchecked Sendable {
                 transfer.stopped = HTTPClientError(.refused, url: transfer.url, message: "not called: \(refusal.message)")
                 return CURL_SOCKET_BAD
             }
-            return socket(address.pointee.family, address.pointee.socktype, address.pointee.protocol)
+            // Close-on-exec, as libcurl's own sockets are: a child process (hivemind mesh up's services) must not inherit them.
+            return socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
         }
         ccurl_easy_setopt_pointer(easy, CURLOPT_OPENSOCKETDATA, context)
         ccurl_easy_setopt_write_function(easy) { data, size, count, context in

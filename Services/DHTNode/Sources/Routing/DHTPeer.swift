@@ -7,7 +7,8 @@ import SharedCore
 /// DHT without making a key for it, nor claim another's place.
 struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
     let id: DHTID
-    /// E.g. `https://<peer id>@127.0.0.1:31337` or `http://127.0.0.1:31337`.
+    /// E.g. `https://<peer id>@127.0.0.1:31337` or `http://127.0.0.1:31337`; read from
+    /// messages only in the form `NodeAddress` allows.
     let address: String
 
     init(id: DHTID, address: String) {
@@ -27,8 +28,8 @@ struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
         }
         let address = try fields.string("address")
         let path = fields.path.isEmpty ? "address" : "\(fields.path).address"
-        guard address.hasPrefix("http://") || address.hasPrefix("https://") else {
-            throw JSONFieldError(path: path, expected: "an http:// or https:// URL", found: "'\(address.prefix(64))'")
+        if let problem = NodeAddress.problem(address) {
+            throw JSONFieldError(path: path, expected: "http(s)://host:port (\(problem))", found: "'\(address.prefix(64))'")
         }
         if let peer = PeerAddress.peer(in: address), DHTID(publicKey: [UInt8](hex: peer)!) != id {
             throw JSONFieldError(path: path, expected: "the address of the node whose key's SHA-1 is node_id \(hex)", found: "peer \(peer)")

@@ -150,14 +150,16 @@ final class LocalMesh: @unchecked Sendable {
     /// The peer addresses of a product's services.
     func addresses(of product: String) -> [String] { services.filter { $0.product == product }.map(\.address) }
 
-    /// `{"hivemind-dht": [{"url", "peer_id", "pid"}], ..., "swarm": {"ca", "identity", "certificate"}}`:
+    /// `{"hivemind-dht": [{"url", "peer_id", "key_pin", "pid"}], ..., "swarm": {"ca", "identity", "certificate"}}`:
     /// the services, and, for a secure mesh, the swarm's root and a trainer's credentials.
     var description: JSON {
         var result: [String: JSON] = [:]
         for service in services {
-            let entry: JSON = ["url": .string(service.url), "peer_id": service.peerID.map(JSON.string) ?? .null,
-                               "pid": .int(Int(service.process.processIdentifier))]
-            result[service.product] = .array((result[service.product]?.arrayValue ?? []) + [entry])
+            var entry: [String: JSON] = ["url": .string(service.url), "peer_id": service.peerID.map(JSON.string) ?? .null,
+                                         "pid": .int(Int(service.process.processIdentifier))]
+            // What curl's --pinnedpubkey takes to call the service by its key.
+            if swarm != nil, let peer = service.peerID, let pin = PeerPin.pin(peer: peer) { entry["key_pin"] = .string(pin) }
+            result[service.product] = .array((result[service.product]?.arrayValue ?? []) + [.object(entry)])
         }
         if let swarm, case let trainer = swarm.trainer {
             result["swarm"] = ["ca": .string(swarm.root.path), "identity": .string(trainer.identity.path),

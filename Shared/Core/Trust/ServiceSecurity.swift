@@ -20,6 +20,7 @@ public struct ServiceSecurity: Sendable {
         OptionSpec("tls-key", help: "the private key (PEM) of --tls-cert"),
         OptionSpec("swarm-ca", help: "the swarm's root certificate(s) (PEM, from hivemind swarm init): only members may call this service, and servers called without a peer id must be members (needs --swarm-cert)"),
         OptionSpec("swarm-cert", help: "this service's membership certificate (PEM, from hivemind swarm admit PEER_ID): presented on its calls, and served when there is no --tls-cert"),
+        OptionSpec("swarm-key", help: "the swarm's private key (PEM), instead of --swarm-cert: the service admits its own identity at start for a year (for the containers of one deployment that holds the key as a secret; members elsewhere get --swarm-cert from the moderator)"),
         OptionSpec("swarm-revoked", help: "file of revoked peer ids, one a line (re-read when it changes): refused as callers, never called"),
     ]
 
@@ -37,11 +38,9 @@ public struct ServiceSecurity: Sendable {
         let authorities = try options.string("swarm-ca").map { path throws(OptionError) in
             try Self.certificates(Self.text(path, flag: "swarm-ca"), path: path, flag: "swarm-ca")
         }
-        let membership = try options.string("swarm-cert").map { path throws(OptionError) in
-            try Self.certificates(Self.text(path, flag: "swarm-cert"), path: path, flag: "swarm-cert")[0]
-        }
+        let membership = try Self.membership(options, identity: identity, now: now)
         guard (authorities == nil) == (membership == nil) else {
-            throw OptionError("--swarm-ca and --swarm-cert go together: a member of a moderated swarm admits members and calls as one")
+            throw OptionError("--swarm-ca goes with --swarm-cert (or --swarm-key): a member of a moderated swarm admits members and calls as one")
         }
         var admission: SwarmMembership?
         if let authorities, let membership {
@@ -53,7 +52,7 @@ public struct ServiceSecurity: Sendable {
                 throw OptionError("--swarm-cert is a membership of peer \(membership.ed25519PublicKey?.hexString ?? "(not Ed25519)"), but this service's identity is peer \(identity.peerID) (--identity)")
             }
             if case .failure(let refusal) = admission!.admit(certificate: membership.der, now: now) {
-                throw OptionError("--swarm-cert is no valid membership of the --swarm-ca swarm: \(refusal.message)")
+                throw OptionError("--swarm-cert (or --swarm-key) is no valid membership of the --swarm-ca swarm: \(refusal.message)")
             }
         }
         // What the server presents: the operator's certificate, else the membership, else the identity's own.
@@ -77,6 +76,20 @@ public struct ServiceSecurity: Sendable {
                                    authoritiesPEM: authorities.map { $0.map(\.pem).joined() }, revocations: revocations,
                                    httpsOnly: served != nil)
         card = IdentityCard(identity: identity, tlsCertificate: served?.certificate, membership: membership)
+    }
+
+    /// The membership a process presents: `--swarm-cert`, or one it issues its
+    /// own identity with `--swarm-key` (valid a year from now); nil for neither.
+    static func membership(_ options: ServiceOptions, identity: Identity, now: Double) throws(OptionError) -> Certificate? {
+        if let path = options.string("swarm-cert") {
+            return try certificates(text(path, flag: "swarm-cert"), path: path, flag: "swarm-cert")[0]
+        }
+        guard let path = options.string("swarm-key") else { return nil }
+        let swarm: Identity
+        do { swarm = try Identity(text: text(path, flag: "swarm-key")) } catch let error as OptionError { throw error } catch {
+            throw OptionError("--swarm-key \(path): \(error)")
+        }
+        return Certificate.membership(of: identity.publicKey, swarm: swarm, now: now, notAfter: now + 365 * 86_400)
     }
 
     /// Makes this process's calls follow `client`; call it before any call goes out.

@@ -109,6 +109,7 @@ extension TLSClientSettings {
         OptionSpec("identity", help: "Ed25519 key file (PEM) whose peer id --swarm-cert admits"),
         OptionSpec("swarm-cert", help: "membership certificate (PEM, from hivemind swarm admit PEER_ID) presented on every call to a moderated swarm"),
         OptionSpec("swarm-ca", help: "the swarm's root certificate(s) (PEM): services called by a plain https:// URL must be its members"),
+        OptionSpec("swarm-key", help: "the swarm's private key (PEM), instead of --swarm-cert: admit --identity (created if missing) for this run"),
     ]
 
     /// A client's settings from `clientOptions`. - Throws: `OptionError` naming the flag.
@@ -119,15 +120,18 @@ extension TLSClientSettings {
             _ = try ServiceSecurity.certificates(text, path: path, flag: "swarm-ca")
             return text
         }
-        guard let certificatePath = options.string("swarm-cert") else { return }
+        guard options.string("swarm-cert") != nil || options.string("swarm-key") != nil else { return }
         guard let identityPath = options.string("identity") else {
-            throw OptionError("--swarm-cert needs --identity: the key file of the peer the certificate admits")
+            throw OptionError("--swarm-cert and --swarm-key need --identity: the key file of the peer the membership admits")
         }
         let identity: Identity
-        do { identity = try Identity(text: ServiceSecurity.text(identityPath, flag: "identity")) } catch let error as OptionError { throw error } catch {
+        do {
+            identity = options.string("swarm-cert") == nil ? try Identity.loadOrCreate(path: identityPath)
+                : try Identity(text: ServiceSecurity.text(identityPath, flag: "identity"))
+        } catch let error as OptionError { throw error } catch {
             throw OptionError("--identity \(identityPath): \(error)")
         }
-        let membership = try ServiceSecurity.certificates(ServiceSecurity.text(certificatePath, flag: "swarm-cert"), path: certificatePath, flag: "swarm-cert")[0]
+        guard let membership = try ServiceSecurity.membership(options, identity: identity, now: Clock.epoch) else { return }
         guard membership.ed25519PublicKey == identity.publicKey else {
             throw OptionError("--swarm-cert admits peer \(membership.ed25519PublicKey?.hexString ?? "(not Ed25519)"), but --identity is peer \(identity.peerID)")
         }

@@ -22,8 +22,9 @@ func runSwarm(_ arguments: [String]) async throws {
         }
         let root = Certificate.swarmAuthority(swarm, now: Clock.epoch, lifetime: try duration(options, "lifetime"))
         try root.pem.write(toFile: rootPath, atomically: true, encoding: .utf8)
-        print(["swarm": .string(swarm.peerID), "swarm_key": .string(keyPath), "swarm_ca": .string(rootPath),
-               "not_after": .string(Clock.iso8601(root.notAfter))] as JSON)
+        let made: JSON = ["swarm": .string(swarm.peerID), "swarm_key": .string(keyPath), "swarm_ca": .string(rootPath),
+                          "not_after": .string(Clock.iso8601(root.notAfter))]
+        print(made.serialized())
     case "admit" where rest.count == 2:
         let peer = rest[1].lowercased()
         guard PeerAddress.isPeerID(peer) else {
@@ -34,7 +35,8 @@ func runSwarm(_ arguments: [String]) async throws {
         let membership = Certificate.membership(of: [UInt8](hex: peer)!, swarm: swarm, now: now, notAfter: now + (try duration(options, "expires")))
         let path = options.string("out") ?? "\(peer).crt"
         try membership.pem.write(toFile: path, atomically: true, encoding: .utf8)
-        print(["peer_id": .string(peer), "certificate": .string(path), "not_after": .string(Clock.iso8601(membership.notAfter))] as JSON)
+        let admitted: JSON = ["peer_id": .string(peer), "certificate": .string(path), "not_after": .string(Clock.iso8601(membership.notAfter))]
+        print(admitted.serialized())
     default:
         throw OptionError("usage: hivemind swarm init [--swarm-key FILE] [--swarm-ca FILE] | hivemind swarm admit PEER_ID [--expires 30d] [--swarm-key FILE] [--out FILE]")
     }
@@ -47,7 +49,8 @@ func runIdentity(_ arguments: [String]) async throws {
     ], client: false)
     guard rest.isEmpty else { throw OptionError("usage: hivemind identity [--identity FILE]") }
     let identity = try Identity.loadOrCreate(path: options.string("identity")!)
-    print(["peer_id": .string(identity.peerID), "identity": .string(options.string("identity")!)] as JSON)
+    let card: JSON = ["peer_id": .string(identity.peerID), "identity": .string(options.string("identity")!)]
+    print(card.serialized())
 }
 
 /// Seconds from `30d`, `12h`, `90m`, `45s` or a plain number of seconds.

@@ -16,31 +16,12 @@
 #include <string.h>
 
 /// Starts a daemon with an internal thread pool, a connection limit, a
-/// per-connection timeout and memory limit; `MHD_start_daemon` is variadic.
+/// per-connection timeout and memory limit; `MHD_start_daemon` is variadic,
+/// so the options go in one `MHD_OPTION_ARRAY`. With a PEM `key` and
+/// `certificate` it serves TLS; with `trust` (PEM roots) as well, clients are
+/// asked for a certificate, which the handshake does not check (GnuTLS's
+/// GNUTLS_CERT_REQUEST): the service decides what it is worth, per request.
 static inline struct MHD_Daemon *cmhd_start_daemon(
-    unsigned int flags, uint16_t port, const struct sockaddr *bind_addr,
-    MHD_AccessHandlerCallback handler, void *handler_cls,
-    MHD_RequestCompletedCallback completed, void *completed_cls,
-    MHD_NotifyConnectionCallback notify, void *notify_cls,
-    unsigned int thread_pool_size, unsigned int connection_limit, unsigned int per_ip_connection_limit,
-    unsigned int connection_timeout_seconds, size_t connection_memory_limit) {
-    return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
-        MHD_OPTION_SOCK_ADDR, bind_addr,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
-        MHD_OPTION_NOTIFY_CONNECTION, notify, notify_cls,
-        MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
-        MHD_OPTION_CONNECTION_LIMIT, connection_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_connection_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
-        MHD_OPTION_END);
-}
-
-/// Like `cmhd_start_daemon`, serving TLS with a PEM certificate and key; with
-/// `trust` (PEM roots), clients are asked for a certificate, which the
-/// handshake does not check (GnuTLS's GNUTLS_CERT_REQUEST): the service
-/// decides what it is worth, per request.
-static inline struct MHD_Daemon *cmhd_start_tls_daemon(
     unsigned int flags, uint16_t port, const struct sockaddr *bind_addr,
     MHD_AccessHandlerCallback handler, void *handler_cls,
     MHD_RequestCompletedCallback completed, void *completed_cls,
@@ -48,31 +29,22 @@ static inline struct MHD_Daemon *cmhd_start_tls_daemon(
     unsigned int thread_pool_size, unsigned int connection_limit, unsigned int per_ip_connection_limit,
     unsigned int connection_timeout_seconds, size_t connection_memory_limit,
     const char *key, const char *certificate, const char *trust) {
-    flags |= MHD_USE_TLS;
-    if (trust) {
-        return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
-            MHD_OPTION_SOCK_ADDR, bind_addr,
-            MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
-            MHD_OPTION_NOTIFY_CONNECTION, notify, notify_cls,
-            MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
-            MHD_OPTION_CONNECTION_LIMIT, connection_limit,
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_connection_limit,
-            MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
-            MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, certificate, MHD_OPTION_HTTPS_MEM_TRUST, trust,
-            MHD_OPTION_END);
-    }
-    return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
-        MHD_OPTION_SOCK_ADDR, bind_addr,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
-        MHD_OPTION_NOTIFY_CONNECTION, notify, notify_cls,
-        MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
-        MHD_OPTION_CONNECTION_LIMIT, connection_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_connection_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
-        MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, certificate,
-        MHD_OPTION_END);
+    struct MHD_OptionItem options[] = {
+        { MHD_OPTION_SOCK_ADDR, 0, (void *)bind_addr },
+        { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, completed_cls },
+        { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify, notify_cls },
+        { MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size, NULL },
+        { MHD_OPTION_CONNECTION_LIMIT, connection_limit, NULL },
+        { MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_connection_limit, NULL },
+        { MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds, NULL },
+        { MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)connection_memory_limit, NULL },
+        { key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)key },
+        { key ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)certificate },
+        { key && trust ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, (void *)trust },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    return MHD_start_daemon(flags | (key ? MHD_USE_TLS : 0), port, NULL, NULL, handler, handler_cls,
+                            MHD_OPTION_ARRAY, options, MHD_OPTION_END);
 }
 
 /// The port the daemon listens on (useful after binding port 0).

@@ -93,21 +93,16 @@ public final class HTTPServer: @unchecked Sendable {
         let flags = UInt32(MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue)
         let context = Unmanaged.passUnretained(self).toOpaque()
         let limits = configuration.limits
+        // GnuTLS copies the key and certificates while the daemon starts.
+        let tls = configuration.tls
+        let trust = tls?.membership.map { $0.authorities.map(\.pem).joined() }
         daemon = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                guard let tls = configuration.tls else {
-                    return cmhd_start_daemon(flags, UInt16(configuration.port), socketAddress,
-                                             accessHandler, context, requestCompleted, context, connectionNotified, context,
-                                             UInt32(configuration.threads), UInt32(limits.maxConnections), UInt32(limits.maxConnectionsPerAddress),
-                                             UInt32(limits.receiveTimeout.rounded(.up)), configuration.connectionMemoryBytes)
-                }
-                // GnuTLS copies the key and certificates while the daemon starts.
-                let trust = tls.membership.map { $0.authorities.map(\.pem).joined() }
-                return cmhd_start_tls_daemon(flags, UInt16(configuration.port), socketAddress,
-                                             accessHandler, context, requestCompleted, context, connectionNotified, context,
-                                             UInt32(configuration.threads), UInt32(limits.maxConnections), UInt32(limits.maxConnectionsPerAddress),
-                                             UInt32(limits.receiveTimeout.rounded(.up)), configuration.connectionMemoryBytes,
-                                             tls.privateKeyPEM, tls.certificatePEM, trust)
+                cmhd_start_daemon(flags, UInt16(configuration.port), socketAddress,
+                                  accessHandler, context, requestCompleted, context, connectionNotified, context,
+                                  UInt32(configuration.threads), UInt32(limits.maxConnections), UInt32(limits.maxConnectionsPerAddress),
+                                  UInt32(limits.receiveTimeout.rounded(.up)), configuration.connectionMemoryBytes,
+                                  tls?.privateKeyPEM, tls?.certificatePEM, trust)
             }
         }
         guard let daemon else {

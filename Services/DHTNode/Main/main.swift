@@ -15,6 +15,9 @@ do {
     logger = try options.logger()
     settings = try DHTSettings(options)
     security = try ServiceSecurity(options)
+    guard settings.nodes == 1 || security.server == nil else {
+        throw OptionError("--nodes (a simulation in one process) serves plain HTTP; it cannot be combined with --tls or a swarm")
+    }
 } catch {
     print("hivemind-dht: \(error)")
     exit(2)

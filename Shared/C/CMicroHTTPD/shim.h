@@ -59,8 +59,9 @@ static inline int cmhd_connection_fd(struct MHD_Connection *connection) {
     return info ? info->connect_fd : -1;
 }
 
-/// A TLS connection's socket, and whether its first bytes were looked at.
-struct cmhd_tls_connection { int fd; int sniffed; };
+/// A TLS connection's socket, whether its first bytes were looked at, and
+/// whether its handshake was counted.
+struct cmhd_tls_connection { int fd; int sniffed; int counted; };
 
 /// GnuTLS's reads on a TLS connection. The first byte a TLS client sends is
 /// 0x16 (a handshake record); anything else is a plain HTTP request sent to
@@ -121,6 +122,18 @@ static inline void *cmhd_tls_connection_started(struct MHD_Connection *connectio
 }
 
 static inline void cmhd_tls_connection_closed(void *state) { free(state); }
+
+/// At a TLS connection's first request: 1 if its session was resumed, 0 if
+/// it took a full handshake; -1 at later requests and on plain connections.
+static inline int cmhd_tls_first_request(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *context = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const union MHD_ConnectionInfo *session = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!context || !context->socket_context || !session || !session->tls_session) return -1;
+    struct cmhd_tls_connection *state = context->socket_context;
+    if (state->counted) return -1;
+    state->counted = 1;
+    return gnutls_session_is_resumed((gnutls_session_t)session->tls_session) ? 1 : 0;
+}
 
 /// The DER of the certificate the client presented on a TLS connection
 /// (valid while the connection lasts), or NULL with `*size` 0.

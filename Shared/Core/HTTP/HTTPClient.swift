@@ -268,7 +268,7 @@ private final class Transfer: @unchecked Sendable {
         errorBuffer[0] = 0
 
         ccurl_easy_setopt_string(easy, CURLOPT_URL, PeerAddress.unpinned(request.url))  // the peer id is for us, never sent
-        if request.url.utf8.starts(with: "https:".utf8) {
+        if request.url.prefix(6).lowercased() == "https:" {
             ccurl_easy_setopt_pointer(easy, CURLOPT_SHARE, share)
             tls.apply(to: easy)
         }

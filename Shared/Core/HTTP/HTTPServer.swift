@@ -82,6 +82,9 @@ public final class HTTPServer: @unchecked Sendable {
         metrics.declare("http_requests_total", .counter, help: "HTTP requests answered, by route, method and status.")
         metrics.declare("http_request_duration_seconds", .histogram, help: "Time from a request's first byte to its response, by route.")
         metrics.declare("http_connections_opened_total", .counter, help: "TCP connections accepted (fewer than requests when keep-alive works).")
+        if configuration.tls != nil {
+            metrics.declare("http_tls_handshakes_total", .counter, help: "TLS handshakes of connections that sent a request, by kind: full, or resumed from a session ticket.")
+        }
 
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -183,6 +186,11 @@ public final class HTTPServer: @unchecked Sendable {
                                      headers: Self.values(connection, .HEADER_KIND),
                                      query: Self.values(connection, .GET_ARGUMENT_KIND),
                                      remoteAddress: Self.clientAddress(connection))
+        switch cmhd_tls_first_request(connection) {
+        case 0: metrics.increment("http_tls_handshakes_total", labels: ["kind": "full"])
+        case 1: metrics.increment("http_tls_handshakes_total", labels: ["kind": "resumed"])
+        default: break
+        }
         if let membership, !SwarmMembership.openPaths.contains(url) {
             var size = 0
             let certificate = cmhd_client_certificate(connection, &size).map { Array(UnsafeBufferPointer(start: $0, count: size)) }

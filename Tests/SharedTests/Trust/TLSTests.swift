@@ -8,6 +8,12 @@ import Testing
 /// (counted) and `POST /echo`; stopped afterwards, also when `body` throws.
 func withTLSServer<T>(_ identity: Identity, tls: TLSServerSettings? = nil, card: IdentityCard? = nil,
                       _ body: (_ port: Int, _ pings: Counter) async throws -> T) async throws -> T {
+    try await withTLSServer(identity, tls: tls, card: card) { port, pings, _ in try await body(port, pings) }
+}
+
+/// `withTLSServer`, with the server's metrics.
+func withTLSServer<T>(_ identity: Identity, tls: TLSServerSettings? = nil, card: IdentityCard? = nil,
+                      _ body: (_ port: Int, _ pings: Counter, _ metrics: Metrics) async throws -> T) async throws -> T {
     let pings = Counter()
     var router = Router()
     router.get("/ping") { _ in
@@ -18,10 +24,10 @@ func withTLSServer<T>(_ identity: Identity, tls: TLSServerSettings? = nil, card:
     var configuration = HTTPServerConfiguration()
     configuration.tls = tls ?? .selfSigned(identity)
     configuration.identity = card ?? IdentityCard(identity: identity, tlsCertificate: Certificate.selfSigned(identity, now: Clock.epoch), membership: nil)
-    let server = try HTTPServer(configuration: configuration, router: router, metrics: Metrics(namespace: "hivemind_test"),
-                                logger: Logger(service: "test", level: .error))
+    let metrics = Metrics(namespace: "hivemind_test")
+    let server = try HTTPServer(configuration: configuration, router: router, metrics: metrics, logger: Logger(service: "test", level: .error))
     do {
-        let result = try await body(server.port, pings)
+        let result = try await body(server.port, pings, metrics)
         await server.stop(timeout: 10)
         return result
     } catch {
@@ -59,6 +65,28 @@ func tlsClient(_ settings: TLSClientSettings = TLSClientSettings()) -> HTTPClien
             #expect(opened == 1, "the handshake is paid once, then the connection is kept")
             let card = try await client.get("https://\(peer.peerID)@127.0.0.1:\(port)/v1/identity").json()
             #expect(card["peer_id"]?.stringValue == peer.peerID)
+        }
+    }
+
+    @Test func aNewConnectionResumesTheTLSSession() async throws {
+        let peer = Identity()
+        let client = tlsClient()
+        defer { client.shutdown() }
+        try await withTLSServer(peer) { port, _, metrics in
+            let url = "https://\(peer.peerID)@127.0.0.1:\(port)/ping"
+            // The server closes the first connection; the second one resumes the session from its ticket.
+            _ = try await client.send(HTTPClientRequest(url: url, headers: [("Connection", "close")]))
+            let second = try await client.get(url)
+            #expect(second.connectionsOpened == 1)
+            #expect(metrics.value("http_tls_handshakes_total", labels: ["kind": "full"]) == 1)
+            #expect(metrics.value("http_tls_handshakes_total", labels: ["kind": "resumed"]) == 1)
+        }
+        // A client of its own has no session to resume: a full handshake.
+        let stranger = tlsClient()
+        defer { stranger.shutdown() }
+        try await withTLSServer(peer) { port, _, metrics in
+            _ = try await stranger.get("https://\(peer.peerID)@127.0.0.1:\(port)/ping")
+            #expect(metrics.value("http_tls_handshakes_total", labels: ["kind": "resumed"]) == 0)
         }
     }
 

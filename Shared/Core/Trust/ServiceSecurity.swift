@@ -18,7 +18,7 @@ public struct ServiceSecurity: Sendable {
         OptionSpec("tls", help: "serve HTTPS with a certificate of the identity key, which callers pin by peer id (implied by --tls-cert and --swarm-ca); calls then go to https:// peers only", isSwitch: true),
         OptionSpec("tls-cert", help: "an operator's certificate (PEM, chain after it) to serve instead, e.g. for a public DNS name; the identity vouches for its key at GET /v1/identity"),
         OptionSpec("tls-key", help: "the private key (PEM) of --tls-cert"),
-        OptionSpec("swarm-ca", help: "the swarm's root certificate(s) (PEM, from hivemind swarm init): only members may call this service, and servers called without a peer id must be members (needs --swarm-cert)"),
+        OptionSpec("swarm-ca", help: "the swarm's root certificate(s) (PEM, from hivemind swarm init): only members may call this service, and servers called without a peer id must be members (needs --swarm-cert or --swarm-key)"),
         OptionSpec("swarm-cert", help: "this service's membership certificate (PEM, from hivemind swarm admit PEER_ID): presented on its calls, and served when there is no --tls-cert"),
         OptionSpec("swarm-key", help: "the swarm's private key (PEM), instead of --swarm-cert: the service admits its own identity at start for a year (for the containers of one deployment that holds the key as a secret; members elsewhere get --swarm-cert from the moderator)"),
         OptionSpec("swarm-revoked", help: "file of revoked peer ids, one a line (re-read when it changes): refused as callers, never called"),

@@ -109,7 +109,7 @@ struct TrainerConfiguration {
         }
         self.mode = mode
         targetBatchSize = try options.int("target-batch-size") ?? 128
-        averagingTimeout = try options.double("averaging-timeout") ?? 5
+        averagingTimeout = try options.seconds("averaging-timeout", atLeast: DurationLimits.minimumTimeout) ?? 5
         initSeed = UInt64(try options.int("init-seed") ?? 0)
         run = options.string("run")!
         runToken = options.string("run-token")

@@ -11,8 +11,10 @@ let options = ServiceOptions.parseOrExit(service: "hivemind-dht", specs: DHTSett
 let logger: Logger
 let settings: DHTSettings
 let security: ServiceSecurity
+let shutdownGrace: Double
 do {
     logger = try options.logger()
+    shutdownGrace = try options.shutdownGrace()
     settings = try DHTSettings(options)
     security = try ServiceSecurity(options)
     guard settings.nodes == 1 || security.server == nil else {
@@ -43,7 +45,7 @@ func runSimulation() async -> Never {
                                  details: ["node_id": .string(simulation.members[0].node.id.hex), "nodes": .array(nodes)])
     logger.info("listening", ["nodes": "\(settings.nodes)", "first": simulation.urls[0]])
     _ = ServiceRunner.waitForTermination()
-    await simulation.stop()
+    await simulation.stop(grace: shutdownGrace)
     exit(0)
 }
 

@@ -10,6 +10,7 @@ public enum AveragerRouter {
     /// The router serving `averager`.
     public static func build(_ averager: Averager, intercept: Interceptor = { _, handler in handler }) -> Router {
         var router = Router()
+        router.serve(.averager)
         let access = RunAccess(token: averager.configuration.runToken, listensOnLoopback: averager.configuration.listensOnLoopback)
         /// `protected`: the route changes what others download, and needs the run's token (see `RunAccess`).
         func add(_ method: String, _ pattern: String, accepts: [String] = [], maxBodyBytes: Int? = nil, protected: Bool = false,
@@ -39,7 +40,10 @@ public enum AveragerRouter {
         }
         add("GET", "/v1/rounds/{id}") { request throws(AveragerError) in
             let id = request.parameter("id")
-            let wait = min(max(Double(request.query["wait"] ?? "0") ?? 0, 0), 600)
+            let wait: Double
+            do throws(DurationError) { wait = try DurationLimits.parse(request.query["wait"] ?? "0", "query parameter 'wait'", in: 0...600) } catch {
+                throw AveragerError(.badRequest, error.message)
+            }
             guard let status = await averager.rounds.status(id, wait: wait) else { throw unknownRound(id) }
             switch status {
             case .running: return .json(["id": .string(id), "status": "running"])
@@ -71,12 +75,10 @@ public enum AveragerRouter {
             return .json(["version": .string(snapshot.version), "bytes": .int(snapshot.bytes.count), "priority": .double(snapshot.priority)])
         }
         add("GET", "/v1/state") { request throws(AveragerError) in
-            try averager.serveState(prefix: try request.prefix(), requester: request.headers["x-hivemind-peer"],
-                                    range: request.headers["range"], version: request.headers["if-match"])
+            try averager.serveState(prefix: try request.prefix(), requester: request.headers["x-hivemind-peer"], headers: request.headers)
         }
         add("POST", "/v1/state/load") { request throws(AveragerError) in
-            let timeout = Double(request.query["timeout"] ?? "") ?? averager.configuration.defaultTimeout
-            guard timeout > 0, timeout <= 3600 else { throw AveragerError(.unprocessable, "timeout must be a number of seconds in (0, 3600]") }
+            let timeout = try request.query["timeout"].map(AverageRequest.timeout) ?? averager.configuration.defaultTimeout
             let (bytes, donor) = try await averager.loadState(prefix: try request.prefix(), timeout: timeout)
             var response = HTTPResponse.bytes(bytes)
             response.headers.append(("X-Hivemind-Donor", donor))
@@ -114,8 +116,11 @@ public enum AveragerRouter {
                 return value
             }
             let (epoch, samples) = (try integer("epoch"), try integer("samples"))
+            let codec: CompressionCodec
+            do throws(SafetensorsError) { codec = try CompressionCodec(parsing: request.query["codec"] ?? "none") } catch { throw AveragerError(.badRequest, error.message) }
             let (tensors, _) = try AverageRequest.readTensors(request.body)
-            let outcome = try await averager.step(run: request.parameter("run"), trainer: trainer, epoch: epoch, samples: samples, tensors: tensors)
+            let outcome = try await averager.step(run: request.parameter("run"), trainer: trainer, epoch: epoch, samples: samples,
+                                                  tensors: tensors, codec: codec)
             var response: HTTPResponse
             do throws(SafetensorsError) {
                 var wire: [(name: String, tensor: WireTensor)] = []

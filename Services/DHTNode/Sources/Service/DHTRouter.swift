@@ -10,10 +10,12 @@ import SharedCore
 /// - `POST /v1/batch/store` `{"records": [...]}` → `{"results": [...]}` (all or nothing: one invalid record stores none)
 /// - `POST /v1/batch/get` `{"keys": [...], "latest"?}` → `{"results": [entry or null, ...]}`
 /// - `GET /v1/node` → id, address, routing table size and peers, record counts
+/// - `GET /openapi.json`, `GET /openapi.yaml` → this API (openapi/dht.yaml, bundled)
 ///
 /// Peer RPCs: `POST /v1/dht/ping`, `/v1/dht/store`, `/v1/dht/find`.
 public func makeDHTRouter(_ node: DHTNode) -> Router {
     var router = Router()
+    router.serve(.dht)
     let json = ["application/json"]
     // One record: its value and the JSON around it. A batch or a peer's store: one key's
     // records at their most, twice over for JSON's overhead. Gets, finds and pings are

@@ -3,7 +3,9 @@
 # `docker-compose` where a Docker engine answers, else by podman-compose:
 # the mesh with 4 expert hosts (`up --scale expert-host=4`), all 16 experts
 # alive, a fifth host added to the running mesh, the `trainer` service of the
-# `train` profile trained through it, and everything taken down again.
+# `train` profile trained through it, and everything taken down again. The
+# mesh is the file's moderated TLS swarm, with a fresh swarm for the run
+# (HIVEMIND_SWARM_DIR) instead of deploy/swarm/.
 #
 #   make compose-demo                        # after make images
 #   COMPOSE_EPOCHS=1 deploy/compose-demo.sh  # shorter

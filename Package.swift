@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(name: "HivemindCLI", dependencies: ["Shared"], path: "Services/CLI"),
         .executableTarget(name: "Bench", dependencies: ["Shared", "DHTNode", "TestSupport"], path: "Services/Bench"),
         .executableTarget(name: "HTTPFixture", dependencies: ["Shared"], path: "Tests/Fixtures/HTTPFixture"),
-        .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support", exclude: ["hostile_peer.py"]),
+        .target(name: "TestSupport", dependencies: ["Shared"], path: "Tests/Support", exclude: ["hostile_peer.py", "tls_proxy.py"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "HTTPFixture", "TestSupport"], path: "Tests/SharedTests"),
         // The CLI end to end: `hivemind mesh up`, trainers, the Python example; needs every service's executable.
         .testTarget(name: "CLITests", dependencies: ["Shared", "TestSupport", "HivemindCLI", "DHTNodeMain", "ExpertHostMain", "GatewayMain", "AveragerMain"],

@@ -3,7 +3,9 @@
 # `docker-compose` where a Docker engine answers, else by podman-compose:
 # the mesh with 4 expert hosts (`up --scale expert-host=4`), all 16 experts
 # alive, a fifth host added to the running mesh, the `trainer` service of the
-# `train` profile trained through it, and everything taken down again.
+# `train` profile trained through it, and everything taken down again. The
+# mesh is the file's moderated TLS swarm, with a fresh swarm for the run
+# (HIVEMIND_SWARM_DIR) instead of deploy/swarm/.
 #
 #   make compose-demo                        # after make images
 #   COMPOSE_EPOCHS=1 deploy/compose-demo.sh  # shorter
@@ -66,16 +68,26 @@ cleanup() {
     local status=$?
     [ $status = 0 ] || { log "--- ${compose[0]}"; tail -n 20 "$work/compose.log" >&2; }
     remove
-    rm -rf "$work"
+    # The swarm's files belong to the containers' user (uid 10001); rootless podman maps it to another uid.
+    rm -rf "$work" 2> /dev/null || { [ "$ENGINE" = podman ] && podman unshare rm -rf "$work"; } || true
     exit $status
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# in SERVICE COMMAND...: a command in the first container of a compose service.
-in_service() { local service=$1; shift; "${compose[@]}" exec -T "$service" "$@" 2>> "$work/compose.log"; }
+# The mesh is a moderated TLS swarm (docker-compose.yml mounts the swarm's root and key from
+# HIVEMIND_SWARM_DIR): a fresh swarm for this run, made with the cli image as the containers' user,
+# and a membership for this script's own calls to the gateway.
+export HIVEMIND_SWARM_DIR=$work/swarm
+mkdir -m 0777 "$HIVEMIND_SWARM_DIR"
+hivemind() { "$ENGINE" run --rm -v "$HIVEMIND_SWARM_DIR:/swarm" -w /swarm hivemind-swift/cli:latest "$@" 2>> "$work/compose.log"; }
+hivemind swarm init --swarm-key swarm.key --swarm-ca swarm.crt > /dev/null
+probe=$(hivemind identity --identity probe.key | python3 -c 'import json, sys; print(json.load(sys.stdin)["peer_id"])')
+hivemind swarm admit "$probe" --swarm-key swarm.key --expires 1d --out probe.crt > /dev/null
+
 alive_experts() {
-    in_service gateway curl -fsS --max-time 5 "http://127.0.0.1:8080/v1/experts?prefix=ffn.&grid=4,4" \
+    curl -fsS --max-time 5 -k --cert "$HIVEMIND_SWARM_DIR/probe.crt" --key "$HIVEMIND_SWARM_DIR/probe.key" \
+        "https://127.0.0.1:$GATEWAY_PORT/v1/experts?prefix=ffn.&grid=4,4" 2>> "$work/compose.log" \
         | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["experts"]))' 2>/dev/null || echo 0
 }
 
@@ -92,7 +104,7 @@ log "16 experts alive on 4 expert hosts"
 hosts=$("$ENGINE" ps --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=expert-host" -q | wc -l)
 log "scaled to $hosts expert hosts"
 
-"${compose[@]}" --profile train run --rm trainer train --gateway http://gateway:8080 --averager http://averager-1:8100 \
+"${compose[@]}" --profile train run --rm trainer train --gateway https://gateway:8080 --averager https://averager-1:8100 \
     --epochs "$epochs" > "$work/trainer.json" 2>> "$work/compose.log"
 python3 - "$work/trainer.json" "$experts" "$hosts" <<'EOF'
 import json, sys

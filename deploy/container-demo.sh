@@ -2,7 +2,10 @@
 # `make container-demo`: the demo's mesh from the images of `make images`, one
 # container per service on a network of its own (3 DHT nodes, 3 expert hosts,
 # 2 averagers, a gateway), every setting an environment variable as the README
-# documents them, the expert hosts' checkpoints on one named volume. Two
+# documents them, the expert hosts' checkpoints on one named volume. It is a
+# moderated TLS swarm, as docker-compose.yml and the Kubernetes manifests run
+# one: a fresh swarm for the run (made with the cli image), whose root and key
+# every container mounts, admitting its own identity at start (--swarm-key). Two
 # trainers in `cli` containers learn the digits through it; midway one expert
 # host is killed (SIGKILL), a fourth is started (scaling out while training),
 # and the killed one is started again and resumes its experts from the volume.
@@ -61,8 +64,11 @@ cleanup() {
         done
     fi
     remove "$run_id"
+    # The swarm's files belong to the containers' user (uid 10001); rootless podman maps it to another uid.
+    rm -rf "$swarm" 2> /dev/null || { [ "$ENGINE" = podman ] && podman unshare rm -rf "$swarm"; } || true
     exit $status
 }
+swarm=$(mktemp -d "${TMPDIR:-/tmp}/hivemind-swarm.XXXX")
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -70,11 +76,22 @@ for target in dht expert-host averager gateway cli; do
     "$ENGINE" image inspect "$(image $target)" > /dev/null 2>&1 || { log "no image $(image $target): run make images"; exit 1; }
 done
 "$ENGINE" network create "$network" > /dev/null
+
+# The swarm: its root and key, and a membership for this script's own calls (curl inside the containers),
+# made as the containers' user and mounted read-only into every container at /etc/hivemind/swarm.
+chmod 0777 "$swarm"
+hivemind() { "$ENGINE" run --rm -v "$swarm:/swarm" -w /swarm "$(image cli)" "$@" 2>> "$engine_log"; }
+hivemind swarm init --swarm-key swarm.key --swarm-ca swarm.crt > /dev/null
+probe=$(hivemind identity --identity probe.key | python3 -c 'import json, sys; print(json.load(sys.stdin)["peer_id"])')
+hivemind swarm admit "$probe" --swarm-key swarm.key --expires 1d --out probe.crt > /dev/null
+member=(-v "$swarm:/etc/hivemind/swarm:ro" -e HIVEMIND_SWARM_CA=/etc/hivemind/swarm/swarm.crt
+        -e HIVEMIND_SWARM_KEY=/etc/hivemind/swarm/swarm.key)
+as_member=(--cert /etc/hivemind/swarm/probe.crt --key /etc/hivemind/swarm/probe.key)
 "$ENGINE" volume create "$volume" > /dev/null
 
 # Each image sets HIVEMIND_HOST=0.0.0.0 and its HIVEMIND_PORT (DHT 31337, expert host 8000,
 # averager 8100, gateway 8080); every other setting is given here, as the README documents it.
-dht_nodes=http://$prefix-dht-1:31337,http://$prefix-dht-2:31337,http://$prefix-dht-3:31337
+dht_nodes=https://$prefix-dht-1:31337,https://$prefix-dht-2:31337,https://$prefix-dht-3:31337
 declare -A port=([dht]=31337 [expert-host]=8000 [averager]=8100 [gateway]=8080)
 declare -A started_at ready_seconds stop_seconds exit_codes
 
@@ -83,7 +100,7 @@ service() {
     local name=$1 target=$2
     shift 2
     started_at[$name]=$(now)
-    "$ENGINE" run -d --name "$prefix-$name" --label "hivemind.demo=$run_id" --network "$network" "$@" "$(image "$target")" \
+    "$ENGINE" run -d --name "$prefix-$name" --label "hivemind.demo=$run_id" --network "$network" "${member[@]}" "$@" "$(image "$target")" \
         > /dev/null 2>> "$engine_log"
 }
 
@@ -92,8 +109,8 @@ service() {
 ready() {
     local name=$1 target=$2
     if ! "$ENGINE" exec "$prefix-$name" sh -c "for i in \$(seq 600); do
-            curl -fs --max-time 1 -o /dev/null http://127.0.0.1:${port[$target]}/readyz && exit 0; sleep 0.05; done; exit 1"; then
-        log "$name is not ready within 30 s: $("$ENGINE" exec "$prefix-$name" curl -sS --max-time 2 "http://127.0.0.1:${port[$target]}/readyz" 2>&1)"
+            curl -fsk --max-time 1 -o /dev/null https://127.0.0.1:${port[$target]}/readyz && exit 0; sleep 0.05; done; exit 1"; then
+        log "$name is not ready within 30 s: $("$ENGINE" exec "$prefix-$name" curl -sSk --max-time 2 "https://127.0.0.1:${port[$target]}/readyz" 2>&1)"
         exit 1
     fi
     ready_seconds[$name]=$(seconds "${started_at[$name]}" "$(now)")
@@ -118,8 +135,8 @@ healthy() {
 # dht_node N: lists the other two nodes as initial peers, so that any of them can (re)join through the others.
 dht_node() {
     local others=()
-    for other in 1 2 3; do [ "$other" != "$1" ] && others+=("http://$prefix-dht-$other:31337"); done
-    service "dht-$1" dht -e HIVEMIND_ANNOUNCE_ADDRESS="http://$prefix-dht-$1:31337" \
+    for other in 1 2 3; do [ "$other" != "$1" ] && others+=("https://$prefix-dht-$other:31337"); done
+    service "dht-$1" dht -e HIVEMIND_ANNOUNCE_ADDRESS="https://$prefix-dht-$1:31337" \
         -e HIVEMIND_INITIAL_PEERS="$(IFS=,; echo "${others[*]}")" -e HIVEMIND_ALLOW_UNREACHABLE_PEERS=true
 }
 
@@ -136,15 +153,15 @@ expert_host() {
 # The averagers listen on every interface: their runs and shared states need a token, which the trainers send.
 run_token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 averager() {
-    service "averager-$1" averager -e HIVEMIND_DHT="$dht_nodes" -e HIVEMIND_ANNOUNCE_ADDRESS="http://$prefix-averager-$1:8100" \
+    service "averager-$1" averager -e HIVEMIND_DHT="$dht_nodes" -e HIVEMIND_ANNOUNCE_ADDRESS="https://$prefix-averager-$1:8100" \
         -e HIVEMIND_MIN_MATCHMAKING_TIME=1 -e HIVEMIND_RUN_TOKEN="$run_token"
 }
 
 # trainer NAME SEED AVERAGER: `hivemind train` in a cli container, its history in $out.
 trainer() {
     "$ENGINE" run --rm --name "$prefix-$1" --label "hivemind.demo=$run_id" --network "$network" \
-        -v "$out:/var/lib/hivemind/out" -e HIVEMIND_RUN_TOKEN="$run_token" "$(image cli)" \
-        train --gateway "http://$prefix-gateway:8080" --averager "http://$prefix-averager-$3:8100" --epochs "$epochs" \
+        -v "$out:/var/lib/hivemind/out" -e HIVEMIND_RUN_TOKEN="$run_token" "${member[@]}" -e HIVEMIND_IDENTITY=/tmp/trainer.key \
+        "$(image cli)" train --gateway "https://$prefix-gateway:8080" --averager "https://$prefix-averager-$3:8100" --epochs "$epochs" \
         --name "$1" --seed "$2" --hidden-dim 64 --history "/var/lib/hivemind/out/$1.history.jsonl" \
         > "$out/$1.json" 2> "$out/$1.log"
 }
@@ -152,12 +169,12 @@ trainer() {
 # inside NAME COMMAND...: runs a command in a service's container.
 inside() { local name=$1; shift; "$ENGINE" exec "$prefix-$name" "$@"; }
 alive_experts() {
-    inside gateway curl -fsS --max-time 5 "http://127.0.0.1:8080/v1/experts?prefix=ffn.&grid=4,4" \
+    inside gateway curl -fsSk "${as_member[@]}" --max-time 5 "https://127.0.0.1:8080/v1/experts?prefix=ffn.&grid=4,4" \
         | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["experts"]))'
 }
 # steps N: the optimizer steps of expert host N's experts, comma-separated in uid order.
 steps() {
-    inside "expert-host-$1" curl -fsS --max-time 5 http://127.0.0.1:8000/v1/experts \
+    inside "expert-host-$1" curl -fsSk "${as_member[@]}" --max-time 5 https://127.0.0.1:8000/v1/experts \
         | python3 -c 'import json, sys; print(",".join(str(e["steps"]) for e in json.load(sys.stdin)["experts"]))'
 }
 
@@ -210,8 +227,8 @@ alive_at_end=$(alive_experts)
 # --- SIGTERM: each container stops by itself (exit 0) within 2 s; a trainer too (tini passes it on). A DHT
 # node whose peer call is waiting for a name that no longer resolves (a node stopped a moment before)
 # finishes that call first, which can take its --rpc-timeout (3 s).
-"$ENGINE" run -d --name "$prefix-trainer-3" --label "hivemind.demo=$run_id" --network "$network" "$(image cli)" \
-    train --gateway "http://$prefix-gateway:8080" --epochs 100 --name trainer-3 --hidden-dim 64 > /dev/null 2>> "$engine_log"
+"$ENGINE" run -d --name "$prefix-trainer-3" --label "hivemind.demo=$run_id" --network "$network" "${member[@]}" \
+    -e HIVEMIND_IDENTITY=/tmp/trainer.key "$(image cli)" train --gateway "https://$prefix-gateway:8080" --epochs 100 --name trainer-3 --hidden-dim 64 > /dev/null 2>> "$engine_log"
 sleep 2
 for name in trainer-3 gateway averager-1 averager-2 expert-host-1 expert-host-2 expert-host-3 expert-host-4 dht-3 dht-2 dht-1; do
     begin=$(now)

@@ -2,6 +2,7 @@
 # `make demo`: a local mesh (3 DHT nodes, 4 expert hosts with a 4x4 grid of ffn
 # experts, 2 averagers, a gateway) trains a digits classifier with 2 trainers;
 # midway one expert host is killed with SIGKILL, later a third trainer joins.
+# The mesh is a TLS swarm that admits only members (DEMO_INSECURE=1: plain HTTP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(swift build -c release --show-bin-path)
@@ -9,7 +10,7 @@ out=${DEMO_OUT:-out/demo}
 rm -rf "$out" && mkdir -p "$out"
 epochs=${DEMO_EPOCHS:-6}
 
-"$bin/hivemind" mesh up --hidden-dim 64 --mesh-file "$out/mesh.json" > /dev/null 2> "$out/mesh.log" &
+"$bin/hivemind" mesh up --hidden-dim 64 --mesh-file "$out/mesh.json" ${DEMO_INSECURE:+--insecure} > /dev/null 2> "$out/mesh.log" &
 mesh=$!
 trap 'kill -TERM $mesh 2>/dev/null; wait $mesh 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$out/mesh.json" ] && break; sleep 0.1; done
@@ -17,11 +18,17 @@ for _ in $(seq 100); do [ -s "$out/mesh.json" ] && break; sleep 0.1; done
 field() { python3 -c "import json,sys; print(json.load(open('$out/mesh.json'))[sys.argv[1]][int(sys.argv[2])][sys.argv[3]])" "$@"; }
 gateway=$(field hivemind-gateway 0 url)
 echo "mesh up: gateway $gateway, averagers $(field hivemind-averager 0 url) $(field hivemind-averager 1 url)"
+# The trainers' membership of the swarm (mesh up admitted one trainer identity for them).
+membership=$(python3 -c "
+import json
+swarm = json.load(open('$out/mesh.json')).get('swarm')
+print(' '.join(['--swarm-ca', swarm['ca'], '--swarm-cert', swarm['certificate'], '--identity', swarm['identity']]) if swarm else '')")
+if [ -n "$membership" ]; then echo "a TLS swarm: every service admits members of the swarm only (keys in $out/mesh-keys)"; fi
 
 train() {  # name seed averager-index epochs
     "$bin/hivemind" train --gateway "$gateway" --averager "$(field hivemind-averager "$3" url)" --epochs "$4" \
         --name "$1" --seed "$2" --hidden-dim 64 --optimizer "${DEMO_OPTIMIZER:-gradients}" \
-        --history "$out/$1.history.jsonl" > "$out/$1.json"
+        --history "$out/$1.history.jsonl" $membership > "$out/$1.json"
 }
 started=$(date +%s.%N)
 train trainer-1 1 0 "$epochs" & first=$!

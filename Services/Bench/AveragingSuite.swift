@@ -29,13 +29,15 @@ private struct Peers {
     let dht: [ServiceProcess]
     let averagers: [ServiceProcess]
 
-    static func start(_ count: Int, _ arguments: (Int) -> [String]) async throws -> Peers {
-        let root = try await ServiceProcess.start("hivemind-dht", quiet)
+    /// - Parameter security: each process's TLS flags by a name of its own (`BenchSwarm.flags`); none for plain HTTP.
+    static func start(_ count: Int, security: (String) throws -> [String] = { _ in [] }, _ arguments: (Int) -> [String]) async throws -> Peers {
+        let root = try await ServiceProcess.start("hivemind-dht", quiet + security("dht-root"))
         var dht = [root], averagers: [ServiceProcess] = []
         for index in 0..<count {
-            let node = try await ServiceProcess.start("hivemind-dht", quiet + ["--initial-peers", root.url])
+            let node = try await ServiceProcess.start("hivemind-dht", quiet + security("dht-\(index)") + ["--initial-peers", root.url])
             dht.append(node)
-            averagers.append(try await ServiceProcess.start("hivemind-averager", quiet + ["--dht", node.url] + arguments(index)))
+            averagers.append(try await ServiceProcess.start("hivemind-averager", quiet + security("averager-\(index)") + ["--dht", node.url]
+                + arguments(index)))
         }
         return Peers(dht: dht, averagers: averagers)
     }
@@ -111,8 +113,11 @@ private func runReferenceProtocol(peers count: Int, groupSize: Int, rounds: Int,
 /// after one untimed round that faults in the processes' buffers. The loopback
 /// reference is the best of its runs before and after the rounds, so that
 /// other work on the machine during one run cannot lower it.
-private func measureAllReduceBandwidth(peers count: Int, bytes: Int, rounds: Int, loopback: Double) async throws {
-    let peers = try await Peers.start(count) { _ in ["--target-group-size", "\(count)", "--allreduce-timeout", "120"] }
+/// - Returns: the peers' total traffic in bytes per second.
+@discardableResult
+func measureAllReduceBandwidth(peers count: Int, bytes: Int, rounds: Int, loopback: Double,
+                               security: (String) throws -> [String] = { _ in [] }, label: String = "") async throws -> Double {
+    let peers = try await Peers.start(count, security: security) { _ in ["--target-group-size", "\(count)", "--allreduce-timeout", "120"] }
     var generator = SplitMix64(seed: 7)
     let bodies = try (0..<count).map { _ in
         try Safetensors.encode([(name: "x", tensor: try WireTensor(Tensor.randomNormal(shape: [bytes / 4], using: &generator)))])
@@ -136,13 +141,14 @@ private func measureAllReduceBandwidth(peers count: Int, bytes: Int, rounds: Int
     let loopback = max(loopback, try bestLoopbackBandwidth())
     let time = median(times)
     let traffic = sentPerRound / time
-    print("all-reduce: \(count) peers averaging \(bytes >> 20) MiB of float32 each (median of \(rounds) rounds after a warm-up)")
+    print("all-reduce\(label): \(count) peers averaging \(bytes >> 20) MiB of float32 each (median of \(rounds) rounds after a warm-up)")
     print("  all-reduce time   median \(milliseconds(time))  best \(milliseconds(times.min()!))")
     print("  bytes per round   \(format(sentPerRound / Double(1 << 20), 1)) MiB sent by all peers (2 (n-1) x \(bytes >> 20) MiB = \(format(expected / Double(1 << 20), 1)) MiB)")
     print("  loopback          \(format(loopback / 1e9)) GB/s (best of the runs before and after the rounds)")
     print("  loopback traffic  \(format(traffic / 1e9)) GB/s of all peers together = \(format(traffic / loopback * 100, 1))% of one loopback stream  "
         + "target >= 30% \(verdict(traffic / loopback >= 0.3))")
     print("  per peer          \(format(traffic / Double(count) / 1e9)) GB/s out and as much in")
+    return traffic
 }
 
 /// The sum of the averagers' `bytes_sent_total` counters.
@@ -161,6 +167,6 @@ private func bytesSent(_ averagers: [ServiceProcess], client: HTTPClient) async 
 
 /// The best of three one-stream loopback measurements: the machine's limit,
 /// least disturbed by other work.
-private func bestLoopbackBandwidth() throws -> Double {
+func bestLoopbackBandwidth() throws -> Double {
     try (0..<3).map { _ in try measureLoopbackBandwidth() }.max()!
 }

@@ -13,16 +13,16 @@ func runDHTSuite() throws {
         print()
         try await measureIdleNode()
         print()
-        try await runReferenceProtocol(peers: 16, initialPeers: 4, rounds: 16)
+        try await runDHTReferenceProtocol(peers: 16, initialPeers: 4, rounds: 16)
         print()
-        try await runReferenceProtocol(peers: 64, initialPeers: 4, rounds: 32)
+        try await runDHTReferenceProtocol(peers: 64, initialPeers: 4, rounds: 32)
         print()
         try await measureRequestsPerLookup(sizes: [16, 64, 256])
     }
 }
 
 /// Runs async work from the synchronous suite entry point (the main thread may block).
-private func blockOn(_ work: @escaping @Sendable () async throws -> Void) throws {
+func blockOn(_ work: @escaping @Sendable () async throws -> Void) throws {
     let done = DispatchSemaphore(value: 0)
     let failure = Mutex<(any Error)?>(nil)
     Task {
@@ -60,7 +60,7 @@ private func measureIdleNode() async throws {
 }
 
 /// The totals of /proc/PID/smaps_rollup, in bytes, by name (Rss, Pss, Private_Dirty...).
-private func memoryFigures(of pid: pid_t) -> [String: Int] {
+func memoryFigures(of pid: pid_t) -> [String: Int] {
     let text = (try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8)) ?? ""
     var figures: [String: Int] = [:]
     for line in text.split(separator: "\n") {
@@ -71,7 +71,7 @@ private func memoryFigures(of pid: pid_t) -> [String: Int] {
     return figures
 }
 
-private func megabytes(_ bytes: Int) -> String { "\(format(Double(bytes) / 1e6, 1)) MB" }
+func megabytes(_ bytes: Int) -> String { "\(format(Double(bytes) / 1e6, 1)) MB" }
 
 // MARK: - The reference's benchmark protocol
 
@@ -80,13 +80,17 @@ private func megabytes(_ bytes: Int) -> String { "\(format(Double(bytes) / 1e6, 
 /// get succeeds if it returns every subkey that was stored, with its value.
 /// 10% of the peers, set aside at the start, are killed (SIGKILL) after the
 /// store phase of random rounds.
-private func runReferenceProtocol(peers count: Int, initialPeers: Int, rounds: Int) async throws {
+/// - Parameter security: each process's TLS flags by a name of its own (`BenchSwarm.flags`); none for plain HTTP.
+/// - Returns: the mean store and get wall times per round.
+@discardableResult
+func runDHTReferenceProtocol(peers count: Int, initialPeers: Int, rounds: Int, security: (String) throws -> [String] = { _ in [] },
+                          label: String = "") async throws -> (store: Double, get: Double) {
     var generator = SplitMix64(seed: 30)
     let startedAt = monotonicSeconds()
     var peers: [ServiceProcess] = []
-    for _ in 0..<count {
+    for index in 0..<count {
         let neighbours = peers.shuffled(using: &generator).prefix(initialPeers).map(\.url)
-        let arguments = quiet + (neighbours.isEmpty ? [] : ["--initial-peers", neighbours.joined(separator: ",")])
+        let arguments = try quiet + security("dht-\(index)") + (neighbours.isEmpty ? [] : ["--initial-peers", neighbours.joined(separator: ",")])
         peers.append(try await ServiceProcess.start("hivemind-dht", arguments))
     }
     let startup = monotonicSeconds() - startedAt
@@ -139,13 +143,14 @@ private func runReferenceProtocol(peers count: Int, initialPeers: Int, rounds: I
     }
 
     let target = count <= 16 ? 0.050 : 0.120
-    print("reference protocol: \(count) peers, \(initialPeers) initial peers each, \(rounds) rounds, 8 stores + 8 gets (latest) per round, \(doomed.count) killed with SIGKILL")
+    print("reference protocol\(label): \(count) peers, \(initialPeers) initial peers each, \(rounds) rounds, 8 stores + 8 gets (latest) per round, \(doomed.count) killed with SIGKILL")
     print("  start-up of \(count) processes      \(format(startup, 2)) s")
     print("  store wall time per round      mean \(milliseconds(mean(storeTimes)))  std \(milliseconds(standardDeviation(storeTimes)))  max \(milliseconds(storeTimes.max()!))  target mean < \(Int(target * 1000)) ms \(verdict(mean(storeTimes) < target))")
     print("  get wall time per round        mean \(milliseconds(mean(getTimes)))  std \(milliseconds(standardDeviation(getTimes)))  max \(milliseconds(getTimes.max()!))  target mean < \(Int(target * 1000)) ms \(verdict(mean(getTimes) < target))")
     print("  store success                  \(percent(storesOK, stores)) (\(storesOK)/\(stores))  target 100% \(verdict(storesOK == stores))")
     print("  get success                    \(percent(getsOK, gets)) (\(getsOK)/\(gets))  target 100% \(verdict(getsOK == gets))")
     print("  node survival                  \(percent(count - doomed.count, count))")
+    return (mean(storeTimes), mean(getTimes))
 }
 
 // MARK: - RPCs per lookup
@@ -205,7 +210,7 @@ private func randomHex(_ generator: inout SplitMix64) -> String {
     (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
 }
 
-private func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(max(values.count, 1)) }
+func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(max(values.count, 1)) }
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 

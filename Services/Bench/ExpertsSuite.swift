@@ -45,13 +45,16 @@ func runExpertsSuite() throws {
 }
 
 /// Starts `clients` client processes for 5 seconds; returns the samples per second they completed in all.
-private func runClients(_ url: String, uids: [String], batch: Int, clients: Int, mode: String, hidden: Int) throws -> Double {
+/// - Parameter environment: added to the clients' (a swarm member's `HIVEMIND_SWARM_*` and `HIVEMIND_IDENTITY`).
+func runClients(_ url: String, uids: [String], batch: Int, clients: Int, mode: String, hidden: Int,
+                environment: [String: String] = [:]) throws -> Double {
     let seconds = 5.0
     let processes = try (0..<clients).map { index in
         let process = Process()
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
         process.arguments = ["expert-client", url, uids[index % uids.count], String(batch), String(hidden), mode, String(seconds)]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = output
         try process.run()
         return (process, output)
@@ -72,6 +75,9 @@ func runExpertClient(_ arguments: [String]) throws {
         throw BenchError("usage: expert-client URL UID BATCH HIDDEN train|forward SECONDS")
     }
     let (url, uid, mode) = (arguments[0], arguments[1], arguments[4])
+    // A member of a TLS swarm when the environment says so (the tls suite).
+    TLSClientSettings.current = try TLSClientSettings(clientOptions: ServiceOptions(
+        service: "expert-client", specs: TLSClientSettings.clientOptions, arguments: [], environment: processEnvironment()))
     var generator = SplitMix64(seed: UInt64(getpid()))
     let x = Tensor.randomNormal(shape: [batch, hidden], using: &generator)
     let forwardBody = try TensorBundle([("input.0", x)]).encode()

@@ -8,6 +8,7 @@ let suites: [(name: String, summary: String, run: () throws -> Void)] = [
     ("gateway", "MoE forward + backward through the gateway over 4 hosts x 4 ffn experts: samples/s and the gateway's overhead", runGatewaySuite),
     ("averaging", "averager processes: the reference's averaging protocol (8 and 16 peers), all-reduce bandwidth against loopback", runAveragingSuite),
     ("dht", "DHT nodes as processes: the reference's store/get protocol, idle memory and start-up, RPCs per lookup", runDHTSuite),
+    ("tls", "plain HTTP vs a TLS swarm with membership, side by side: handshake, nop transport, all-reduce, DHT round, idle memory", runTLSSuite),
 ]
 
 @MainActor func usage() -> String {

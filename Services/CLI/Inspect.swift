@@ -36,8 +36,11 @@ func runExperts(_ arguments: [String]) async throws {
     }
 }
 
-/// Options (`--name value`) and the remaining positional words.
-func parse(_ command: String, _ arguments: [String], _ specs: [OptionSpec]) throws -> (ServiceOptions, [String]) {
+/// Options (`--name value`) and the remaining positional words. A command
+/// that calls services (`client`) also takes the flags of a TLS swarm's
+/// client (`TLSClientSettings.clientOptions`) and installs them for its calls.
+func parse(_ command: String, _ arguments: [String], _ specs: [OptionSpec], client: Bool = true) throws -> (ServiceOptions, [String]) {
+    let specs = specs + (client ? TLSClientSettings.clientOptions : [])
     var flags: [String] = []
     var positional: [String] = []
     var index = 0
@@ -55,5 +58,7 @@ func parse(_ command: String, _ arguments: [String], _ specs: [OptionSpec]) thro
         }
         index += 1
     }
-    return (try ServiceOptions(service: command, specs: specs, arguments: flags, environment: processEnvironment()), positional)
+    let options = try ServiceOptions(service: command, specs: specs, arguments: flags, environment: processEnvironment())
+    if client { TLSClientSettings.current = try TLSClientSettings(clientOptions: options) }
+    return (options, positional)
 }

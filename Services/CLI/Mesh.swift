@@ -17,7 +17,9 @@ func runMesh(_ arguments: [String]) async throws {
         OptionSpec("gateways", default: "1", help: "gateways (a trainer given several survives one's death)"),
         OptionSpec("update-period", default: "2", help: "seconds between expert declarations (experts of a dead host vanish after two)"),
         OptionSpec("mesh-file", default: "mesh.json", help: "where to write the services' addresses"),
-    ])
+        OptionSpec("keys-dir", help: "where the swarm's key and root, each service's identity and membership, and a trainer's go (default: mesh-keys next to --mesh-file)"),
+        OptionSpec("insecure", help: "plain HTTP: no TLS, no membership (default: a TLS swarm that admits only members)", isSwitch: true),
+    ], client: false)
     guard rest == ["up"] else { throw OptionError("usage: hivemind mesh up [options] | hivemind mesh status [options]") }
     let grid = options.list("grid").compactMap(Int.init)
     let hostCount = try options.int("hosts") ?? 4
@@ -29,13 +31,19 @@ func runMesh(_ arguments: [String]) async throws {
     guard hostCount <= uids.count else {
         throw OptionError("--hosts \(hostCount) exceeds the grid's \(uids.count) experts: a host would serve nothing; use fewer hosts or a larger --grid")
     }
-    let mesh = LocalMesh()
+    let meshFile = URL(fileURLWithPath: options.string("mesh-file")!)
+    let swarm = try options.bool("insecure") ? nil
+        : try LocalSwarm(folder: options.string("keys-dir").map { URL(fileURLWithPath: $0) }
+                         ?? meshFile.deletingLastPathComponent().appendingPathComponent("mesh-keys"))
+    // This process asks the DHT too (is every expert declared?), as the trainer would.
+    if let swarm { TLSClientSettings.current = try swarm.trainer.client() }
+    let mesh = LocalMesh(swarm: swarm)
     ServiceRunner.installTerminationHandlers()
     do {
         let quiet = ["--port", "0", "--log-level", "warning"]
         let first = try mesh.start("hivemind-dht", quiet)
-        for _ in 1..<dhtCount { _ = try mesh.start("hivemind-dht", quiet + ["--initial-peers", first.url]) }
-        let dht = mesh.urls(of: "hivemind-dht").joined(separator: ",")
+        for _ in 1..<dhtCount { _ = try mesh.start("hivemind-dht", quiet + ["--initial-peers", first.address]) }
+        let dht = mesh.addresses(of: "hivemind-dht").joined(separator: ",")
         for host in 0..<hostCount {
             let mine = uids.enumerated().filter { $0.offset % hostCount == host }.map(\.element.description)
             guard !mine.isEmpty else { continue }
@@ -57,7 +65,7 @@ func runMesh(_ arguments: [String]) async throws {
         throw error
     }
     // Ready means the gateway can route: every expert is declared in the DHT.
-    let dht = DHTClient(nodes: mesh.urls(of: "hivemind-dht"), timeout: 3)
+    let dht = DHTClient(nodes: mesh.addresses(of: "hivemind-dht"), timeout: 3)
     let prefix = options.string("expert-class")! + "."
     let deadline = Clock.now + 20
     var declared = 0
@@ -69,9 +77,10 @@ func runMesh(_ arguments: [String]) async throws {
         FileHandle.standardError.write(Data("mesh up: only \(declared) of \(uids.count) experts declared in the DHT after 20 s\n".utf8))
     }
     let description = mesh.description
-    try description.serialized().write(toFile: options.string("mesh-file")!, atomically: true, encoding: .utf8)
+    try description.serialized().write(to: meshFile, atomically: true, encoding: .utf8)
     // A ready line like every service's, with the gateway as the mesh's front door.
-    let ready: JSON = ["event": "mesh_up", "url": .string(mesh.urls(of: "hivemind-gateway")[0]), "services": description]
+    let ready: JSON = ["event": "mesh_up", "url": .string(mesh.services.first { $0.product == "hivemind-gateway" }!.url),
+                       "services": description]
     FileHandle.standardOutput.write(Data((ready.serialized() + "\n").utf8))
     FileHandle.standardError.write(Data("mesh up: \(mesh.services.count) services; addresses in \(options.string("mesh-file")!); Ctrl-C stops them\n".utf8))
     _ = ServiceRunner.waitForTermination()
@@ -84,9 +93,17 @@ final class LocalMesh: @unchecked Sendable {
         let product: String
         let process: Process
         let url: String
+        /// The identity's key, from the ready line.
+        let peerID: String?
+        /// The URL pinned to the peer id (what other services call).
+        var address: String { peerID.flatMap { PeerAddress.pinned(url, to: $0) } ?? url }
     }
 
     private(set) var services: [Service] = []
+    /// The moderated swarm every service joins; nil for plain HTTP.
+    let swarm: LocalSwarm?
+
+    init(swarm: LocalSwarm?) { self.swarm = swarm }
 
     /// Starts a product from the folder this executable is in and waits for
     /// its ready line, at most `timeout` seconds (a service that neither gets
@@ -96,7 +113,9 @@ final class LocalMesh: @unchecked Sendable {
         let process = Process()
         let output = Pipe()
         process.executableURL = Self.folder.appendingPathComponent(product)
-        process.arguments = arguments + ["--parent-pid", String(getpid())]  // stop with us, even if we are SIGKILLed
+        let name = "\(product.replacingOccurrences(of: "hivemind-", with: ""))-\(services.filter { $0.product == product }.count)"
+        let credentials = try swarm.map { try $0.member(name).serviceFlags } ?? []
+        process.arguments = arguments + credentials + ["--parent-pid", String(getpid())]  // stop with us, even if we are SIGKILLed
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardOutput = output
         try process.run()
@@ -115,11 +134,12 @@ final class LocalMesh: @unchecked Sendable {
             guard count > 0 else { throw OptionError("\(product) exited before it was ready (its errors are above)") }
             line += buffer[..<count]
         }
-        guard let url = try JSON.parse(Array(line.prefix { $0 != UInt8(ascii: "\n") }))["url"]?.stringValue else {
+        let ready = try JSON.parse(Array(line.prefix { $0 != UInt8(ascii: "\n") }))
+        guard let url = ready["url"]?.stringValue else {
             kill(process.processIdentifier, SIGKILL)
             throw OptionError("\(product) printed no url")
         }
-        let service = Service(product: product, process: process, url: url)
+        let service = Service(product: product, process: process, url: url, peerID: ready["peer_id"]?.stringValue)
         services.append(service)
         return service
     }
@@ -127,14 +147,23 @@ final class LocalMesh: @unchecked Sendable {
     /// The folder of this executable (also when started through PATH), where the services' executables are.
     static let folder = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
 
-    func urls(of product: String) -> [String] { services.filter { $0.product == product }.map(\.url) }
+    /// The peer addresses of a product's services.
+    func addresses(of product: String) -> [String] { services.filter { $0.product == product }.map(\.address) }
 
-    /// `{"hivemind-dht": [{"url", "pid"}], ...}`.
+    /// `{"hivemind-dht": [{"url", "peer_id", "key_pin", "pid"}], ..., "swarm": {"ca", "identity", "certificate"}}`:
+    /// the services, and, for a secure mesh, the swarm's root and a trainer's credentials.
     var description: JSON {
         var result: [String: JSON] = [:]
         for service in services {
-            let entry: JSON = ["url": .string(service.url), "pid": .int(Int(service.process.processIdentifier))]
-            result[service.product] = .array((result[service.product]?.arrayValue ?? []) + [entry])
+            var entry: [String: JSON] = ["url": .string(service.url), "peer_id": service.peerID.map(JSON.string) ?? .null,
+                                         "pid": .int(Int(service.process.processIdentifier))]
+            // What curl's --pinnedpubkey takes to call the service by its key.
+            if swarm != nil, let peer = service.peerID, let pin = PeerPin.pin(peer: peer) { entry["key_pin"] = .string(pin) }
+            result[service.product] = .array((result[service.product]?.arrayValue ?? []) + [.object(entry)])
+        }
+        if let swarm, case let trainer = swarm.trainer {
+            result["swarm"] = ["ca": .string(swarm.root.path), "identity": .string(trainer.identity.path),
+                               "certificate": .string(trainer.certificate.path)]
         }
         return .object(result)
     }

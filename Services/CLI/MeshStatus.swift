@@ -89,12 +89,24 @@ func meshServices(_ options: ServiceOptions) throws -> [MeshService] {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw OptionError("no mesh file at \(path): run `hivemind mesh up` here, or pass --mesh-file, --dht or --gateway")
     }
-    guard let mesh = try? JSON.parse(Array(data)), case .object(let products) = mesh else {
+    guard let mesh = try? JSON.parse(Array(data)), case .object(var products) = mesh else {
         throw OptionError("\(path) is not a mesh file (a JSON object of service lists, as `hivemind mesh up` writes)")
+    }
+    // A secure mesh names the swarm's root and a member's credentials; flags given win.
+    if let swarm = products.removeValue(forKey: "swarm"), options.string("swarm-ca") == nil {
+        TLSClientSettings.current = try TLSClientSettings(clientOptions: ServiceOptions(
+            service: "hivemind mesh status", specs: TLSClientSettings.clientOptions, arguments: [], environment: [
+                "HIVEMIND_SWARM_CA": swarm["ca"]?.stringValue ?? "", "HIVEMIND_SWARM_CERT": swarm["certificate"]?.stringValue ?? "",
+                "HIVEMIND_IDENTITY": swarm["identity"]?.stringValue ?? "",
+            ]))
     }
     return products.keys.sorted().flatMap { product in
         (products[product]?.arrayValue ?? []).compactMap { entry in
-            entry["url"]?.stringValue.map { MeshService(product: product, url: $0, pid: entry["pid"]?.intValue) }
+            // Called by peer address, so that each answer comes from the service the file names.
+            entry["url"]?.stringValue.map { url in
+                MeshService(product: product, url: entry["peer_id"]?.stringValue.flatMap { PeerAddress.pinned(url, to: $0) } ?? url,
+                            pid: entry["pid"]?.intValue)
+            }
         }
     }
 }

@@ -7,6 +7,8 @@ let commands: [(name: String, summary: String, run: ([String]) async throws -> V
     ("train", "train a model on the digits data set through a mesh's gateway and an averager", runTrain),
     ("dht", "dht get KEY | dht put KEY JSON [SECONDS]: read or write a DHT record", runDHT),
     ("experts", "experts ls PREFIX: the alive experts under a prefix, through a gateway", runExperts),
+    ("swarm", "swarm init: make a moderated swarm's key and root; swarm admit PEER_ID: a membership certificate", runSwarm),
+    ("identity", "identity: the peer id of a key file (created if missing), for swarm admit", runIdentity),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -24,8 +24,11 @@ final class MeshUnderTest: Sendable {
     let folder: URL
     /// `HIVEMIND_TEST_MESH=<uuid>`, in the environment of the mesh and its services.
     let tag: String
-    /// The mesh file's contents: product -> [(url, pid)].
-    let services: [String: [(url: String, pid: pid_t)]]
+    /// The mesh file's contents: product -> [(url, peer address, pid)].
+    let services: [String: [(url: String, address: String, pid: pid_t)]]
+    /// What a client of a secure mesh adds to its flags (`--swarm-ca`,
+    /// `--swarm-cert`, `--identity`, the same for the Python example); empty for `--insecure`.
+    let clientFlags: [String]
 
     static func up(_ flags: [String], timeout: Double = 60) async throws -> MeshUnderTest {
         let id = UUID().uuidString
@@ -44,20 +47,35 @@ final class MeshUnderTest: Sendable {
             }
         }
         let json = try JSON.parse(Array(try Data(contentsOf: URL(fileURLWithPath: meshFile))))
-        var services: [String: [(url: String, pid: pid_t)]] = [:]
+        var services: [String: [(url: String, address: String, pid: pid_t)]] = [:]
+        var clientFlags: [String] = []
         if case .object(let products) = json {
-            for (product, list) in products {
-                services[product] = (list.arrayValue ?? []).map { (($0["url"]?.stringValue ?? ""), pid_t($0["pid"]?.intValue ?? 0)) }
+            for (product, list) in products where product != "swarm" {
+                services[product] = (list.arrayValue ?? []).map { entry in
+                    let url = entry["url"]?.stringValue ?? ""
+                    return (url, entry["peer_id"]?.stringValue.flatMap { PeerAddress.pinned(url, to: $0) } ?? url, pid_t(entry["pid"]?.intValue ?? 0))
+                }
+            }
+            if let swarm = products["swarm"] {
+                clientFlags = ["--swarm-ca", swarm["ca"]?.stringValue ?? "", "--swarm-cert", swarm["certificate"]?.stringValue ?? "",
+                               "--identity", swarm["identity"]?.stringValue ?? ""]
+                // The test's own calls go to the mesh as its trainer would.
+                TLSClientSettings.current = try TLSClientSettings(clientOptions: ServiceOptions(
+                    service: "test", specs: TLSClientSettings.clientOptions, arguments: clientFlags, environment: [:]))
+            } else {
+                TLSClientSettings.current = TLSClientSettings()
             }
         }
-        return MeshUnderTest(process: process, folder: folder, tag: "HIVEMIND_TEST_MESH=\(id)", services: services)
+        return MeshUnderTest(process: process, folder: folder, tag: "HIVEMIND_TEST_MESH=\(id)", services: services, clientFlags: clientFlags)
     }
 
-    private init(process: BackgroundProcess, folder: URL, tag: String, services: [String: [(url: String, pid: pid_t)]]) {
+    private init(process: BackgroundProcess, folder: URL, tag: String, services: [String: [(url: String, address: String, pid: pid_t)]],
+                 clientFlags: [String]) {
         self.process = process
         self.folder = folder
         self.tag = tag
         self.services = services
+        self.clientFlags = clientFlags
     }
 
     deinit {
@@ -68,6 +86,8 @@ final class MeshUnderTest: Sendable {
     var meshFile: String { folder.appendingPathComponent("mesh.json").path }
     var allPids: [pid_t] { services.values.flatMap { $0.map(\.pid) } }
     func urls(_ product: String) -> [String] { services[product, default: []].map(\.url) }
+    /// The URLs pinned to the services' peer ids, as records and `mesh status` name them.
+    func addresses(_ product: String) -> [String] { services[product, default: []].map(\.address) }
     func pid(_ product: String, _ index: Int) -> pid_t { services[product]![index].pid }
     func file(_ name: String) -> String { folder.appendingPathComponent(name).path }
 }

@@ -13,7 +13,7 @@ extension CLI {
             let history = mesh.file("alone.jsonl")
             let result = try await hivemind(["train", "--data", digitsPath, "--gateway", mesh.urls("hivemind-gateway")[0],
                                              "--averager", mesh.urls("hivemind-averager")[0], "--grid", "2,2", "--train-samples", "320",
-                                             "--epochs", "1", "--name", "alone", "--history", history], timeout: 60)
+                                             "--epochs", "1", "--name", "alone", "--history", history] + mesh.clientFlags, timeout: 60)
             #expect(result.status == 0, "\(result.stderr.suffix(2000))")
             let summary = try JSON.parse(result.stdout)
             let lastStep = try #require(TrainingTests.steps(history).last?["time"]?.doubleValue)

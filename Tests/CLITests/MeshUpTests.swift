@@ -52,12 +52,12 @@ extension CLI {
             #expect(report["dht"]?["nodes_answering"]?.intValue == 2)
             #expect(report["dht"]?["estimated_size"]?.intValue == 2)
             #expect(report["experts"]?["alive"]?.intValue == 4)
-            for host in mesh.urls("hivemind-expert-host") {
+            for host in mesh.addresses("hivemind-expert-host") {
                 #expect(report["experts"]?["per_host"]?[host]?.arrayValue?.count == 2, "\(host) in \(healthy.stdout)")
             }
 
             // A host killed: its health fails at once, its experts leave the DHT after two update periods.
-            let deadHost = mesh.urls("hivemind-expert-host")[1]
+            let deadHost = mesh.addresses("hivemind-expert-host")[1]
             kill(mesh.pid("hivemind-expert-host", 1), SIGKILL)
             try await Task.sleep(for: .seconds(3))
             let degraded = try await hivemind(["mesh", "status", "--json", "--mesh-file", mesh.meshFile])
@@ -69,14 +69,14 @@ extension CLI {
             #expect(after["experts"]?["per_host"]?[deadHost]?.arrayValue?.isEmpty == true)
 
             // From a gateway alone: the same experts, the DHT's size unknown.
-            let throughGateway = try await hivemind(["mesh", "status", "--json", "--gateway", mesh.urls("hivemind-gateway")[0]])
+            let throughGateway = try await hivemind(["mesh", "status", "--json", "--gateway", mesh.urls("hivemind-gateway")[0]] + mesh.clientFlags)
             #expect(throughGateway.status == 0, "\(throughGateway.stderr)")
             let viaGateway = try JSON.parse(throughGateway.stdout)
             #expect(viaGateway["experts"]?["alive"]?.intValue == 2)
             #expect(viaGateway["dht"]?["estimated_size"] == .null)
 
             // The table for people, from the DHT alone.
-            let table = try await hivemind(["mesh", "status", "--dht", mesh.urls("hivemind-dht")[0]])
+            let table = try await hivemind(["mesh", "status", "--dht", mesh.urls("hivemind-dht")[0]] + mesh.clientFlags)
             #expect(table.status == 0, "\(table.stderr)")
             #expect(table.stdout.contains("experts alive under ffn.: 2"), "\(table.stdout)")
             mesh.process.signal(SIGTERM)

@@ -18,7 +18,7 @@ extension CLI {
                 "python3", Repository.path("examples/python/train.py"), "--gateway", mesh.urls("hivemind-gateway")[0],
                 "--averager", mesh.urls("hivemind-averager")[index - 1],
                 "--data", digitsPath, "--epochs", "6", "--seed", "\(index)", "--name", "python-\(index)",
-            ], timeout: 150)
+            ] + mesh.clientFlags, timeout: 150)
         }
 
         /// The trainer's summary line; checks that it reached 97% held-out and really
@@ -53,7 +53,7 @@ extension CLI {
             let mesh = try await MeshUnderTest.up(["--dht-nodes", "2", "--hosts", "2", "--grid", "4,4", "--averagers", "2"])
             async let python = Self.pythonTrainer(mesh, 1)
             async let swift = hivemind(["train", "--gateway", mesh.urls("hivemind-gateway")[0], "--averager", mesh.urls("hivemind-averager")[1],
-                                        "--data", digitsPath, "--epochs", "6", "--seed", "2", "--name", "swift-2"], timeout: 150)
+                                        "--data", digitsPath, "--epochs", "6", "--seed", "2", "--name", "swift-2"] + mesh.clientFlags, timeout: 150)
             // While it trains, the Python trainer's averager publishes its progress with its recent loss.
             var loss: Double? = nil
             let deadline = Clock.now + 60

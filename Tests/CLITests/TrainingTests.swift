@@ -11,6 +11,7 @@ extension CLI {
             ["train", "--data", digitsPath, "--gateway", mesh.urls("hivemind-gateway").joined(separator: ","), "--averager", averager,
              "--grid", "3,3", "--train-samples", "640", "--epochs", "3", "--seed", "\(index)",
              "--name", "trainer-\(index)", "--history", mesh.file("trainer-\(index).jsonl"), "--save", mesh.file("trainer-\(index).safetensors")]
+                + mesh.clientFlags
         }
 
         /// The last step a trainer has recorded.

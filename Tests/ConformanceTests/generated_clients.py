@@ -159,6 +159,8 @@ def service_operations(s: Session, metric_prefix: str) -> None:
     served = s.call(api.openapi_json, 200, models.OpenAPIDocument).parsed
     expect(served.to_dict() == s.document, "openapi_json: not the document the client was generated from")
     expect(yaml.safe_load(s.call(api.openapi_yaml, 200, str).parsed) == s.document, "openapi_yaml: another document")
+    card = s.call(api.identity, 200, models.IdentityCard).parsed
+    expect(len(card.peer_id) == 64 and card.tls is None and card.membership is None, f"identity: {card}")
 
 
 # One scenario per service.
@@ -249,7 +251,9 @@ def averager(s: Session, options: argparse.Namespace) -> None:
     round_tensors = s.call(api.averaging.round_tensors, 200, s.package.types.File, id=scheduled.id).parsed
     expect(np.allclose(read_tensors(round_tensors)[0]["w"], mean), "round_tensors: not the average")
     info = s.call(api.averaging.info, 200, models.AveragerInfo).parsed
-    expect(info.peer_id == s.url and "client_avg" in info.group_keys.to_dict(), f"info: {info}")
+    peer_id = s.call(s.api.service.identity, 200, models.IdentityCard).parsed.peer_id
+    pinned = s.url.replace("://", f"://{peer_id}@", 1)
+    expect(info.peer_id == peer_id and info.address == pinned and "client_avg" in info.group_keys.to_dict(), f"info: {info}")
 
     settings = models.RunSettings(target_batch_size=4, averaging_timeout=2)
     s.call(api.runs.configure_run, 201, models.Run, run="client_run", body=settings)

@@ -21,7 +21,7 @@ import TestSupport
         }
         #expect(found.count == keys.count, "declared within one update period: \(found.keys.sorted())")
         let uid = ExpertUID("ffn.1.0")!
-        #expect(ExpertDeclaration.claim(of: uid, in: found["ffn.1.0"])?.url == host.url)
+        #expect(ExpertDeclaration.claim(of: uid, in: found["ffn.1.0"])?.url == host.peerAddress, "pinned to the signer")
         #expect(Set(found["ffn."]?.subkeys?.keys.map(RecordOwnership.unmarked) ?? []) == ["0", "1"])
 
         host.signal(SIGKILL)

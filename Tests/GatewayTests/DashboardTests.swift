@@ -82,7 +82,7 @@ import TestSupport
             #expect(dom.contains(#"data-node-id="\#(id)""#), "DHT node \(id) is not on the page")
         }
         #expect(dom.contains(#"class="cell gone""#), "the dead host's experts are not marked as gone")
-        #expect(dom.contains(averager.url) && dom.contains("\(Self.run).0b") && dom.contains("\(Self.run).all_averagers"))
+        #expect(dom.contains(averager.peerAddress) && dom.contains("\(Self.run).0b") && dom.contains("\(Self.run).all_averagers"))
         #expect(dom.contains(">trainer-a<") && dom.contains(">trainer-b<"), "the trainers are not on the page")
         #expect(dom.contains("<polyline"), "no loss trend was drawn from successive progress records")
 
@@ -115,21 +115,21 @@ import TestSupport
             let dead = expert["uid"]?.stringValue?.hasPrefix("ffn.2.") == true
             #expect(expert["alive"] == .bool(!dead), "\(expert)")
             let row = expert["coordinates"]?.arrayValue?.first?.intValue ?? -1
-            #expect(hosts.indices.contains(row) && expert["host"]?.stringValue == hosts[row].url, "\(expert)")
+            #expect(hosts.indices.contains(row) && expert["host"]?.stringValue == hosts[row].peerAddress, "\(expert)")
             #expect((expert["forward_calls"]?.intValue ?? 0) >= 6, "\(expert)")
             if dead { #expect((expert["failures"]?.intValue ?? 0) >= 1, "calls to the killed host's \(expert) did not fail") }
             else { #expect(expert["failures"] == 0 && expert["steps"]?.intValue ?? 0 >= 6, "\(expert)") }
         }
         let hostStates = try #require(mesh["experts"]?["hosts"]?.arrayValue)
         for (index, host) in hosts.enumerated() {
-            let found = hostStates.first { $0["url"]?.stringValue == host.url }
+            let found = hostStates.first { $0["url"]?.stringValue == host.peerAddress }
             #expect(found?["reachable"] == .bool(index != 2) && found?["declared"] == .bool(index != 2), "\(String(describing: found))")
         }
         #expect(mesh["experts"]?["grid"] == [3, 2])
         let averaging = try #require(mesh["averaging"])
         let group = averaging["groups"]?.arrayValue?.first
-        #expect(group?["key"]?.stringValue == "\(Self.run).0b" && group?["peers"]?.arrayValue?.first?["peer"]?.stringValue == averager.url, "\(averaging)")
-        #expect(averaging["donors"]?.arrayValue?.first?["peers"]?.arrayValue?.first?["peer"]?.stringValue == averager.url, "\(averaging)")
+        #expect(group?["key"]?.stringValue == "\(Self.run).0b" && group?["peers"]?.arrayValue?.first?["peer"]?.stringValue == averager.peerAddress, "\(averaging)")
+        #expect(averaging["donors"]?.arrayValue?.first?["peers"]?.arrayValue?.first?["peer"]?.stringValue == averager.peerAddress, "\(averaging)")
         let reported = averaging["averagers"]?.arrayValue?.first
         #expect(reported?["reachable"] == true && reported?["group_keys"]?[Self.run]?.stringValue == "\(Self.run).0b", "\(averaging)")
         let trainers = averaging["trainers"]?.arrayValue ?? []

@@ -23,7 +23,7 @@ import TestSupport
         }
         #expect(await backward(x: x, metadata: issued).0 == 200, "the issued record works")
         // Forged: the same record pointing elsewhere, with the issued seal; or no seal at all.
-        let forged = issued["routing"]!.split(separator: mesh.host.url).joined(separator: "file:///etc/passwd")
+        let forged = issued["routing"]!.split(separator: mesh.host.peerAddress).joined(separator: "file:///etc/passwd")
         let forgedAnswer = await backward(x: x, metadata: ["routing": forged, "routing_seal": issued["routing_seal"]!])
         #expect(forgedAnswer.0 == 400 && forgedAnswer.1.contains("not issued"), "\(forgedAnswer)")
         #expect(await backward(x: x, metadata: ["routing": forged]).0 == 400)
@@ -104,7 +104,7 @@ import TestSupport
             let proxied = await proxyForward(mesh.gateway.url, uid: "ffn.0.0")
             #expect(proxied.status == 200 && (try? TensorBundle.decode(proxied.body)) != nil, "ffn.0.0 was answered by someone else: \(proxied)")
             let mixed = await moeForward(mesh.gateway.url, grid: "1,1", k: 1)
-            #expect(mixed.status == 200 && mixed.metadata["routing"]?.contains(mesh.host.url) == true, "\(mixed)")
+            #expect(mixed.status == 200 && mixed.metadata["routing"]?.contains(mesh.host.peerAddress) == true, "\(mixed)")
             try await Task.sleep(for: .milliseconds(300))
         }
     }

@@ -40,9 +40,12 @@ import Testing
         let keys = records.map { "\($0.key)|\($0.subkey ?? "-")" }
         #expect(keys == ["ffn.0.1|\(owner)", "ffn.|0\(owner)", "ffn.0.|1\(owner)", "ffn.0.2|\(owner)", "ffn.0.|2\(owner)"])
         let found = try #require(ExpertDeclaration.read(key: records[2].key, subkey: records[2].subkey!, item: records[2].item))
-        #expect(found.uid.description == "ffn.0.1" && found.url == "http://h:1" && found.owner == host.publicKeyHex && found.coordinate == 1)
+        #expect(found.uid.description == "ffn.0.1" && found.url == "http://\(host.peerID)@h:1" && found.owner == host.publicKeyHex && found.coordinate == 1)
         let claim = try #require(ExpertDeclaration.read(key: records[0].key, subkey: records[0].subkey!, item: records[0].item))
         #expect(claim.coordinate == nil && claim.uid.description == "ffn.0.1")
+        // A declaration whose URL names another peer than its signer is not read.
+        let forged = ExpertDeclaration.records(for: uids, hostURL: "https://\(Identity().peerID)@h:1", expirationTime: 1, identity: host)
+        #expect(ExpertDeclaration.read(key: forged[0].key, subkey: forged[0].subkey!, item: forged[0].item) == nil)
     }
 
     @Test func onlyVerifiedAndConsistentDeclarationsAreRead() throws {

@@ -16,6 +16,10 @@ public final class ServiceProcess: Sendable {
     public let url: String
     /// The whole ready line, e.g. with the DHT node's `node_id`.
     public let readyLine: JSON
+    /// The service's peer id (`peer_id` of the ready line), if it printed one.
+    public var peerID: String? { readyLine["peer_id"]?.stringValue }
+    /// The URL pinned to the peer id (`https://PEER_ID@host:port`), as records name the service.
+    public var peerAddress: String { peerID.flatMap { PeerAddress.pinned(url, to: $0) } ?? url }
     /// The wait status once the process has been reaped.
     private let reaped = Mutex<Int32?>(nil)
 

@@ -12,6 +12,10 @@ routing record and the averager's step record travel in their metadata.
 
     python3 train.py --gateway http://127.0.0.1:PORT --averager http://127.0.0.1:PORT
 
+A moderated TLS swarm (what `hivemind mesh up` starts) needs the swarm's root
+and this trainer's membership: --swarm-ca, --swarm-cert and --identity (the
+`swarm` entry of mesh.json names them).
+
 Prints progress on stderr and one JSON line on stdout at the end, with the
 held-out accuracy on the same fifth of the digits that `hivemind train` holds out.
 """
@@ -19,6 +23,7 @@ import argparse
 import gzip
 import json
 import os
+import ssl
 import struct
 import sys
 import time
@@ -112,6 +117,36 @@ class Gateway:
         return tensors["grad_x"], tensors["grad_scores"]
 
 
+# ---- TLS: a moderated swarm's members ----
+
+class SwarmAdapter(requests.adapters.HTTPAdapter):
+    """HTTPS to the members of a moderated swarm: a server must present a
+    certificate signed by the swarm's root (members are named by keys, not
+    host names, so no name is checked), and this trainer presents its own
+    membership certificate with its identity key (mutual TLS)."""
+
+    def __init__(self, ca, certificate=None, key=None):
+        self.context = ssl.create_default_context(cafile=ca)
+        self.context.check_hostname = False
+        if certificate:
+            self.context.load_cert_chain(certificate, key)
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["ssl_context"] = self.context
+        kwargs["assert_hostname"] = False
+        return super().init_poolmanager(*args, **kwargs)
+
+
+def session(args):
+    """A requests session that speaks to the swarm as its member, when there is one."""
+    http = requests.Session()
+    if args.swarm_ca:
+        http.verify = args.swarm_ca  # the swarm's root only, never the web's authorities
+        http.mount("https://", SwarmAdapter(args.swarm_ca, args.swarm_cert, args.identity))
+    return http
+
+
 # ---- the collaborative optimizer: an averager's /v1/runs API ----
 
 class CollaborativeRun:
@@ -121,7 +156,7 @@ class CollaborativeRun:
 
     def __init__(self, args):
         # A session of its own: the run's token goes to the averager only, never to a gateway.
-        self.http = requests.Session()
+        self.http = session(args)
         if args.run_token:
             self.http.headers["Authorization"] = f"Bearer {args.run_token}"
         self.url = f"{args.averager}/v1/runs/{args.run}"
@@ -425,12 +460,20 @@ def main():
     parser.add_argument("--init-seed", type=int, default=0, help="seeds the initial layers (the same for every trainer of a run)")
     parser.add_argument("--seed", type=int, default=0, help="seeds this trainer's batch order")
     parser.add_argument("--name", default="python-trainer", help="unique in the run: letters, digits, '_' and '-'")
+    parser.add_argument("--swarm-ca", default=os.environ.get("HIVEMIND_SWARM_CA"),
+                        help="the swarm's root certificate (PEM): servers must be its members; default $HIVEMIND_SWARM_CA")
+    parser.add_argument("--swarm-cert", default=os.environ.get("HIVEMIND_SWARM_CERT"),
+                        help="this trainer's membership certificate (PEM, hivemind swarm admit); default $HIVEMIND_SWARM_CERT")
+    parser.add_argument("--identity", default=os.environ.get("HIVEMIND_IDENTITY"),
+                        help="this trainer's key (PEM) that --swarm-cert admits; default $HIVEMIND_IDENTITY")
     args = parser.parse_args()
+    if bool(args.swarm_cert) != bool(args.identity) or (args.swarm_cert and not args.swarm_ca):
+        parser.error("--swarm-cert needs --identity (its key) and --swarm-ca (the swarm's root)")
     if args.k_min > args.k_best:
         parser.error(f"--k-min ({args.k_min}) must not exceed --k-best ({args.k_best})")
 
     (train_x, train_y), (test_x, test_y) = load_digits(args.data)
-    http = requests.Session()
+    http = session(args)
     gateway = Gateway(http, args)
     run = CollaborativeRun(args) if args.averager else None
     trainer = Trainer(args, gateway, run)

@@ -10,13 +10,16 @@ import Glibc
 let options = ServiceOptions.parseOrExit(service: "hivemind-dht", specs: DHTSettings.optionSpecs)
 let logger: Logger
 let settings: DHTSettings
-let identity: Identity?
+let security: ServiceSecurity
 let shutdownGrace: Double
 do {
     logger = try options.logger()
     shutdownGrace = try options.shutdownGrace()
     settings = try DHTSettings(options)
-    identity = try settings.identityPath.map(Identity.loadOrCreate(path:))
+    security = try ServiceSecurity(options)
+    guard settings.nodes == 1 || security.server == nil else {
+        throw OptionError("--nodes (a simulation in one process) serves plain HTTP; it cannot be combined with --tls or a swarm")
+    }
 } catch {
     print("hivemind-dht: \(error)")
     exit(2)
@@ -51,10 +54,11 @@ if settings.nodes > 1 {
 }
 
 let metrics = Metrics(namespace: "hivemind_dht")
-let node = DHTNode(configuration: settings.configuration, identity: identity, logger: logger, metrics: metrics)
-await ServiceRunner.run(options, router: makeDHTRouter(node), metrics: metrics, logger: logger, start: { url in
+let node = DHTNode(configuration: settings.configuration, identity: security.identity, logger: logger, metrics: metrics)
+await ServiceRunner.run(options, security: security, router: makeDHTRouter(node), metrics: metrics, logger: logger, start: { url in
     do {
-        try await node.start(address: url, initialPeers: settings.initialPeers)
+        // Other nodes call this one pinned to its key, which its node id is the SHA-1 of.
+        try await node.start(address: PeerAddress.pinned(url, to: security.identity.peerID) ?? url, initialPeers: settings.initialPeers)
     } catch where settings.allowUnreachablePeers {
         logger.warning("starting alone", ["reason": "\(error)"])
     }

@@ -8,10 +8,13 @@ let options = ServiceOptions.parseOrExit(service: "hivemind-expert-host", specs:
 let host: ExpertHost
 let logger: Logger
 let dht: DHTClient?
+let security: ServiceSecurity
 do {
     logger = try options.logger()
     let configuration = try ExpertHostConfiguration(options)
-    let identity = try configuration.identity()
+    security = try configuration.security(options)
+    security.install()  // choosing uids already asks the DHT
+    let identity = security.identity
     dht = configuration.dhtNodes.isEmpty ? nil : DHTClient(nodes: configuration.dhtNodes, timeout: 5)
     host = try ExpertHost(configuration: configuration, uids: await configuration.chooseUIDs(dht: dht, identity: identity, logger: logger),
                           identity: identity, metrics: Metrics(namespace: "hivemind_expert_host"), logger: logger)
@@ -19,7 +22,7 @@ do {
     print("hivemind-expert-host: \(error)")
     exit(2)
 }
-await ServiceRunner.run(options, router: host.makeRouter(), metrics: host.metrics, logger: logger,
+await ServiceRunner.run(options, security: security, router: host.makeRouter(), metrics: host.metrics, logger: logger,
                         readiness: host.readiness(declaringThrough: dht), start: { url in
     host.startPeriodicWork(dht: dht, url: url)
     return ["experts": .array(host.uids.map { .string($0.description) }), "public_key": .string(host.identity.publicKeyHex)]

@@ -1,11 +1,12 @@
 import Shared
 
 extension ExpertHostConfiguration {
-    /// The identity that signs the declarations: read from (or created at) `identityPath`, else new.
-    public func identity() throws -> Identity {
-        guard let identityPath else { return Identity() }
-        if let directory = checkpointDirectory, identityPath.hasPrefix(directory + "/") { try AtomicFile.createDirectory(directory) }
-        return try Identity.loadOrCreate(path: identityPath)
+    /// The service's identity and TLS (`ServiceSecurity`); the identity, which
+    /// signs the declarations, defaults to `identity.key` in the checkpoint
+    /// folder, created with it.
+    public func security(_ options: ServiceOptions) throws -> ServiceSecurity {
+        if options.string("identity") == nil, let directory = checkpointDirectory { try AtomicFile.createDirectory(directory) }
+        return try ServiceSecurity(options, defaultIdentityPath: checkpointDirectory.map { "\($0)/identity.key" })
     }
 
     /// The uids to serve: the listed ones, or those of the pattern's grid that

@@ -24,7 +24,6 @@ public struct ExpertHostConfiguration: Sendable {
         OptionSpec("backward-token", help: "when set, backward needs 'Authorization: Bearer TOKEN'"),
         OptionSpec("forward-token", help: "when set, forward needs 'Authorization: Bearer TOKEN' too"),
         OptionSpec("allow-non-finite", help: "accept inputs and gradients with NaN or infinity (refused with 422 by default: one such backward call would poison an expert for good)", isSwitch: true),
-        OptionSpec("identity", help: "Ed25519 key file (created if missing) that signs this host's expert declarations; default: identity.key in --checkpoint-dir, else a new key each start"),
     ]
 
     public var uids: [ExpertUID]
@@ -43,8 +42,6 @@ public struct ExpertHostConfiguration: Sendable {
     public var forwardToken: String?
     /// Whether non-finite inputs and output gradients are accepted (off by default).
     public var allowsNonFinite: Bool
-    /// Where the identity that signs the declarations is kept (nil: a new one each start).
-    public var identityPath: String?
 
     /// - Throws: `OptionError` naming the option that is wrong.
     public init(_ options: ServiceOptions) throws(OptionError) {
@@ -68,7 +65,6 @@ public struct ExpertHostConfiguration: Sendable {
         backwardToken = options.string("backward-token")
         forwardToken = options.string("forward-token")
         allowsNonFinite = try options.bool("allow-non-finite")
-        identityPath = options.string("identity") ?? checkpointDirectory.map { "\($0)/identity.key" }
         guard maxBatchSize > 0 else { throw OptionError("--max-batch-size must be positive, got \(maxBatchSize)") }
         optimizer = try Self.optimizer(options)
     }

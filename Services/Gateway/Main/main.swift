@@ -15,8 +15,10 @@ AllocatorTuning.keepFreedMemory()
 let logger: Logger
 let gateway: Gateway
 let readiness = Readiness()
+let security: ServiceSecurity
 do {
     logger = try options.logger()
+    security = try ServiceSecurity(options)
     let nodes = options.list("dht")
     guard !nodes.isEmpty else { throw OptionError("--dht needs at least one DHT node URL") }
     let dht = DHTClient(nodes: nodes, timeout: 5)
@@ -34,4 +36,4 @@ do {
     print("hivemind-gateway: \(error)")
     exit(2)
 }
-ServiceRunner.run(options, router: gateway.makeRouter(), metrics: gateway.metrics, logger: logger, readiness: readiness)
+ServiceRunner.run(options, security: security, router: gateway.makeRouter(), metrics: gateway.metrics, logger: logger, readiness: readiness)

@@ -183,7 +183,7 @@ extension Gateway {
             return .object(trainer)
         })
 
-        // A node's or auxiliary's peer id is its URL; a client's is not, and nobody can call it.
+        // A node's or auxiliary's name is its peer address; a client's is not, and nobody can call it.
         let reachable = peers.filter(isHTTP).sorted()
         let answers = await fetchJSON(reachable.prefix(Self.maxCalledPeers).map { "\($0)/v1/info" })
             + Array(repeating: .failure(Self.notAsked), count: max(0, reachable.count - Self.maxCalledPeers))

@@ -149,7 +149,7 @@ public struct Gateway: Sendable {
             // The caller's request was wrong: its status and code, in our words.
             throw HTTPError(status: error.status!, code: error.code ?? "expert_refused", message: "\(uid) at \(expert.url) \(error.message)")
         } catch {
-            throw HTTPError(status: 502, code: "expert_failed", message: "\(uid) at \(expert.url): \(error)")
+            throw HTTPError(status: 502, code: "expert_failed", message: "\(uid) at \(expert.url): \(error.message)")
         }
     }
 

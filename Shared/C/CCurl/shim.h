@@ -40,6 +40,15 @@ static inline CURLcode ccurl_easy_getinfo_double(CURL *handle, CURLINFO info, do
 static inline CURLcode ccurl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
     return curl_easy_getinfo(handle, info, value);
 }
+/// Sets a blob option (a certificate or key in memory); libcurl copies the bytes.
+static inline CURLcode ccurl_easy_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length) {
+    struct curl_blob blob = { (void *)data, length, CURL_BLOB_COPY };
+    return curl_easy_setopt(handle, option, &blob);
+}
+/// Makes the easy handles of a share use one TLS session cache (resumed handshakes).
+static inline CURLSHcode ccurl_share_ssl_sessions(CURLSH *share) {
+    return curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+}
 static inline CURLMcode ccurl_multi_setopt_long(CURLM *handle, CURLMoption option, long value) {
     return curl_multi_setopt(handle, option, value);
 }

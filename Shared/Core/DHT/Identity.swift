@@ -2,9 +2,10 @@
 import Glibc
 #endif
 
-/// An Ed25519 key pair: it signs the DHT records its owner publishes (a
-/// trainer's progress, an expert host's declarations), and a DHT node started
-/// with `--identity` takes its node id from the public key.
+/// An Ed25519 key pair: a service's or trainer's identity. Its public key, as
+/// 64 hex digits, is the peer id; it signs the DHT records its owner publishes
+/// (a trainer's progress, an expert host's declarations), a DHT node takes its
+/// node id from it, and TLS servers present it (see `PeerAddress`).
 public struct Identity: Sendable {
     /// The raw 32-byte private key; keep it secret (the key file is created with mode 0600).
     public let privateKey: [UInt8]
@@ -28,6 +29,30 @@ public struct Identity: Sendable {
     /// The public key as 64 hex digits, as owner markers write it.
     public var publicKeyHex: String { publicKey.hexString }
 
+    /// The peer id: the public key as 64 hex digits.
+    public var peerID: String { publicKey.hexString }
+
+    /// The key pair whose private key is PEM text (PKCS #8, as OpenSSL, curl
+    /// and Python write Ed25519 keys) or, as identity files were first written, 64 hex digits.
+    public init(text: String) throws(IdentityError) {
+        if text.contains("-----BEGIN") {
+            guard let der = try? PEM.decode(text, label: "PRIVATE KEY").first,
+                  der.count == Self.pkcs8Prefix.count + Ed25519.keyLength, der.starts(with: Self.pkcs8Prefix) else {
+                throw IdentityError("an identity in PEM is an Ed25519 private key ('-----BEGIN PRIVATE KEY-----', PKCS #8)")
+            }
+            try self.init(privateKeyHex: der.suffix(Ed25519.keyLength).hexString)
+        } else {
+            let hex = text.split(whereSeparator: { $0 == "\n" || $0 == " " || $0 == "\r" }).first ?? ""
+            try self.init(privateKeyHex: String(hex))
+        }
+    }
+
+    /// The private key as PEM text (PKCS #8), which curl (`--key`) and Python's ssl module read.
+    public var privateKeyPEM: String { PEM.encode(Self.pkcs8Prefix + privateKey, label: "PRIVATE KEY") }
+
+    /// The DER of an Ed25519 private key in PKCS #8 is this prefix and the 32 key bytes (RFC 8410).
+    private static let pkcs8Prefix: [UInt8] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]
+
     /// `[owner:<public key>]`: put it into a key or subkey so that only this identity can write it.
     public var ownerMarker: String { RecordOwnership.marker(publicKeyHex: publicKeyHex) }
 
@@ -41,32 +66,25 @@ public struct Identity: Sendable {
         return signed
     }
 
-    /// Reads the key file at `path`, or creates it (mode 0600) with a new key if there is none,
-    /// so that a service keeps its identity across restarts.
+    /// Reads the key file at `path`, or creates it (mode 0600, PEM) with a new
+    /// key if there is none, so that a service keeps its identity across restarts.
     public static func loadOrCreate(path: String) throws(IdentityError) -> Identity {
-        let descriptor = open(path, O_RDONLY)
-        if descriptor >= 0 {
-            defer { close(descriptor) }
-            var buffer = [UInt8](repeating: 0, count: 256)
-            let count = read(descriptor, &buffer, buffer.count)
-            guard count > 0 else { throw IdentityError("cannot read the identity file \(path)") }
-            let text = String(decoding: buffer[..<count], as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == " " || $0 == "\r" }).first ?? ""
+        switch TextFile.read(path) {
+        case .success(let text):
             do {
-                return try Identity(privateKeyHex: String(text))
+                return try Identity(text: text)
             } catch {
                 throw IdentityError("the identity file \(path) is not usable: \(error.message)")
             }
+        case .failure(let error) where error.missing:
+            let identity = Identity()
+            if let failure = TextFile.create(path, contents: identity.privateKeyPEM) {
+                throw IdentityError("cannot create the identity file \(path): \(failure)")
+            }
+            return identity
+        case .failure(let error):
+            throw IdentityError("cannot read the identity file \(path): \(error.message)")
         }
-        guard errno == ENOENT else { throw IdentityError("cannot open the identity file \(path): \(String(cString: strerror(errno)))") }
-        let identity = Identity()
-        let created = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard created >= 0 else { throw IdentityError("cannot create the identity file \(path): \(String(cString: strerror(errno)))") }
-        defer { close(created) }
-        let text = Array((identity.privateKey.hexString + "\n").utf8)
-        guard write(created, text, text.count) == text.count else {
-            throw IdentityError("cannot write the identity file \(path): \(String(cString: strerror(errno)))")
-        }
-        return identity
     }
 }
 

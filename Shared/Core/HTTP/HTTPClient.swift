@@ -9,7 +9,12 @@ import Synchronization
 /// host are kept alive and reused, and every call has a connect and a total
 /// timeout and a byte cap on its answer. Every URL and every address it
 /// connects to is checked against the process's `EgressPolicy` first; only
-/// http and https are spoken, and redirects are never followed.
+/// http and https are spoken, and redirects are never followed. HTTPS calls
+/// authenticate the server as `TLSClientSettings` says (a peer address's key,
+/// the swarm's roots, or the web's authorities), present the process's
+/// membership certificate, and share one TLS session cache, so a new
+/// connection to a known server resumes its session instead of paying a
+/// whole handshake.
 public final class HTTPClient: Sendable {
     public struct Configuration: Sendable {
         /// Seconds to establish a TCP connection.
@@ -27,6 +32,8 @@ public final class HTTPClient: Sendable {
         public var maxResponseBytes = (256 << 20) + (1 << 20)
         /// What this client may call; nil follows the process's `EgressPolicy.current`.
         public var egress: EgressPolicy?
+        /// How HTTPS calls authenticate; nil follows the process's `TLSClientSettings.current`.
+        public var tls: TLSClientSettings?
 
         public init(connectTimeout: Double = 3.0, timeout: Double = 30.0) {
             self.connectTimeout = connectTimeout
@@ -40,6 +47,9 @@ public final class HTTPClient: Sendable {
     public let configuration: Configuration
     private let multi: CURLMultiHandle
     private let queue = Mutex(Queue())
+    /// Per peer id: keys of operators' certificates its identity vouched for
+    /// (`GET /v1/identity`), and when the peer was last asked.
+    private let vouched = Mutex<[String: (pins: Set<String>, asked: Double)]>([:])
 
     private struct Queue {
         var pending: [Transfer] = []
@@ -71,18 +81,51 @@ public final class HTTPClient: Sendable {
         curl_multi_wakeup(multi.handle)
     }
 
-    /// Sends a request and waits for the whole response.
+    /// Sends a request and waits for the whole response. A URL that names a
+    /// peer (`https://<peer id>@host:port/...`) is called only if the server
+    /// presents that peer's key, or a key its identity vouches for at
+    /// `GET /v1/identity` (asked once a minute at most, on a mismatch).
     /// - Throws: `HTTPClientError`; a status outside 2xx is `.httpStatus` with the server's error.
     public func send(_ request: HTTPClientRequest) async throws(HTTPClientError) -> HTTPClientResponse {
         let policy = configuration.egress ?? EgressPolicy.current
+        let tls = configuration.tls ?? TLSClientSettings.current
+        let url: OutboundURL
         do {
-            _ = try policy.check(url: request.url)
+            url = try policy.check(url: request.url)
         } catch {
             throw HTTPClientError(.refused, url: request.url, message: "not called: \(error.message)")
         }
+        if url.scheme == "http" && tls.httpsOnly {
+            throw HTTPClientError(.refused, url: request.url, message: "not called: this service speaks TLS and calls https:// peers only")
+        }
+        guard url.scheme == "https", let peer = url.peer else {
+            return try await perform(request, TransferTLS(settings: tls, pins: []), policy: policy)
+        }
+        if tls.revocations?.contains(peer) == true {
+            throw HTTPClientError(.refused, url: request.url, message: "not called: peer \(peer) is revoked (--swarm-revoked)")
+        }
+        let known = vouched.withLock { $0[peer] }
+        let pins = [PeerPin.pin(peer: peer)!] + (known?.pins.sorted() ?? [])
+        do {
+            return try await perform(request, TransferTLS(settings: tls, pins: pins), policy: policy)
+        } catch where error.kind == .untrusted && error.isPinMismatch && Clock.now - (known?.asked ?? -.infinity) > 60 {
+            // Perhaps an operator's certificate: does the peer's identity vouch for the key it presents?
+            vouched.withLock { $0[peer, default: ([], 0)].asked = Clock.now }
+            guard let card = try? await perform(HTTPClientRequest(url: "https://\(url.authority)/v1/identity", timeout: request.timeout,
+                                                                  maxResponseBytes: 64 << 10),
+                                                TransferTLS(settings: tls, pins: [], unverified: true), policy: policy).json(),
+                  let pin = IdentityCard.vouchedPin(card, peer: peer), !pins.contains(pin) else { throw error }
+            vouched.withLock { _ = $0[peer, default: ([], Clock.now)].pins.insert(pin) }
+            return try await perform(request, TransferTLS(settings: tls, pins: pins + [pin]), policy: policy)
+        }
+    }
+
+    /// Runs one exchange on the loop thread.
+    private func perform(_ request: HTTPClientRequest, _ tls: TransferTLS, policy: EgressPolicy) async throws(HTTPClientError) -> HTTPClientResponse {
         let transfer = Transfer(request, timeout: request.timeout ?? configuration.timeout,
                                 connectTimeout: configuration.connectTimeout,
-                                maxResponseBytes: request.maxResponseBytes ?? configuration.maxResponseBytes, policy: policy)
+                                maxResponseBytes: request.maxResponseBytes ?? configuration.maxResponseBytes, policy: policy,
+                                tls: tls, share: multi.share)
         let id = transfer.id
         do {
             return try await withTaskCancellationHandler {
@@ -177,8 +220,17 @@ private final class CURLMultiHandle: @unchecked Sendable {
     // Sendable: after init only the loop thread uses the handle, except
     // curl_multi_wakeup, which libcurl allows from any thread.
     let handle: UnsafeMutableRawPointer
-    init() { handle = curl_multi_init() }
-    deinit { curl_multi_cleanup(handle) }
+    /// The TLS session cache of the multi's transfers (used by the loop thread only, so it needs no locks).
+    let share: UnsafeMutableRawPointer
+    init() {
+        handle = curl_multi_init()
+        share = curl_share_init()!
+        ccurl_share_ssl_sessions(share)
+    }
+    deinit {
+        curl_multi_cleanup(handle)
+        curl_share_cleanup(share)
+    }
 }
 
 /// One exchange: its easy handle, the request body it sends and the response it collects.
@@ -202,17 +254,24 @@ private final class Transfer: @unchecked Sendable {
     let policy: EgressPolicy
     /// Set when the transfer was stopped by the byte cap or the egress policy.
     var stopped: HTTPClientError?
+    let tls: TransferTLS
 
-    init(_ request: HTTPClientRequest, timeout: Double, connectTimeout: Double, maxResponseBytes: Int, policy: EgressPolicy) {
+    init(_ request: HTTPClientRequest, timeout: Double, connectTimeout: Double, maxResponseBytes: Int, policy: EgressPolicy,
+         tls: TransferTLS, share: UnsafeMutableRawPointer) {
         easy = curl_easy_init()
         url = request.url
+        self.tls = tls
         self.maxResponseBytes = maxResponseBytes
         self.policy = policy
         // Never empty: libcurl would read a NULL body from standard input (the size sent stays 0).
         requestBody = request.body.isEmpty ? [0] : request.body
         errorBuffer[0] = 0
 
-        ccurl_easy_setopt_string(easy, CURLOPT_URL, request.url)
+        ccurl_easy_setopt_string(easy, CURLOPT_URL, PeerAddress.unpinned(request.url))  // the peer id is for us, never sent
+        if request.url.prefix(6).lowercased() == "https:" {
+            ccurl_easy_setopt_pointer(easy, CURLOPT_SHARE, share)
+            tls.apply(to: easy)
+        }
         ccurl_easy_setopt_string(easy, CURLOPT_PROXY, "")  // loopback and peers never go through a proxy
         // Only HTTP(S), never a redirect: a URL from a record cannot become file://, gopher:// or another host.
         ccurl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https")
@@ -315,6 +374,15 @@ private final class Transfer: @unchecked Sendable {
             let detail = String(cString: errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             var error = switch code {
+            case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+                HTTPClientError(.untrusted, url: url, message: "not called: the server does not present the key of peer \(PeerAddress.peer(in: url) ?? "?") (nor one its identity vouches for)",
+                                pinMismatch: true)
+            case CURLE_PEER_FAILED_VERIFICATION:
+                HTTPClientError(.untrusted, url: url, message: tls.settings.authoritiesPEM != nil
+                    ? "not called: the server's certificate is not a membership of this swarm (--swarm-ca): \(message)"
+                    : "not called: the server's certificate is not trusted for its name (\(message)); name the peer to pin its key: https://PEER_ID@host:port")
+            case CURLE_SSL_CONNECT_ERROR where message.contains("wrong version number"):
+                HTTPClientError(.transport, url: url, message: "the server does not speak TLS (\(message)): call http:// if it is not started with --tls")
             case CURLE_OPERATION_TIMEDOUT: HTTPClientError(.timeout, url: url, message: "timed out: \(message)")
             case CURLE_COULDNT_CONNECT: HTTPClientError(.connectionRefused, url: url, message: "cannot connect: \(message)")
             case CURLE_FILESIZE_EXCEEDED:
@@ -342,6 +410,37 @@ private final class Transfer: @unchecked Sendable {
     func finish(_ result: Result<HTTPClientResponse, HTTPClientError>) {
         continuation?.resume(with: result.mapError { $0 as any Error })
         continuation = nil
+    }
+}
+
+/// How one HTTPS exchange authenticates the server, and itself (see `TLSClientSettings`).
+struct TransferTLS {
+    let settings: TLSClientSettings
+    /// `sha256//...` pins: the server must present one of these keys.
+    let pins: [String]
+    /// Check nothing about the server (only for `GET /v1/identity`, whose answer is signed).
+    var unverified = false
+
+    func apply(to easy: UnsafeMutableRawPointer) {
+        if !pins.isEmpty || unverified {
+            // The key is the identity: pinned, it needs no authority and no name.
+            ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0)
+            ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
+            if !pins.isEmpty { ccurl_easy_setopt_string(easy, CURLOPT_PINNEDPUBLICKEY, pins.joined(separator: ";")) }
+        } else if let authorities = settings.authoritiesPEM {
+            // Any member of the swarm: its root signed the certificate; members have keys, not names.
+            ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
+            Self.setBlob(easy, CURLOPT_CAINFO_BLOB, authorities)
+        }
+        if let certificate = settings.certificatePEM, let key = settings.privateKeyPEM {
+            Self.setBlob(easy, CURLOPT_SSLCERT_BLOB, certificate)
+            Self.setBlob(easy, CURLOPT_SSLKEY_BLOB, key)
+        }
+    }
+
+    private static func setBlob(_ easy: UnsafeMutableRawPointer, _ option: CURLoption, _ text: String) {
+        var text = text
+        text.withUTF8 { _ = ccurl_easy_setopt_blob(easy, option, $0.baseAddress, $0.count) }
     }
 }
 

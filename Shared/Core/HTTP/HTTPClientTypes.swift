@@ -57,6 +57,9 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
         case refused
         /// The answer exceeded the call's byte cap.
         case tooLarge
+        /// Not called further: the TLS server is not the one asked for (a
+        /// peer address's key, the swarm's roots or the web's authorities).
+        case untrusted
     }
 
     public let kind: Kind
@@ -73,6 +76,8 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
     /// Seconds the exchange took on the client's own clock (libcurl's total
     /// time), whatever delay the caller's task then had before it resumed.
     public var elapsed: Double?
+    /// For `.untrusted`: the server presented another key than the peer address names.
+    public let isPinMismatch: Bool
 
     public var description: String { "\(url): \(message)" }
 
@@ -82,8 +87,9 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
         upstreamMessage.map { "\(description): \($0)" } ?? description
     }
 
-    init(_ kind: Kind, url: String, message: String, status: Int? = nil, code: String? = nil) {
+    init(_ kind: Kind, url: String, message: String, status: Int? = nil, code: String? = nil, pinMismatch: Bool = false) {
         self.kind = kind
+        isPinMismatch = pinMismatch
         // A URL can come from a record or a request: keep what is echoed short.
         self.url = url.utf8.count <= 200 ? url : String(url.prefix(200)) + "..."
         self.message = message

@@ -18,6 +18,10 @@ public struct HTTPServerConfiguration: Sendable {
     /// reads: 256 KiB reads a large body in far fewer system calls than the
     /// default 32 KiB. Pages are touched only as used.
     public var connectionMemoryBytes = 256 << 10
+    /// Serve HTTPS (and, with a membership, admit only the swarm's members); nil serves plain HTTP.
+    public var tls: TLSServerSettings?
+    /// What `GET /v1/identity` answers; nil leaves the route out.
+    public var identity: IdentityCard?
 
     public init(host: String = "127.0.0.1", port: Int = 0) {
         self.host = host
@@ -32,7 +36,12 @@ public struct HTTPServerConfiguration: Sendable {
 /// address (libmicrohttpd refuses the excess at accept), body sizes per route
 /// (413 before the body is read), and the time a request may take to arrive or
 /// its answer to leave (a sweeper cuts connections past their deadline).
-/// `GET /healthz` (alive), `GET /readyz` (ready to serve) and `GET /metrics` are added to every server.
+/// With TLS (`HTTPServerConfiguration.tls`), a plain HTTP request gets a 400
+/// saying the port speaks HTTPS, session tickets let clients resume, and a
+/// moderated swarm's `SwarmMembership` decides, before a body is read, who
+/// may use any route but the open ones.
+/// `GET /healthz` (alive), `GET /readyz` (ready to serve) and `GET /metrics`
+/// are added to every server, and `GET /v1/identity` to one with an identity.
 public final class HTTPServer: @unchecked Sendable {
     // Sendable: `daemon` is written once in init and read-only afterwards;
     // libmicrohttpd synchronizes its own state; counters are atomics; the
@@ -45,6 +54,9 @@ public final class HTTPServer: @unchecked Sendable {
     let router: Router
     let logger: Logger
     let limits: ServerLimits
+    let membership: SwarmMembership?
+    /// Set for a TLS server: the key its session tickets are sealed with.
+    private let ticketKey: UnsafeMutablePointer<gnutls_datum_t>?
     private var daemon: OpaquePointer?
     private let inFlight = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
@@ -62,16 +74,22 @@ public final class HTTPServer: @unchecked Sendable {
         router.get("/healthz") { _ in .json(["status": "ok"]) }
         router.get("/readyz") { [readiness] _ in await readiness.response() }
         router.get("/metrics") { [metrics] _ in .text(metrics.render(), contentType: "text/plain; version=0.0.4") }
+        if let card = configuration.identity { router.get("/v1/identity") { _ in .json(card.json) } }
         self.router = router
         self.metrics = metrics
         self.readiness = readiness
         self.logger = logger
         self.limits = configuration.limits
+        membership = configuration.tls?.membership
+        ticketKey = configuration.tls == nil ? nil : cmhd_new_ticket_key()
         deadlines = Mutex(ConnectionDeadlines(limits: configuration.limits))
         metrics.declare("http_connections_cut_total", .counter, help: "Connections closed because a request did not arrive, or an answer did not leave, in time.")
         metrics.declare("http_requests_total", .counter, help: "HTTP requests answered, by route, method and status.")
         metrics.declare("http_request_duration_seconds", .histogram, help: "Time from a request's first byte to its response, by route.")
         metrics.declare("http_connections_opened_total", .counter, help: "TCP connections accepted (fewer than requests when keep-alive works).")
+        if configuration.tls != nil {
+            metrics.declare("http_tls_handshakes_total", .counter, help: "TLS handshakes of connections that sent a request, by kind: full, or resumed from a session ticket.")
+        }
 
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -82,17 +100,22 @@ public final class HTTPServer: @unchecked Sendable {
         }
         let flags = UInt32(MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue)
         let context = Unmanaged.passUnretained(self).toOpaque()
+        let limits = configuration.limits
+        // GnuTLS copies the key and certificates while the daemon starts.
+        let tls = configuration.tls
+        let trust = tls?.membership.map { $0.authorities.map(\.pem).joined() }
         daemon = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
                 cmhd_start_daemon(flags, UInt16(configuration.port), socketAddress,
                                   accessHandler, context, requestCompleted, context, connectionNotified, context,
-                                  UInt32(configuration.threads), UInt32(configuration.limits.maxConnections),
-                                  UInt32(configuration.limits.maxConnectionsPerAddress),
-                                  UInt32(configuration.limits.receiveTimeout.rounded(.up)), configuration.connectionMemoryBytes)
+                                  UInt32(configuration.threads), UInt32(limits.maxConnections), UInt32(limits.maxConnectionsPerAddress),
+                                  UInt32(limits.receiveTimeout.rounded(.up)), configuration.connectionMemoryBytes,
+                                  tls?.privateKeyPEM, tls?.certificatePEM, trust)
             }
         }
         guard let daemon else {
-            throw HTTPServerError(message: "cannot listen on \(host):\(configuration.port): the address is in use or not available here")
+            throw HTTPServerError(message: "cannot listen on \(host):\(configuration.port): the address is in use or not available here"
+                                  + (configuration.tls == nil ? "" : ", or the TLS certificate and key do not go together"))
         }
         port = Int(cmhd_bound_port(daemon))
         startSweeper()
@@ -188,10 +211,25 @@ public final class HTTPServer: @unchecked Sendable {
                                      headers: Self.values(connection, .HEADER_KIND),
                                      query: Self.values(connection, .GET_ARGUMENT_KIND),
                                      remoteAddress: Self.clientAddress(connection))
+        switch cmhd_tls_first_request(connection) {
+        case 0: metrics.increment("http_tls_handshakes_total", labels: ["kind": "full"])
+        case 1: metrics.increment("http_tls_handshakes_total", labels: ["kind": "resumed"])
+        default: break
+        }
+        if let membership, !SwarmMembership.openPaths.contains(url) {
+            var size = 0
+            let certificate = cmhd_client_certificate(connection, &size).map { Array(UnsafeBufferPointer(start: $0, count: size)) }
+            if case .failure(let refusal) = membership.admit(certificate: certificate, now: Clock.epoch) { context.refusal = refusal }
+        }
         context.maxBodyBytes = limits.bodyLimit(route: router.maxBodyBytes(method: method, path: url))
         let length = context.headers["content-length"].flatMap { Int($0) } ?? 0
         deadlines.withLock { $0.headReceived(Self.key(connection), bodyBytes: min(max(length, 0), context.maxBodyBytes)) }
-        if length > context.maxBodyBytes {
+        if context.refusal != nil {
+            // A refused caller's small body is read and dropped before the answer, so that the
+            // answer is not lost to a reset (with TLS, a client still sending cannot read it);
+            // a larger one is answered at once and the connection cut.
+            context.discardsBody = length <= limits.defaultRouteBodyBytes
+        } else if length > context.maxBodyBytes {
             // Answer before reading the body; curl stops sending when it sees this.
             context.tooLarge = true
         } else if length > 0 {
@@ -217,6 +255,12 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     fileprivate func dispatch(_ context: RequestContext, on connection: OpaquePointer) {
+        if let refusal = context.refusal {
+            complete(context, refusal.response, route: "unmatched")
+            answering(connection, bytes: refusal.response.body.count)
+            Self.queue(refusal.response, on: connection)
+            return
+        }
         if context.tooLarge {
             let routeLimited = context.maxBodyBytes < limits.maxBodyBytes
             let error = HTTPError.payloadTooLarge("the request body exceeds \(context.maxBodyBytes) bytes, the most "
@@ -318,13 +362,18 @@ public final class HTTPServer: @unchecked Sendable {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    fileprivate func connectionOpened(_ connection: OpaquePointer) {
+    fileprivate func connectionOpened(_ connection: OpaquePointer, _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+        if ticketKey != nil { socketContext.pointee = cmhd_tls_connection_started(connection, ticketKey) }
         metrics.increment("http_connections_opened_total")
         let descriptor = cmhd_connection_fd(connection)
         deadlines.withLock { $0.opened(Self.key(connection), descriptor: descriptor, now: Clock.now) }
     }
 
-    fileprivate func connectionClosed(_ connection: OpaquePointer) {
+    fileprivate func connectionClosed(_ connection: OpaquePointer, _ socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+        if let state = socketContext.pointee {
+            cmhd_tls_connection_closed(state)
+            socketContext.pointee = nil
+        }
         deadlines.withLock { $0.closed(Self.key(connection)) }
     }
 }
@@ -352,6 +401,10 @@ private final class RequestContext: @unchecked Sendable {
     /// The route's body limit.
     var maxBodyBytes = 0
     var tooLarge = false
+    /// Set when the caller is no member of the server's swarm: answered without handling the request.
+    var refusal: HTTPError?
+    /// The body is read and dropped (a refused request's), not kept.
+    var discardsBody = false
     var dispatched = false
     var response: HTTPResponse?
 
@@ -397,7 +450,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     guard let slot = requestSlot.pointee else {
         let context = server.begin(connection, method: String(cString: method!), url: String(cString: url!))
         requestSlot.pointee = Unmanaged.passRetained(context).toOpaque()
-        if context.tooLarge {
+        if context.tooLarge || (context.refusal != nil && !context.discardsBody) {
             context.dispatched = true
             server.dispatch(context, on: connection)
         }
@@ -405,7 +458,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     }
     let context = Unmanaged<RequestContext>.fromOpaque(slot).takeUnretainedValue()
     if uploadSize.pointee > 0 {
-        if !context.tooLarge, let uploadData {
+        if !context.tooLarge, !context.discardsBody, let uploadData {
             if context.body.count + uploadSize.pointee > context.maxBodyBytes {
                 context.tooLarge = true
                 context.body = []
@@ -435,8 +488,8 @@ private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, 
     server(cls).finish(context)
 }
 
-private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection, _, code in
-    guard let connection else { return }
-    if code == .CONNECTION_NOTIFY_STARTED { server(cls).connectionOpened(connection) }
-    if code == .CONNECTION_NOTIFY_CLOSED { server(cls).connectionClosed(connection) }
+private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection, socketContext, code in
+    guard let connection, let socketContext else { return }
+    if code == .CONNECTION_NOTIFY_STARTED { server(cls).connectionOpened(connection, socketContext) }
+    if code == .CONNECTION_NOTIFY_CLOSED { server(cls).connectionClosed(connection, socketContext) }
 }

@@ -7,15 +7,15 @@ import Glibc
 /// must name an address they can reach, never a loopback or wildcard one
 /// that only means something on this host.
 public enum AnnounceAddress {
-    /// `--announce-address` when given; else `http://HOST:PORT`, where a
+    /// `--announce-address` when given; else `SCHEME://HOST:PORT`, where a
     /// wildcard host (`0.0.0.0`, listening on every interface) is replaced by
     /// this machine's first non-loopback IPv4 address (a container's or pod's
     /// own address). A machine with several such addresses should name one
     /// with `--announce-address`.
-    public static func url(announce: String?, host: String, port: Int) -> String {
+    public static func url(announce: String?, host: String, port: Int, scheme: String = "http") -> String {
         if let announce, !announce.isEmpty { return announce }
         let reachable = host == "0.0.0.0" ? (firstExternalIPv4() ?? "127.0.0.1") : host
-        return "http://\(reachable):\(port)"
+        return "\(scheme)://\(reachable):\(port)"
     }
 
     /// The first IPv4 address of an interface that is up and not a loopback, in the kernel's order.

@@ -39,7 +39,7 @@ public struct OptionSpec: Sendable {
         OptionSpec("egress-allow", help: "comma-separated address ranges (CIDR) this service may call; when set, only these (default: any address but the never-called link-local, metadata and multicast ones, and loopback unless --host is loopback)"),
         OptionSpec("egress-deny", help: "comma-separated address ranges (CIDR) this service never calls, e.g. an internal network"),
         OptionSpec("parent-pid", help: "stop gracefully once the process with this pid is no longer this one's parent (set by supervisors such as hivemind mesh up, so that no service outlives them)"),
-    ]
+    ] + ServiceSecurity.options
 }
 
 /// A configuration problem, reported before the service starts.

@@ -9,13 +9,15 @@ public enum ServiceRunner {
     /// Starts `router` with the common options, prints the ready line, waits for
     /// a termination signal, stops, and exits the process.
     /// - Parameters:
+    ///   - security: the service's identity and TLS (its peer id goes into the ready line as `peer_id`).
     ///   - details: extra fields for the ready line (e.g. the DHT node id).
     ///   - onStop: runs after the server stopped (e.g. a final checkpoint).
     ///   - readiness: what `GET /readyz` checks besides having started.
-    public static func run(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
+    public static func run(_ options: ServiceOptions, security: ServiceSecurity, router: Router, metrics: Metrics, logger: Logger,
                            readiness: Readiness = Readiness(), details: [String: JSON] = [:], onStop: () -> Void = {}) -> Never {
-        let (server, url, grace) = listen(options, router: router, metrics: metrics, logger: logger, readiness: readiness)
-        serveUntilTerminated(options, server: server, url: url, grace: grace, logger: logger, details: details, onStop: onStop)
+        let (server, url, grace) = listen(options, security: security, router: router, metrics: metrics, logger: logger, readiness: readiness)
+        serveUntilTerminated(options, server: server, url: url, grace: grace, logger: logger,
+                             details: details.merging(["peer_id": .string(security.identity.peerID)]) { $1 }, onStop: onStop)
     }
 
     /// Like `run`, for a service that has work to do once it listens and
@@ -24,14 +26,15 @@ public enum ServiceRunner {
     /// fields for the ready line; if it throws, the error is logged and the
     /// process exits with status 1 without printing a ready line. Until `start`
     /// returns, `GET /readyz` answers 503 ("started: starting").
-    public static func run(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
+    public static func run(_ options: ServiceOptions, security: ServiceSecurity, router: Router, metrics: Metrics, logger: Logger,
                            readiness: Readiness = Readiness(),
                            start: (_ url: String) async throws -> [String: JSON], onStop: () -> Void = {}) async -> Never {
         readiness.hold("started", reason: "starting")
-        let (server, url, grace) = listen(options, router: router, metrics: metrics, logger: logger, readiness: readiness)
-        let details: [String: JSON]
+        let (server, url, grace) = listen(options, security: security, router: router, metrics: metrics, logger: logger, readiness: readiness)
+        var details: [String: JSON]
         do {
             details = try await start(url)
+            details["peer_id"] = .string(security.identity.peerID)
             readiness.release("started")
         } catch {
             logger.error("cannot start", ["reason": "\(error)"])
@@ -42,16 +45,20 @@ public enum ServiceRunner {
     }
 
     /// Starts the server; exits with status 1 if it cannot listen. Returns it, its URL and the shutdown grace.
-    private static func listen(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
+    private static func listen(_ options: ServiceOptions, security: ServiceSecurity, router: Router, metrics: Metrics, logger: Logger,
                                readiness: Readiness) -> (HTTPServer, String, Double) {
         installTerminationHandlers()
+        security.install()
         do {
             let grace = try options.shutdownGrace()
             if let parent = try options.int("parent-pid") { stopWhenOrphaned(parent: pid_t(truncatingIfNeeded: parent)) }
-            let server = try HTTPServer(configuration: options.serverConfiguration(), router: router, metrics: metrics, logger: logger,
+            var configuration = try options.serverConfiguration()
+            configuration.tls = security.server
+            configuration.identity = security.card
+            let server = try HTTPServer(configuration: configuration, router: router, metrics: metrics, logger: logger,
                                         readiness: readiness)
             let url = AnnounceAddress.url(announce: options.string("announce-address"), host: options.string("host") ?? "127.0.0.1",
-                                          port: server.port)
+                                          port: server.port, scheme: security.scheme)
             return (server, url, grace)
         } catch {
             logger.error("cannot start", ["reason": "\(error)"])

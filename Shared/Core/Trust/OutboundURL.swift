@@ -1,12 +1,15 @@
 /// A URL a service may call, parsed before libcurl sees it: `http` or `https`,
-/// a host (a DNS name, an IPv4 address or a bracketed IPv6 address), an
-/// optional port, then a path and query. Anything else a URL can carry
-/// (user names and passwords, fragments, spaces, control characters, `%` in
-/// the host, other schemes) is refused, so that a URL read from a record or
-/// a request can only ever become a plain HTTP(S) request.
+/// optionally a peer id where a user name goes (`https://<peer id>@host`, see
+/// `PeerAddress`), a host (a DNS name, an IPv4 address or a bracketed IPv6
+/// address), an optional port, then a path and query. Anything else a URL can
+/// carry (other user names, passwords, fragments, spaces, control characters,
+/// `%` in the host, other schemes) is refused, so that a URL read from a
+/// record or a request can only ever become a plain HTTP(S) request.
 public struct OutboundURL: Sendable, Equatable {
     /// `http` or `https`, lowercased.
     public let scheme: String
+    /// The peer id the URL names (lowercased): the server must present this key.
+    public let peer: String?
     /// The host, lowercased, without brackets.
     public let host: String
     /// The port written, or nil for the scheme's default.
@@ -35,9 +38,14 @@ public struct OutboundURL: Sendable, Equatable {
         }
         let rest = text[separator.upperBound...]
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        guard !authority.contains("@") else {
-            throw EgressError("the URL '\(shown)' carries a user name or password; expected none")
+        var authority = rest[..<authorityEnd]
+        var peer: String?
+        if let at = authority.firstIndex(of: "@") {
+            guard PeerAddress.isPeerID(authority[..<at]) else {
+                throw EgressError("the URL '\(shown)' carries a user name or password; expected none, or a peer id (64 hex digits) before '@'")
+            }
+            peer = authority[..<at].lowercased()
+            authority = authority[authority.index(after: at)...]
         }
         var host: Substring
         var portText: Substring?
@@ -71,9 +79,15 @@ public struct OutboundURL: Sendable, Equatable {
             port = value
         }
         self.scheme = scheme
+        self.peer = peer
         self.host = host.lowercased()
         self.port = port
         self.pathAndQuery = String(rest[authorityEnd...])
+    }
+
+    /// `host[:port]` as written in a URL (an IPv6 host in brackets), without the peer id.
+    public var authority: String {
+        (host.contains(":") ? "[\(host)]" : host) + (port.map { ":\($0)" } ?? "")
     }
 
     /// True when the URL names only a server: `scheme://host[:port]`, with at most a trailing `/`.

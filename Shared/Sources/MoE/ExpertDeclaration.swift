@@ -31,6 +31,8 @@ public enum ExpertDeclaration {
     /// A declaration read back and verified.
     public struct Found: Sendable, Equatable {
         public let uid: ExpertUID
+        /// The host's peer address: its URL pinned to the declaring identity
+        /// (`https://<owner>@host:port`), so that a call reaches the signer or nobody.
         public let url: String
         /// The declaring host's public key (hex).
         public let owner: String
@@ -41,11 +43,13 @@ public enum ExpertDeclaration {
     /// Reads one subkey of what the DHT holds under `key`; nil unless it is a
     /// declaration of this form, signed by the owner its subkey names, and
     /// consistent with where it is stored (a uid's claim names that uid; a
-    /// prefix's subkey names a coordinate that leads to the uid it holds).
+    /// prefix's subkey names a coordinate that leads to the uid it holds; its
+    /// URL names no other peer than the signer).
     public static func read(key: String, subkey: String, item: DHTItem) -> Found? {
         let record = DHTRecord(key: key, subkey: subkey, value: item.value, expirationTime: item.expirationTime, signature: item.signature)
         guard let owner = RecordOwnership.verifiedOwner(record),
-              let uid = item.value["uid"]?.stringValue.flatMap(ExpertUID.init), let url = item.value["url"]?.stringValue else { return nil }
+              let uid = item.value["uid"]?.stringValue.flatMap(ExpertUID.init),
+              let url = item.value["url"]?.stringValue.flatMap({ PeerAddress.pinned($0, to: owner) }) else { return nil }
         let name = RecordOwnership.unmarked(subkey)
         if name.isEmpty {
             return key == uid.description ? Found(uid: uid, url: url, owner: owner, coordinate: nil) : nil

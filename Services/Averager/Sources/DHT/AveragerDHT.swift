@@ -2,17 +2,35 @@ import Shared
 
 /// One subkey of a DHT dictionary record, with its own expiration.
 public struct DHTMember: Sendable, Equatable {
-    /// The subkey: the declaring averager's owner marker and a name, e.g. a peer id.
+    /// The subkey: the declaring averager's owner marker and a name, e.g. a peer address.
     public let subkey: String
-    /// The subkey without its owner marker: the peer id of a group or donor declaration.
-    public var peer: String { RecordOwnership.unmarked(subkey) }
+    /// The subkey without its owner marker, pinned to the owner's key (see
+    /// `PeerAddress`): the peer of a group or donor declaration, which can
+    /// only lead to the averager that signed it.
+    public let peer: String
     /// The stored value.
     public let value: JSON
     /// Seconds since the epoch.
     public let expiration: Double
 
-    /// A record's subkey entry.
+    /// A subkey entry as it is, for stores that check no signatures (tests).
     public init(subkey: String, value: JSON, expiration: Double) {
+        self.subkey = subkey
+        peer = RecordOwnership.unmarked(subkey)
+        self.value = value
+        self.expiration = expiration
+    }
+
+    /// A subkey entry signed by `owner` (hex public key); nil when its name is
+    /// the address of another peer than `owner`.
+    public init?(subkey: String, value: JSON, expiration: Double, owner: String) {
+        let name = RecordOwnership.unmarked(subkey)
+        if name.contains("://") {
+            guard let pinned = PeerAddress.pinned(name, to: owner) else { return nil }
+            peer = pinned
+        } else {
+            peer = name
+        }
         self.subkey = subkey
         self.value = value
         self.expiration = expiration

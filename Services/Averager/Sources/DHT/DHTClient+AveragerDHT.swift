@@ -14,8 +14,8 @@ extension DHTClient: AveragerDHT {
         let now = Clock.epoch
         return subkeys.compactMap { subkey, item in
             let record = DHTRecord(key: key, subkey: subkey, value: item.value, expirationTime: item.expirationTime, signature: item.signature)
-            guard item.expirationTime > now, RecordOwnership.verifiedOwner(record) != nil else { return nil }
-            return DHTMember(subkey: subkey, value: item.value, expiration: item.expirationTime)
+            guard item.expirationTime > now, let owner = RecordOwnership.verifiedOwner(record) else { return nil }
+            return DHTMember(subkey: subkey, value: item.value, expiration: item.expirationTime, owner: owner)
         }
     }
 }

@@ -1,7 +1,8 @@
 import Shared
 
 /// How a peer is named in matchmaking and in groups: a node's or auxiliary's
-/// base URL (`http://host:port`), which others use to reach it, or
+/// peer address (`https://<peer id>@host:port`, see `PeerAddress`): its
+/// identity, and where others reach it, pinned to that identity; or
 /// `client-<hex>` for a client, which nobody calls.
 public typealias PeerID = String
 

@@ -45,15 +45,15 @@ public final class Averager: Sendable {
     }
 
     /// Sets the address other averagers reach this one at, once the server listens.
-    /// A node or auxiliary is known by its address; a client, which nobody
-    /// calls, by a random id.
+    /// A node or auxiliary is known by its peer address (pinned to its identity);
+    /// a client, which nobody calls, by a random id.
     public func start(address: String) {
         var generator = SystemRandomNumberGenerator()
         let peer = configuration.mode == .client ? "client-" + Hashing.randomHex(bytes: 8, using: &generator) : address
         self.peer.withLock { $0 = $0 ?? peer }
     }
 
-    /// This averager's peer id (nil until `start`).
+    /// This averager's name in groups, its peer address (nil until `start`).
     public var peerID: PeerID? { peer.withLock { $0 } }
 
     /// The matchmaker of `prefix`, created on first use with the initial group bits.

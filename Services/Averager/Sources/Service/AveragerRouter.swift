@@ -63,7 +63,8 @@ public enum AveragerRouter {
         }
         add("GET", "/v1/info") { _ throws(AveragerError) in
             let keys = await averager.groupKeys()
-            return .json(["peer_id": averager.peerID.map(JSON.string) ?? .null, "mode": .string(averager.configuration.mode.rawValue),
+            return .json(["peer_id": .string(averager.identity.peerID), "address": averager.peerID.map(JSON.string) ?? .null,
+                          "mode": .string(averager.configuration.mode.rawValue),
                           "group_keys": .object(keys.mapValues(JSON.string))])
         }
 

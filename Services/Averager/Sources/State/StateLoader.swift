@@ -71,7 +71,7 @@ struct StateLoader {
                 response = try await http.send(HTTPClientRequest(url: "\(donor)/v1/state?prefix=\(prefix)", headers: headers, timeout: timeout,
                                                                  maxResponseBytes: chunkBytes))
             } catch {
-                throw AveragerError(error.status == 503 && error.code == "busy" ? .busy : .unavailable, error.description)
+                throw AveragerError(error.status == 503 && error.code == "busy" ? .busy : .unavailable, error.message)
             }
             guard let range = response.headers["content-range"], let slash = range.lastIndex(of: "/"),
                   let size = Int(range[range.index(after: slash)...]), size >= 0 else {

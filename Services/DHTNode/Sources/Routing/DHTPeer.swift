@@ -1,9 +1,14 @@
 import SharedCore
 
-/// Another DHT node: its id and the base URL of its HTTP API.
+/// Another DHT node: its id and the base URL of its HTTP API. A node with an
+/// identity announces its peer address (`https://<peer id>@host:port`, see
+/// `PeerAddress`), whose calls reach only the holder of that key, and its id
+/// must be the SHA-1 of that key: a node cannot pick where it sits in the
+/// DHT without making a key for it, nor claim another's place.
 struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
     let id: DHTID
-    /// E.g. `http://127.0.0.1:31337`; read from messages only in the form `PeerAddress` allows.
+    /// E.g. `https://<peer id>@127.0.0.1:31337` or `http://127.0.0.1:31337`; read from
+    /// messages only in the form `NodeAddress` allows.
     let address: String
 
     init(id: DHTID, address: String) {
@@ -22,9 +27,12 @@ struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
             throw JSONFieldError(path: fields.path.isEmpty ? "node_id" : "\(fields.path).node_id", expected: "40 hex digits", found: "'\(hex.prefix(64))'")
         }
         let address = try fields.string("address")
-        if let problem = PeerAddress.problem(address) {
-            throw JSONFieldError(path: fields.path.isEmpty ? "address" : "\(fields.path).address",
-                                 expected: "http(s)://host:port (\(problem))", found: "'\(address.prefix(64))'")
+        let path = fields.path.isEmpty ? "address" : "\(fields.path).address"
+        if let problem = NodeAddress.problem(address) {
+            throw JSONFieldError(path: path, expected: "http(s)://host:port (\(problem))", found: "'\(address.prefix(64))'")
+        }
+        if let peer = PeerAddress.peer(in: address), DHTID(publicKey: [UInt8](hex: peer)!) != id {
+            throw JSONFieldError(path: path, expected: "the address of the node whose key's SHA-1 is node_id \(hex)", found: "peer \(peer)")
         }
         self.init(id: id, address: address)
     }

@@ -7,7 +7,6 @@ public struct DHTSettings: Sendable {
     public static let optionSpecs: [OptionSpec] = [
         OptionSpec("initial-peers", help: "comma-separated URLs of DHT nodes to join through; none starts a new DHT"),
         OptionSpec("allow-unreachable-peers", help: "start even if no initial peer can be joined (the node then waits to be contacted)", isSwitch: true),
-        OptionSpec("identity", help: "Ed25519 key file (created if missing); the node id is derived from its public key (default: a random id)"),
         OptionSpec("refresh-period", default: "30", help: "seconds between refreshes of routing-table buckets nobody was heard from in; 0 turns refreshing off"),
         OptionSpec("client-mode", help: "ask but never be added to other nodes' routing tables (for nodes behind NAT)", isSwitch: true),
         OptionSpec("rpc-timeout", default: "3", help: "seconds one RPC to another node may take"),
@@ -27,8 +26,6 @@ public struct DHTSettings: Sendable {
     public var initialPeers: [String] = []
     /// Start even if no initial peer can be joined.
     public var allowUnreachablePeers = false
-    /// The key file that gives the node its id.
-    public var identityPath: String?
     /// More than 1: simulation mode.
     public var nodes = 1
 
@@ -36,15 +33,14 @@ public struct DHTSettings: Sendable {
     public init(_ options: ServiceOptions) throws(OptionError) {
         initialPeers = options.list("initial-peers").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         for peer in initialPeers {
-            if let problem = PeerAddress.problem(peer) {
-                throw OptionError("--initial-peers: '\(peer)' is not a URL of a DHT node (\(problem)); expected e.g. http://dht-1.example.org:31337")
+            if let problem = NodeAddress.problem(peer) {
+                throw OptionError("--initial-peers: '\(peer)' is not a URL of a DHT node (\(problem)); expected e.g. https://PEER_ID@dht-1.example.org:31337 or http://dht-1.example.org:31337")
             }
         }
-        if let announce = options.string("announce-address"), !announce.isEmpty, let problem = PeerAddress.problem(announce) {
+        if let announce = options.string("announce-address"), !announce.isEmpty, let problem = NodeAddress.problem(announce) {
             throw OptionError("--announce-address: '\(announce)' cannot be a DHT node's address (\(problem)); expected http(s)://host:port, e.g. https://dht.example.org:443")
         }
         allowUnreachablePeers = try options.bool("allow-unreachable-peers")
-        identityPath = options.string("identity")
         let refresh = try options.double("refresh-period") ?? 30
         guard refresh >= 0 else { throw OptionError("--refresh-period must be >= 0, got \(refresh)") }
         configuration.refreshPeriod = refresh > 0 ? refresh : nil
@@ -66,7 +62,7 @@ public struct DHTSettings: Sendable {
             configuration.storageLimits.sourceShare = share
         }
         nodes = try positive(options.int("nodes"), "nodes") ?? 1
-        if nodes > 1 && identityPath != nil { throw OptionError("--identity names one node's key; it cannot be combined with --nodes") }
+        if nodes > 1 && options.string("identity") != nil { throw OptionError("--identity names one node's key; it cannot be combined with --nodes") }
         if nodes > 1 && options.string("announce-address") != nil { throw OptionError("--announce-address names one node; it cannot be combined with --nodes") }
     }
 }

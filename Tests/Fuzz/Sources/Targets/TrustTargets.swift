@@ -18,7 +18,7 @@ extension FuzzTarget {
             fuzzCheck(!url.host.isEmpty && !url.host.contains(where: { "@/?#[] %\\".contains($0) }), "OutboundURL accepted host '\(url.host)' in \(text)")
             // Written again from its parts, it is the same URL.
             let host = url.host.contains(":") ? "[\(url.host)]" : url.host
-            let again = "\(url.scheme)://\(host)\(url.port.map { ":\($0)" } ?? "")\(url.pathAndQuery)"
+            let again = "\(url.scheme)://\(url.peer.map { "\($0)@" } ?? "")\(host)\(url.port.map { ":\($0)" } ?? "")\(url.pathAndQuery)"
             fuzzCheck((try? OutboundURL(again)) == url, "\(text) parsed as \(url), which \(again) does not")
             for policy in TrustSeeds.policies {
                 guard (try? policy.check(url: text)) != nil, let address = url.literalAddress else { continue }
@@ -66,6 +66,7 @@ enum TrustSeeds {
         "http://127.0.0.1:8000/v1/experts/ffn.0.1/forward?codec=none", "https://[::1]:443/", "http://169.254.169.254/latest/meta-data",
         "http://user:secret@host/", "ftp://x/y", "http://[::ffff:127.0.0.1]:80", "http://Example.COM", "http://[fe80::1%25eth0]/",
         "10.0.0.0/8,fd00::/8,::ffff:1.2.3.4,127.0.0.1/33,1.2.3.4",
+        "https://6b0d4f0a9c1e2d3f4a5b6c7d8e9f00112233445566778899aabbccddeeff0011@127.0.0.1:31337/v1/node", "http://6B0D@host/",
     ]
 
     static let policies = [

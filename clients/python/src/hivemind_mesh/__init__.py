@@ -16,6 +16,7 @@ from .errors import MeshError
 from .expert_host import ExpertHostClient
 from .gateway import GatewayClient, MixtureSettings
 from .local import LocalMesh
+from .transport import Swarm, Transport
 
 _TORCH = {
     "RemoteExpert": "moe", "RemoteMixtureOfExperts": "moe", "RemoteSwitchMixtureOfExperts": "moe",
@@ -25,7 +26,7 @@ _TORCH = {
 __all__ = ["AveragerClient", "StepResult", "CODECS", "decode_bundle", "encode_bundle", "DHTClient", "MeshError",
            "NoCompression", "Float16Compression", "ScaledFloat16Compression", "Uniform8BitQuantization", "Quantile8BitQuantization",
            "BlockwiseQuantization",
-           "ExpertHostClient", "GatewayClient", "MixtureSettings", "LocalMesh", *_TORCH]
+           "ExpertHostClient", "GatewayClient", "MixtureSettings", "LocalMesh", "Swarm", "Transport", *_TORCH]
 __version__ = "0.1.0"
 
 

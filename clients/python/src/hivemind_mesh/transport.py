@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json as jsonlib
 import os
+import re
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -55,11 +57,59 @@ class Answer:
             raise MeshError("bad_response", f"expected JSON, got {self.body[:200]!r}: {error}", self.status, self.url) from None
 
 
+@dataclass(frozen=True)
+class Swarm:
+    """A moderated TLS swarm's member (README, Security): ``ca`` is the swarm's root certificate, which every
+    server must chain to (members are named by keys, not host names, so no name is checked, and the web's
+    authorities are not consulted); ``certificate`` (from ``hivemind swarm admit``) and ``identity`` (its key)
+    are presented on every call as the TLS client certificate. Without them, calls get 401 ``membership_required``.
+
+    Unlike the Swift services, this client checks membership, not a peer's key: it calls a peer address
+    (``https://PEER_ID@host:port``, as records name peers) as any member at that address."""
+
+    ca: str
+    certificate: Optional[str] = None
+    identity: Optional[str] = None
+
+    @classmethod
+    def from_environment(cls) -> Optional["Swarm"]:
+        """``$HIVEMIND_SWARM_CA``, ``$HIVEMIND_SWARM_CERT`` and ``$HIVEMIND_IDENTITY``, as the services read them; None without a root."""
+        ca = os.environ.get("HIVEMIND_SWARM_CA")
+        return cls(ca, os.environ.get("HIVEMIND_SWARM_CERT"), os.environ.get("HIVEMIND_IDENTITY")) if ca else None
+
+    def context(self) -> ssl.SSLContext:
+        if bool(self.certificate) != bool(self.identity):
+            raise ValueError("a swarm membership needs both the certificate and the identity key it admits")
+        context = ssl.create_default_context(cafile=self.ca)
+        context.check_hostname = False
+        if self.certificate:
+            context.load_cert_chain(self.certificate, self.identity)
+        return context
+
+
+class _SwarmAdapter(requests.adapters.HTTPAdapter):
+    """HTTPS with a swarm's TLS context (no host names checked: the chain to the swarm's root is the check)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self.context
+        kwargs["assert_hostname"] = False
+        super().init_poolmanager(*args, **kwargs)
+
+
+#: A peer id where a URL's user name goes: never sent.
+_PEER_ID = re.compile(r"^(https?://)[0-9A-Fa-f]{64}@")
+
+
 @dataclass
 class Transport:
-    """Connection pools and limits shared by clients (one per process is enough)."""
+    """Connection pools and limits shared by clients (one per process is enough); ``swarm`` to call a moderated TLS swarm."""
 
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    swarm: Optional[Swarm] = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def session(self) -> requests.Session:
@@ -67,6 +117,9 @@ class Transport:
         session = getattr(self._local, "session", None)
         if session is None or self._local.pid != os.getpid():
             session = requests.Session()
+            if self.swarm is not None:
+                session.verify = self.swarm.ca
+                session.mount("https://", _SwarmAdapter(self.swarm.context()))
             self._local.session, self._local.pid = session, os.getpid()
         return session
 
@@ -74,6 +127,7 @@ class Transport:
              json: Any = None, data: Optional[bytes] = None, headers: Optional[Mapping[str, str]] = None,
              ok: Iterable[int] = ()) -> Answer:
         """One request; raises :class:`MeshError` for no answer, a body over the cap, or an error status not in ``ok``."""
+        url = _PEER_ID.sub(r"\1", url)
         try:
             response = self.session().request(method, url, params=_query(params), json=json, data=data, headers=headers,
                                               timeout=(min(CONNECT_TIMEOUT, timeout), timeout), stream=True)
@@ -131,8 +185,8 @@ def _query(params: Optional[Mapping[str, Any]]) -> Optional[Dict[str, str]]:
     return result
 
 
-#: The transport clients use unless given their own.
-default_transport = Transport()
+#: The transport clients use unless given their own (a swarm member when ``$HIVEMIND_SWARM_CA`` is set).
+default_transport = Transport(swarm=Swarm.from_environment())
 
 
 class ServiceClient:

@@ -1,20 +1,26 @@
+import SharedCore
+
 /// The form of a DHT node's address as nodes pass it to each other:
-/// `http://host:port` or `https://host:port` and nothing else (no path,
-/// query, user, fragment or escapes), at most 256 bytes. The host is a name
+/// `http://host:port` or `https://host:port`, optionally with the node's peer
+/// id before the host (`https://<peer id>@host:port`, see `PeerAddress`), and
+/// nothing else (no path, query, other user, fragment or escapes), at most 256 bytes. The host is a name
 /// (letters, digits, `-` and `.`), an IPv4 address or a bracketed IPv6
 /// address; the port is required (`https://dht.example.org:443`). A node that
 /// accepted more would let any message make it call any URL.
-enum PeerAddress {
+enum NodeAddress {
     static let maxBytes = 256
 
     /// What is wrong with `address` as a peer address, or nil if nothing is.
     static func problem(_ address: String) -> String? {
         let bytes = Array(address.utf8)
         guard bytes.count <= maxBytes else { return "it is \(bytes.count) bytes; at most \(maxBytes) are allowed" }
-        let rest: ArraySlice<UInt8>
+        var rest: ArraySlice<UInt8>
         if address.hasPrefix("http://") { rest = bytes.dropFirst(7) }
         else if address.hasPrefix("https://") { rest = bytes.dropFirst(8) }
         else { return "it does not start with http:// or https://" }
+        if let at = rest.firstIndex(of: UInt8(ascii: "@")), PeerAddress.isPeerID(String(decoding: rest[..<at], as: UTF8.self)) {
+            rest = rest[(at + 1)...]
+        }
         guard let colon = rest.lastIndex(of: UInt8(ascii: ":")), colon > rest.startIndex else {
             return "it has no port; expected http(s)://host:port"
         }

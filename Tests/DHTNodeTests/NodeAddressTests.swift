@@ -3,22 +3,23 @@ import Testing
 @testable import DHTNode
 
 extension DHTTests {
-    @Suite struct PeerAddressTests {
-        @Test(arguments: ["http://127.0.0.1:31337", "https://dht-1.example.org:443", "http://[::1]:8000", "http://[fd00::1]:1", "http://a:65535"])
+    @Suite struct NodeAddressTests {
+        @Test(arguments: ["http://127.0.0.1:31337", "https://dht-1.example.org:443", "http://[::1]:8000", "http://[fd00::1]:1", "http://a:65535",
+                           "https://\(String(repeating: "ab", count: 32))@127.0.0.1:1"])
         func accepted(_ address: String) {
-            #expect(PeerAddress.problem(address) == nil)
+            #expect(NodeAddress.problem(address) == nil)
         }
 
         @Test(arguments: [
             ("file:///etc/passwd", "http:// or https://"), ("gopher://127.0.0.1:70", "http:// or https://"),
             ("http://127.0.0.1", "no port"), ("http://127.0.0.1:31337/", "port"), ("http://127.0.0.1:31337/v1/x", "port"),
             ("http://127.0.0.1:31337?x=1", "port"), ("http://127.0.0.1:31337#f", "port"), ("http://user@127.0.0.1:31337", "host"),
-            ("http://user:pw@127.0.0.1:31337", "host"), ("http://127.0.0.1:0", "port"), ("http://127.0.0.1:65536", "port"),
+            ("http://user:pw@127.0.0.1:31337", "host"), ("http://\(String(repeating: "ab", count: 31))@127.0.0.1:1", "host"), ("http://127.0.0.1:0", "port"), ("http://127.0.0.1:65536", "port"),
             ("http://a b:80", "host"), ("http://%41:80", "host"), ("http://:80", "no port"), ("http://[::1:80", "IPv6"),
             ("HTTP://127.0.0.1:80", "http:// or https://"), ("http://" + String(repeating: "a", count: 250) + ":80", "256"),
         ])
         func refused(_ address: String, _ mentions: String) {
-            let problem = PeerAddress.problem(address)
+            let problem = NodeAddress.problem(address)
             #expect(problem?.contains(mentions) == true, "\(address): \(String(describing: problem))")
         }
 

@@ -1,0 +1,63 @@
+"""The clients in a moderated TLS swarm: a DHT node and an averager started as members admit this
+client with its membership (mutual TLS) and refuse it without one, naming what it lacks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+
+from hivemind_mesh import AveragerClient, DHTClient, LocalMesh, MeshError, Swarm, Transport
+
+from .conftest import bin_dir
+
+
+def hivemind(folder: Path, *arguments: str) -> Any:
+    done = subprocess.run([os.path.join(bin_dir(), "hivemind"), *arguments], cwd=folder, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout)
+
+
+def member(folder: Path, name: str) -> List[str]:
+    """A member's key and membership files, admitted by the swarm in ``folder``."""
+    peer = hivemind(folder, "identity", "--identity", f"{name}.key")["peer_id"]
+    hivemind(folder, "swarm", "admit", peer, "--expires", "1h", "--out", f"{name}.crt")
+    return [str(folder / f"{name}.key"), str(folder / f"{name}.crt")]
+
+
+def test_a_moderated_swarm_serves_its_members_only(tmp_path: Path) -> None:
+    hivemind(tmp_path, "swarm", "init")
+    ca = str(tmp_path / "swarm.crt")
+    with LocalMesh(bin_dir()) as local:
+        def start(product: str, name: str, *flags: str) -> str:
+            key, certificate = member(tmp_path, name)
+            return local.start(product, "--identity", key, "--swarm-ca", ca, "--swarm-cert", certificate, *flags).url
+
+        dht = start("hivemind-dht", "dht")
+        averager = start("hivemind-averager", "averager", "--dht", dht)
+        assert dht.startswith("https://") and averager.startswith("https://")
+        key, certificate = member(tmp_path, "trainer")
+        inside = Transport(swarm=Swarm(ca, certificate, key))
+
+        outsider = DHTClient(dht, transport=Transport(swarm=Swarm(ca)))
+        with pytest.raises(MeshError) as refused:
+            outsider.get("anything")
+        assert refused.value.status == 401 and refused.value.code == "membership_required"
+        assert outsider.health() == {"status": "ok"}  # probes stay open
+
+        client = DHTClient(dht, transport=inside)
+        assert client.store("swarm-key", {"a": 1}, ttl=60)["stored"]
+        assert client.get("swarm-key")["value"] == {"a": 1}
+        info = AveragerClient(averager, transport=inside).info()
+        assert info["address"] == averager.replace("://", f"://{info['peer_id']}@", 1)
+        # The peer address as groups name the averager reaches it too (the peer id is not sent).
+        assert AveragerClient(info["address"], transport=inside).info()["peer_id"] == info["peer_id"]
+
+        # A server that is no member of this swarm is not trusted.
+        with LocalMesh(bin_dir()) as other:
+            foreign = other.start("hivemind-dht", "--tls").url
+            with pytest.raises(MeshError) as untrusted:
+                DHTClient(foreign, transport=inside).node()
+            assert untrusted.value.status is None and "certificate" in untrusted.value.message.lower()

@@ -91,6 +91,9 @@ compose-demo: images
 TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests SecurityTests CLITests ConformanceTests DeployTests
 test: test-deps images
 	$(SWIFT) build --build-tests
+	@# The fuzz targets compile with the tests (not linked: libFuzzer's main comes only with `make fuzz`),
+	@# so a parser's changed API fails here rather than at the next `make fuzz`.
+	HIVEMIND_FUZZ=1 $(SWIFT) build --target Fuzz
 	@for target in $(TEST_TARGETS); do \
 		echo "== $$target"; \
 		timeout 600 $(SWIFT) test --skip-build --filter "$$target" || exit 1; \

@@ -45,7 +45,7 @@ demo: deps build-release
 ## Every test: unit tests and multi-process integration tests on loopback.
 # One test target at a time, so that timing-sensitive fault tests do not compete
 # for 2 cores with another target's mesh of processes.
-TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests SecurityTests CLITests ConformanceTests DeployTests
+TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests SecurityTests CLITests ConformanceTests DeployTests WANTests
 test: test-deps
 	$(SWIFT) build --build-tests
 	@for target in $(TEST_TARGETS); do \

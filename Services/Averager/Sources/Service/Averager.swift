@@ -25,6 +25,8 @@ public final class Averager: Sendable {
     let runs = Mutex<[String: CollaborativeRun]>([:])
     private let peer = Mutex<PeerID?>(nil)
     private let matchmakers = Mutex<[String: Matchmaker]>([:])
+    /// What this averager measured of its link in its all-reduces: declared as its bandwidth unless --bandwidth is set.
+    let throughput = Mutex(ThroughputEstimate())
 
     /// - Parameters:
     ///   - dht: where peers declare themselves.
@@ -106,7 +108,8 @@ public final class Averager: Sendable {
         defer { registry.roundEnded() }
 
         let schemaHash = schema.hash(partSize: configuration.partSize, aggregation: configuration.aggregation)
-        let member = GroupMember(peer: me, mode: configuration.mode, bandwidth: configuration.bandwidth, metadata: request.metadata)
+        let member = GroupMember(peer: me, mode: configuration.mode, bandwidth: configuration.bandwidth ?? throughput.withLock { $0.bytesPerSecond },
+                                 metadata: request.metadata)
         let deadline = Clock.epoch + (request.timeout ?? configuration.defaultTimeout)
         var attempts = 0
         var matchmakingSeconds = 0.0
@@ -136,6 +139,7 @@ public final class Averager: Sendable {
                 outcome = AllReduceRound.Outcome(partsAveragedBy: [0], failedReducers: [], excludedSenders: [])
             }
             metrics.observe("allreduce_seconds", Clock.now - allreduceStarted)
+            throughput.withLock { $0.observe(bytes: outcome.exchangedBytes, seconds: outcome.exchangeSeconds) }
             let record = RoundRecord(group: group, index: group.index(of: me)!, nextGroupKey: await matchmaker.groupKey.key,
                                      partsAveragedBy: outcome.partsAveragedBy, failedReducers: outcome.failedReducers,
                                      excludedSenders: outcome.excludedSenders, excludedTensors: excludedTensors, attempts: attempts,

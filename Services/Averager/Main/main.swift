@@ -29,8 +29,9 @@ let averager = Averager(configuration: configuration, dht: dht, metrics: metrics
 // Ready while a DHT node answers: peers are found through it.
 let readiness = Readiness()
 readiness.add("dht", Readiness.dhtReachable(dht))
-await ServiceRunner.run(options, router: AveragerRouter.build(averager), metrics: metrics, logger: logger,
-                        readiness: readiness, start: { url in
+await ServiceRunner.run(options, router: AveragerRouter.build(averager), metrics: metrics, logger: logger, readiness: readiness,
+                        unreachable: configuration.mode == .client ? nil : "or start it with --mode client, to send its tensors without reducing",
+                        start: { url in
     // Peers know a node by its address, which exists only once the server listens.
     averager.start(address: url)
     return ["peer_id": .string(averager.peerID ?? url), "mode": .string(configuration.mode.rawValue)]

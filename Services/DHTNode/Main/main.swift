@@ -50,11 +50,18 @@ if settings.nodes > 1 {
 
 let metrics = Metrics(namespace: "hivemind_dht")
 let node = DHTNode(configuration: settings.configuration, identity: identity, logger: logger, metrics: metrics)
-await ServiceRunner.run(options, router: makeDHTRouter(node), metrics: metrics, logger: logger, start: { url in
+let relay: RelayServer?
+do { relay = try settings.relay.map { try RelayServer(settings: $0, logger: logger) } } catch {
+    logger.error("cannot start", ["reason": "the relay cannot listen: \(error)"])
+    exit(1)
+}
+await ServiceRunner.run(options, router: makeDHTRouter(node, relay: relay), metrics: metrics, logger: logger,
+                        unreachable: settings.configuration.clientMode ? nil : "or start it with --client-mode, to ask without being asked",
+                        start: { url in
     do {
         try await node.start(address: url, initialPeers: settings.initialPeers)
     } catch where settings.allowUnreachablePeers {
         logger.warning("starting alone", ["reason": "\(error)"])
     }
     return ["node_id": .string(node.id.hex), "client_mode": .bool(settings.configuration.clientMode)]
-}, onStop: node.shutdown)
+}, onStop: { relay?.stop(); node.shutdown() })

@@ -145,10 +145,15 @@ public final class EmulatedNetwork: @unchecked Sendable {
         return (process, host.behindNAT ? process.url.nilIfPrivate : url)
     }
 
-    /// Runs a command on `host` until it exits (e.g. a trainer).
+    /// Proxies in the hub on the same port numbers as `ports` on `host` (a relay's ports).
+    public func expose(_ host: Host, ports: ClosedRange<Int>) throws {
+        for port in ports { _ = try expose(host, port: port, hubPort: port) }
+    }
+
+    /// Runs a command on `host` until it exits: a product of the build (e.g. a trainer) or an absolute path (e.g. curl).
     public func run(on host: Host, _ product: String, _ arguments: [String], timeout: Double) async throws -> (status: Int32, stdout: String, stderr: String) {
-        try await ServiceProcess.run("/usr/sbin/ip", ["netns", "exec", host.namespace, try ServiceProcess.executable(product).path] + arguments,
-                                     timeout: timeout)
+        let path = product.hasPrefix("/") ? product : try ServiceProcess.executable(product).path
+        return try await ServiceProcess.run("/usr/sbin/ip", ["netns", "exec", host.namespace, path] + arguments, timeout: timeout)
     }
 
     @discardableResult

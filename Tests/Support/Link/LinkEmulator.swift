@@ -66,11 +66,11 @@ public final class LinkEmulator: @unchecked Sendable {
     public func proxy(listen: String = "127.0.0.1", listenPort: UInt16 = 0, to target: String, port targetPort: UInt16, host name: String) throws -> UInt16 {
         guard let callee = host(name) else { throw ServiceProcessError("the link emulator has no host '\(name)'; add it first") }
         return try home.run { [self] in
-            let listener = try Socket.listen(listen, listenPort)
+            let listener = try RawSocket.listen(listen, listenPort)
             lock.withLock { listeners.append(listener) }
             let thread = Thread { [self] in acceptLoop(listener, target: target, targetPort: targetPort, callee: callee) }
             thread.start()
-            return try Socket.localPort(listener)
+            return try RawSocket.localPort(listener)
         }
     }
 
@@ -131,14 +131,14 @@ public final class LinkEmulator: @unchecked Sendable {
     private func acceptLoop(_ listener: Int32, target: String, targetPort: UInt16, callee: EmulatedHost) {
         defer { Glibc.close(listener) }
         while !isStopped {
-            guard Socket.waitReadable(listener, milliseconds: 100) else { continue }
+            guard RawSocket.waitReadable(listener, milliseconds: 100) else { continue }
             var address = sockaddr_in()
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             let client = withUnsafeMutablePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &length) }
             }
             guard client >= 0 else { continue }
-            let source = Socket.addressText(address)
+            let source = RawSocket.addressText(address)
             let caller = lock.withLock { hostsByAddress[source] ?? _defaultHost } ?? callee
             Thread { [self] in open(client, caller: caller, callee: callee, target: target, targetPort: targetPort) }.start()
         }
@@ -147,8 +147,8 @@ public final class LinkEmulator: @unchecked Sendable {
     /// Connects an accepted client to the service and starts forwarding both ways.
     private func open(_ client: Int32, caller: EmulatedHost, callee: EmulatedHost, target: String, targetPort: UInt16) {
         let accepted = Clock.now
-        guard let server = try? Socket.connect(target, targetPort) else {
-            Socket.closeWithReset(client)
+        guard let server = try? RawSocket.connect(target, targetPort) else {
+            RawSocket.closeWithReset(client)
             return
         }
         let connection = EmulatedConnection(client: client, server: server, caller: caller, callee: callee, emulator: self)
@@ -197,7 +197,7 @@ final class EmulatedConnection: @unchecked Sendable {
         self.caller = caller
         self.callee = callee
         self.emulator = emulator
-        for fd in [client, server] { Socket.setNoDelay(fd) }
+        for fd in [client, server] { RawSocket.setNoDelay(fd) }
     }
 
     var isClosed: Bool { lock.withLock { closed } }
@@ -233,8 +233,8 @@ final class EmulatedConnection: @unchecked Sendable {
         guard last else { return }
         let reset = lock.withLock { resetOnClose }
         if reset {
-            Socket.closeWithReset(client)
-            Socket.closeWithReset(server)
+            RawSocket.closeWithReset(client)
+            RawSocket.closeWithReset(server)
         } else {
             Glibc.close(client)
             Glibc.close(server)
@@ -273,7 +273,7 @@ final class Pump: @unchecked Sendable {
         defer { connection.threadDone() }
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while !connection.isClosed {
-            guard Socket.waitReadable(input, milliseconds: 100) else { continue }
+            guard RawSocket.waitReadable(input, milliseconds: 100) else { continue }
             let count = recv(input, &buffer, buffer.count, 0)
             if count < 0, errno == EINTR || errno == EAGAIN { continue }
             guard count > 0 else {
@@ -307,7 +307,7 @@ final class Pump: @unchecked Sendable {
             while !connection.isClosed, Clock.now < at || connection.emulator.blocked(connection) {
                 Thread.sleep(forTimeInterval: min(0.02, max(0.0005, at - Clock.now)))
             }
-            guard !connection.isClosed, Socket.sendAll(output, bytes, while: { !self.connection.isClosed }) else {
+            guard !connection.isClosed, RawSocket.sendAll(output, bytes, while: { !self.connection.isClosed }) else {
                 connection.close(reset: true)
                 return
             }

@@ -10,9 +10,11 @@ import SharedCore
 /// - `POST /v1/batch/store` `{"records": [...]}` → `{"results": [...]}` (all or nothing: one invalid record stores none)
 /// - `POST /v1/batch/get` `{"keys": [...], "latest"?}` → `{"results": [entry or null, ...]}`
 /// - `GET /v1/node` → id, address, routing table size and peers, record counts
+/// - `POST /v1/reachability` `{"url"}` → `{"reachable", "checked", "reason"?}` (calls the URL's /healthz back)
+/// - `POST /v1/relay/sessions`, `GET /v1/relay/sessions/{id}/streams` (with --relay; see `RelayServer`)
 ///
 /// Peer RPCs: `POST /v1/dht/ping`, `/v1/dht/store`, `/v1/dht/find`.
-public func makeDHTRouter(_ node: DHTNode) -> Router {
+public func makeDHTRouter(_ node: DHTNode, relay: RelayServer? = nil) -> Router {
     var router = Router()
     let json = ["application/json"]
     // One record: its value and the JSON around it. A batch or a peer's store: a few such records.
@@ -60,6 +62,9 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
     }
 
     router.get("/v1/node") { _ in .json(node.info()) }
+    // Services ask any node whether they can be called, and a node started with --relay relays for those that cannot.
+    router.addReachabilityRoute()
+    router.addRelayRoutes(relay)
 
     guard !node.configuration.clientMode else { return router }
     router.post("/v1/dht/ping", accepts: json) { request in

@@ -1,16 +1,26 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// The few raw socket calls the link emulator makes (IPv4 TCP).
-enum Socket {
-    static func address(_ host: String, _ port: UInt16) throws -> sockaddr_in {
+/// A raw socket call that failed.
+public struct RawSocketError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The few raw TCP calls (IPv4) that byte-stream forwarding needs: the
+/// relay, and the link emulator of the tests. HTTP goes through libmicrohttpd
+/// and libcurl instead.
+public enum RawSocket {
+    public static func address(_ host: String, _ port: UInt16) throws(RawSocketError) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw ServiceProcessError("not an IPv4 address: \(host)") }
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw RawSocketError("not an IPv4 address: \(host)") }
         return address
     }
 
-    static func listen(_ host: String, _ port: UInt16) throws -> Int32 {
+    public static func listen(_ host: String, _ port: UInt16) throws(RawSocketError) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw error("socket") }
         var one: Int32 = 1
@@ -27,7 +37,14 @@ enum Socket {
         return fd
     }
 
-    static func localPort(_ fd: Int32) throws -> UInt16 {
+    /// A pending connection (close-on-exec), or -1.
+    public static func accept(_ listener: Int32) -> Int32 {
+        let fd = Glibc.accept(listener, nil, nil)
+        if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return fd
+    }
+
+    public static func localPort(_ fd: Int32) throws(RawSocketError) -> UInt16 {
         var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let status = withUnsafeMutablePointer(to: &address) {
@@ -38,7 +55,7 @@ enum Socket {
     }
 
     /// Connects within 5 s.
-    static func connect(_ host: String, _ port: UInt16) throws -> Int32 {
+    public static func connect(_ host: String, _ port: UInt16) throws(RawSocketError) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw error("socket") }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -55,33 +72,33 @@ enum Socket {
         return fd
     }
 
-    static func addressText(_ address: sockaddr_in) -> String {
+    public static func addressText(_ address: sockaddr_in) -> String {
         var address = address
         var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
         inet_ntop(AF_INET, &address.sin_addr, &text, socklen_t(text.count))
         return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func setNoDelay(_ fd: Int32) {
+    public static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Closes with a reset (RST) rather than an orderly end.
-    static func closeWithReset(_ fd: Int32) {
+    public static func closeWithReset(_ fd: Int32) {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         Glibc.close(fd)
     }
 
     /// Whether `fd` has something to read (or its end) within the time.
-    static func waitReadable(_ fd: Int32, milliseconds: Int32) -> Bool {
+    public static func waitReadable(_ fd: Int32, milliseconds: Int32) -> Bool {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return poll(&entry, 1, milliseconds) > 0
     }
 
     /// Sends all of `bytes` unless the peer is gone or `proceed` turns false.
-    static func sendAll(_ fd: Int32, _ bytes: [UInt8], while proceed: () -> Bool) -> Bool {
+    public static func sendAll(_ fd: Int32, _ bytes: [UInt8], while proceed: () -> Bool) -> Bool {
         var sent = 0
         while sent < bytes.count {
             guard proceed() else { return false }
@@ -96,7 +113,7 @@ enum Socket {
         return true
     }
 
-    private static func error(_ what: String) -> ServiceProcessError {
-        ServiceProcessError("\(what): \(String(cString: strerror(errno)))")
+    private static func error(_ what: String) -> RawSocketError {
+        RawSocketError("\(what): \(String(cString: strerror(errno)))")
     }
 }

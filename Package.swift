@@ -62,10 +62,12 @@ let package = Package(
         // The CLI end to end: `hivemind mesh up`, trainers, the Python example; needs every service's executable.
         .testTarget(name: "CLITests", dependencies: ["Shared", "TestSupport", "HivemindCLI", "DHTNodeMain", "ExpertHostMain", "GatewayMain", "AveragerMain"],
                     path: "Tests/CLITests"),
-        // schemathesis against every service as a process (needs their executables built).
+        // schemathesis and clients generated from the served documents against every service as a process
+        // (needs their executables built).
         .testTarget(name: "ConformanceTests",
-                    dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],
-                    path: "Tests/ConformanceTests", exclude: ["schemathesis.toml", "schemathesis_hooks.py"]),
+                    dependencies: ["Shared", "TestSupport", "DHTNode", "ExpertHost", "Averager", "Gateway",
+                                   "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],
+                    path: "Tests/ConformanceTests", exclude: ["schemathesis.toml", "schemathesis_hooks.py", "generated_clients.py"]),
         // Attacks on every service as a process, each against a hostile peer the test runs.
         .testTarget(name: "SecurityTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain", "GatewayMain"],
                     path: "Tests/SecurityTests"),

@@ -5,7 +5,7 @@ import Shared
 
 @Suite struct OpenAPITests {
     @Test func documentIsValidAndCoversEveryRoute() async throws {
-        let document = try OpenAPIDocument("averager")
+        let document = try OpenAPIDocument("averager", .averager)
         let errors = try await document.validationErrors()
         #expect(errors == nil)
         let averager = Averager(configuration: AveragerConfiguration(), dht: InMemoryDHT(), metrics: Metrics(namespace: "t"), logger: Logger(service: "t"))

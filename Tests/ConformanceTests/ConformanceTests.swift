@@ -1,10 +1,14 @@
 import Foundation
+import Averager
+import DHTNode
+import ExpertHost
+import Gateway
 import Shared
 import Testing
 import TestSupport
 
 /// Every service as a real process on loopback, probed by schemathesis with
-/// its OpenAPI document: no 5xx, no crash, no status, header, content type or
+/// the OpenAPI document it serves: no 5xx, no crash, no status, header, content type or
 /// body that the document does not describe, and bad input refused with a 4xx.
 @Suite struct ConformanceTests {
     static let quiet = ["--port", "0", "--log-level", "error"]
@@ -13,7 +17,7 @@ import TestSupport
 
     @Test func dhtNode() async throws {
         let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet)
-        let failures = try await Schemathesis.failures("dht", against: dht.url)
+        let failures = try await Schemathesis.failures(against: dht.url)
         #expect(failures == nil, "\(failures ?? "")")
         #expect(dht.waitForExit(timeout: 0) == nil, "the DHT node exited during the run")
     }
@@ -27,7 +31,7 @@ import TestSupport
         ])
         let uids = host.readyLine["experts"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(uids.count == 4)
-        let failures = try await Schemathesis.failures("expert-host", against: host.url, experts: (uids, Self.width))
+        let failures = try await Schemathesis.failures(against: host.url, experts: (uids, Self.width))
         #expect(failures == nil, "\(failures ?? "")")
         #expect(host.waitForExit(timeout: 0) == nil, "the expert host exited during the run")
     }
@@ -37,7 +41,7 @@ import TestSupport
         let averager = try await ServiceProcess.start("hivemind-averager", Self.quiet + [
             "--dht", dht.url, "--request-timeout", "1", "--default-timeout", "2",
         ])
-        let failures = try await Schemathesis.failures("averager", against: averager.url)
+        let failures = try await Schemathesis.failures(against: averager.url)
         #expect(failures == nil, "\(failures ?? "")")
         #expect(averager.waitForExit(timeout: 0) == nil, "the averager exited during the run")
     }
@@ -54,32 +58,33 @@ import TestSupport
         let uids = host.readyLine["experts"]?.arrayValue?.compactMap(\.stringValue) ?? []
         let gateway = try await ServiceProcess.start("hivemind-gateway", Self.quiet + ["--dht", dht.url])
         try await waitUntilDeclared(uids, in: dht.url)
-        let failures = try await Schemathesis.failures("gateway", against: gateway.url, experts: (uids, Self.width))
+        let failures = try await Schemathesis.failures(against: gateway.url, experts: (uids, Self.width))
         #expect(failures == nil, "\(failures ?? "")")
         #expect(gateway.waitForExit(timeout: 0) == nil, "the gateway exited during the run")
     }
 
-    private func waitUntilDeclared(_ uids: [String], in dht: String) async throws {
-        let client = DHTClient(nodes: [dht], timeout: 5)
-        let deadline = Clock.now + 10
-        while try await client.getMany(uids, latest: true).count < uids.count {
-            guard Clock.now < deadline else { throw ServiceProcessError("the experts were not declared in the DHT in time") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+}
+
+/// Waits until a host's experts are in the DHT, where a gateway finds them.
+func waitUntilDeclared(_ uids: [String], in dht: String) async throws {
+    let client = DHTClient(nodes: [dht], timeout: 5)
+    let deadline = Clock.now + 10
+    while try await client.getMany(uids, latest: true).count < uids.count {
+        guard Clock.now < deadline else { throw ServiceProcessError("the experts were not declared in the DHT in time") }
+        try await Task.sleep(for: .milliseconds(50))
     }
 }
 
 /// Routes every server adds to its service's own (`HTTPServer`), which the
 /// services' router coverage tests cannot see.
 @Suite struct CommonRoutesTests {
-    @Test(arguments: ["dht", "expert-host", "averager", "gateway"])
-    func everyDocumentHasHealthAndMetrics(_ name: String) throws {
-        let document = try OpenAPIDocument(name)
-        for path in ["/healthz", "/metrics"] {
-            // Inline, or the path item of common.yaml by reference.
-            let listed = document.documents(method: "GET", pattern: path)
-                || document.text.contains("  \(path):\n    $ref: 'common.yaml#/paths/~1\(path.dropFirst())'")
-            #expect(listed, "openapi/\(name).yaml lacks GET \(path)")
+    @Test func everyDocumentHasHealthReadinessAndMetrics() throws {
+        let documents = [("dht", APIDocument.dht), ("expert-host", .expertHost), ("averager", .averager), ("gateway", .gateway)]
+        for (name, served) in documents {
+            let document = try OpenAPIDocument(name, served)
+            for path in ["/healthz", "/readyz", "/metrics"] {
+                #expect(document.documents(method: "GET", pattern: path), "openapi/\(name).yaml lacks GET \(path)")
+            }
         }
     }
 }

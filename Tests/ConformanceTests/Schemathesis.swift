@@ -2,8 +2,8 @@ import Foundation
 import TestSupport
 
 /// Runs schemathesis (`make test-deps` installs it) with this folder's settings
-/// and hooks against a live service, and returns nil when it found nothing,
-/// else what it reported.
+/// and hooks against a live service and the document it serves at
+/// `/openapi.json`, and returns nil when it found nothing, else what it reported.
 enum Schemathesis {
     /// Test cases per operation and phase: enough to reach every documented
     /// status, few enough that the four services take seconds each.
@@ -12,13 +12,11 @@ enum Schemathesis {
     static let seed = 20_261_126
 
     /// - Parameters:
-    ///   - document: the OpenAPI document's name under openapi/, e.g. `dht`.
     ///   - url: the live service's base URL.
     ///   - experts: uids the service can reach and their input width (`ffn` experts'
     ///     hidden size), for the hooks' valid requests (see schemathesis_hooks.py).
-    static func failures(_ document: String, against url: String, experts: (uids: [String], width: Int) = ([], 0)) async throws -> String? {
+    static func failures(against url: String, experts: (uids: [String], width: Int) = ([], 0)) async throws -> String? {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        let openAPI = try OpenAPIDocument(document)
         let arguments = [
             "SCHEMATHESIS_HOOKS=\(folder.appendingPathComponent("schemathesis_hooks.py").path)",
             "HIVEMIND_TEST_UIDS=\(experts.uids.joined(separator: ","))",
@@ -27,7 +25,7 @@ enum Schemathesis {
             "HYPOTHESIS_STORAGE_DIRECTORY=\(FileManager.default.temporaryDirectory.appendingPathComponent("hivemind-hypothesis").path)",
             "python3", "-m", "schemathesis.cli",
             "--config-file", folder.appendingPathComponent("schemathesis.toml").path,
-            "run", openAPI.path,
+            "run", "\(url)/openapi.json",
             "--url", url,
             "--max-examples", String(maxExamples),
             "--seed", String(seed),

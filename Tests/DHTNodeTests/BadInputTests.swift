@@ -61,6 +61,15 @@ extension DHTTests {
                  status: 404, code: "not_found", mentions: "nothing-here"),
             Case(description: "peer find with a malformed id", method: "POST", path: "/v1/dht/find", body: #"{"ids": ["xyz"]}"#,
                  status: 400, code: "bad_request", mentions: "ids[0]"),
+            Case(description: "ping from a file URL", method: "POST", path: "/v1/dht/ping",
+                 body: #"{"peer": {"node_id": "\#(String(repeating: "ab", count: 20))", "address": "file:///etc/passwd"}, "validate": true}"#,
+                 status: 400, code: "bad_request", mentions: "http(s)://host:port"),
+            Case(description: "ping from an address with a path", method: "POST", path: "/v1/dht/ping",
+                 body: #"{"peer": {"node_id": "\#(String(repeating: "ab", count: 20))", "address": "http://169.254.169.254:80/latest/meta-data"}}"#,
+                 status: 400, code: "bad_request", mentions: "no path, query or fragment"),
+            Case(description: "record living past the lifetime bound", method: "PUT", path: "/v1/records/l",
+                 body: #"{"value": 1, "expiration_time": 1e300}"#,
+                 status: 422, code: "unprocessable", mentions: "--max-record-lifetime", untouchedKey: "l"),
         ]
 
         @Test(arguments: cases)

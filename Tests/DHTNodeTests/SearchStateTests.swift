@@ -30,5 +30,23 @@ extension DHTTests {
             #expect(search.result(now: 110)?.subkeys?.keys.sorted() == ["x", "y"])
             #expect(!search.isSatisfied, "a search for the latest value never stops early")
         }
+
+        @Test func theFirstClaimMetHoldsItsKey() {
+            let owner = Identity(), thief = Identity()
+            var search = SearchState(key: "k", sufficientExpiration: .infinity)
+            search.add(dictionary([owner.ownerMarker: ("owner", 120)]), from: a)
+            search.add(dictionary([thief.ownerMarker: ("thief", 200), "other": (1, 130)]), from: b)
+            search.add(DHTEntry(key: "k", content: .value(DHTItem(value: "plain", expirationTime: 300))), from: b)
+            #expect(search.result(now: 100)?.subkeys?.mapValues(\.value) == [owner.ownerMarker: "owner", "other": 1])
+            #expect(search.source == b, "the unclaimed subkey came from b and is the latest")
+        }
+
+        @Test func aMergeKeepsAtMostItsSubkeys() {
+            var search = SearchState(key: "k", sufficientExpiration: .infinity, maxSubkeys: 3)
+            search.add(dictionary(["x": (1, 120), "y": (2, 130)]), from: a)
+            search.add(dictionary(["x": (10, 125), "z": (3, 105), "w": (4, 140)]), from: b)
+            #expect(search.result(now: 100)?.subkeys?.count == 3)
+            #expect(search.result(now: 100)?.subkeys?["x"]?.value == 10, "held subkeys are still updated")
+        }
     }
 }

@@ -5,7 +5,7 @@ import TestSupport
 
 @Suite struct ExpertHostOpenAPITests {
     @Test func documentIsValidAndCoversEveryRoute() async throws {
-        let document = try OpenAPIDocument("expert-host")
+        let document = try OpenAPIDocument("expert-host", .expertHost)
         let errors = try await document.validationErrors()
         #expect(errors == nil)
         try await withExpertHost(["--expert-uids", "nop.0", "--expert-class", "nop", "--hidden-dim", "2"]) { _, host in

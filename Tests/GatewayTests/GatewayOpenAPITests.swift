@@ -5,7 +5,7 @@ import TestSupport
 
 @Suite struct GatewayOpenAPITests {
     @Test func documentIsValidAndCoversEveryRoute() async throws {
-        let document = try OpenAPIDocument("gateway")
+        let document = try OpenAPIDocument("gateway", .gateway)
         let errors = try await document.validationErrors()
         #expect(errors == nil)
         let router = Gateway(directory: EmptyDirectory(), metrics: Metrics(namespace: "test"), seal: testSeal).makeRouter()

@@ -82,3 +82,26 @@ import TestSupport
         #expect(await mesh.allHealthy())
     }
 }
+
+/// An owned uid cannot be taken over: the DHT refuses another identity's
+/// claim while the owner's lives, and the gateway routes only to the holder.
+@Suite struct HijackAttackTests {
+    @Test func anOwnedExpertUIDCannotBeTakenOver() async throws {
+        let mesh = try await SecurityMesh.start()
+        let thief = try await ServiceProcess.hostilePeer("headers")
+        let attacker = Identity()
+        let records = ExpertDeclaration.records(for: [ExpertUID("ffn.0.0")!], hostURL: thief.url, expirationTime: Clock.epoch + 60,
+                                                identity: attacker)
+        let results = try await mesh.dhtClient.storeMany(records)
+        let claim = try #require(records.firstIndex { $0.key == "ffn.0.0" })
+        #expect(!results[claim].stored, "the thief's claim on an owned uid was stored")
+        // The prefix record the thief could write is not believed: it does not hold the claim.
+        for _ in 0..<5 {
+            let proxied = await proxyForward(mesh.gateway.url, uid: "ffn.0.0")
+            #expect(proxied.status == 200 && (try? TensorBundle.decode(proxied.body)) != nil, "ffn.0.0 was answered by someone else: \(proxied)")
+            let mixed = await moeForward(mesh.gateway.url, grid: "1,1", k: 1)
+            #expect(mixed.status == 200 && mixed.metadata["routing"]?.contains(mesh.host.url) == true, "\(mixed)")
+            try await Task.sleep(for: .milliseconds(300))
+        }
+    }
+}

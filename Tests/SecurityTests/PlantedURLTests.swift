@@ -44,6 +44,20 @@ import TestSupport
         }
         #expect(await mesh.allHealthy())
     }
+
+    @Test func pingsNamingAnythingButAPeerAreRefused() async throws {
+        let mesh = try await SecurityMesh.start()
+        for address in Self.planted + ["http://127.0.0.1:1/v1/dht/store?x=1", "http://user@127.0.0.1:1"] {
+            let body: JSON = ["peer": ["node_id": .string(String(repeating: "a", count: 40)), "address": .string(address)], "validate": true]
+            do {
+                _ = try await HTTPClient.shared.send("POST", "\(mesh.dht.url)/v1/dht/ping", json: body, timeout: 10)
+                Issue.record("ping from \(address) was taken")
+            } catch {
+                #expect(error.status == 400, "\(address): \(error)")
+            }
+        }
+        #expect(await mesh.allHealthy())
+    }
 }
 
 /// The gateway's expert proxy, as a client calls it.

@@ -4,6 +4,7 @@ extension ExpertHost {
     /// The host's REST API (see openapi/expert-host.yaml).
     public func makeRouter() -> Router {
         var router = Router()
+        router.serve(.expertHost)
         let forwardBytes = maxBodyBytes(backward: false), backwardBytes = maxBodyBytes(backward: true)
         router.get("/v1/experts") { [self] _ in
             .json(["experts": .array(uids.map { backends[$0.description]!.info })])

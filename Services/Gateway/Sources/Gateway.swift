@@ -38,6 +38,7 @@ public struct Gateway: Sendable {
     /// The gateway's REST API (see openapi/gateway.yaml).
     public func makeRouter() -> Router {
         var router = Router()
+        router.serve(.gateway)
         router.post("/v1/moe/forward", accepts: ["application/octet-stream"], maxBodyBytes: ServerLimits.serverMaximum) { request in
             let parameters = try MixtureParameters(query: request.query)
             let bundle = try decode(request.body, names: ["x", "scores"])

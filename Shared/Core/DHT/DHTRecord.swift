@@ -165,31 +165,66 @@ public struct DHTStoreResult: Sendable, Equatable {
     /// The record's key and subkey, so results can be matched to records.
     public var key: String
     public var subkey: String?
-    /// True if at least one node accepted the record (none had a later expiration for it).
+    /// True if at least one node holds the record now (none had a later
+    /// expiration for it, and none that accepted it was full).
     public var stored: Bool
-    /// How many nodes accepted it (the DHT aims for its number of replicas, 5 by default).
+    /// How many nodes hold it (the DHT aims for its number of replicas, 5 by default).
     public var replicas: Int
+    /// Why no node stored it, when none did (absent when it was stored).
+    public var refusal: DHTRefusal?
 
     /// A result as the node reports it.
-    public init(key: String, subkey: String?, stored: Bool, replicas: Int) {
+    public init(key: String, subkey: String?, stored: Bool, replicas: Int, refusal: DHTRefusal? = nil) {
         self.key = key
         self.subkey = subkey
         self.stored = stored
         self.replicas = replicas
+        self.refusal = refusal
     }
 
-    /// Reads `{"key", "subkey"?, "stored", "replicas"}`.
+    /// Reads `{"key", "subkey"?, "stored", "replicas", "refused"?}`.
     public init(fields: JSONObjectReader) throws(JSONFieldError) {
         key = try fields.string("key")
         subkey = try fields.optional("subkey", JSONObjectReader.string)
         stored = try fields.bool("stored")
         replicas = try fields.int("replicas")
+        refusal = try fields.optional("refused", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTRefusal(fields: reader) }
     }
 
-    /// `{"key", "subkey"?, "stored", "replicas"}`.
+    /// `{"key", "subkey"?, "stored", "replicas", "refused"?}`.
     public var json: JSON {
         var members: [String: JSON] = ["key": .string(key), "stored": .bool(stored), "replicas": .int(replicas)]
         if let subkey { members["subkey"] = .string(subkey) }
+        if let refusal { members["refused"] = refusal.json }
         return .object(members)
     }
+}
+
+/// Why a DHT node did not store a record: a stable code and a message that
+/// names the rule and its limit. Codes: `outdated` (a value with a later or
+/// equal expiration is held), `expired`, `invalid`, `claimed` (another owner
+/// claims the key), `key_full` (subkeys or bytes per key), `storage_full`,
+/// `quota_exceeded` (the sender's share of the node), `unavailable` (no node
+/// that should hold the record answered). The message is the node's: log it,
+/// but relay it only where the node is trusted.
+public struct DHTRefusal: Sendable, Equatable, CustomStringConvertible {
+    public var code: String
+    public var message: String
+
+    /// A refusal as a node reports it.
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// Reads `{"code", "message"}`.
+    public init(fields: JSONObjectReader) throws(JSONFieldError) {
+        code = try fields.string("code")
+        message = try fields.string("message")
+    }
+
+    /// `{"code", "message"}`.
+    public var json: JSON { ["code": .string(code), "message": .string(message)] }
+
+    public var description: String { "\(code): \(message)" }
 }

@@ -12,6 +12,16 @@ public enum RecordOwnership {
     /// The text to put into a key or subkey to make it owned by `publicKeyHex`.
     public static func marker(publicKeyHex: String) -> String { "\(markerPrefix)\(publicKeyHex)]" }
 
+    /// The owner a subkey claims its key for: the public key (lowercase hex) when
+    /// the subkey is exactly one owner marker, `[owner:<64 hex digits>]`, else nil.
+    /// DHT nodes let one owner's unexpired claim hold its key against other
+    /// owners' claims (an expert uid declared by its host, for example).
+    public static func claimant(ofSubkey subkey: String) -> String? {
+        guard subkey.utf8.count == markerPrefix.utf8.count + 2 * Ed25519.keyLength + 1, subkey.hasPrefix(markerPrefix),
+              subkey.hasSuffix("]"), let owners = try? owners(in: subkey, field: "subkey"), owners.count == 1 else { return nil }
+        return owners[0]
+    }
+
     /// The bytes an owner signs for a record.
     public static func signingPayload(key: String, subkey: String?, value: JSON, expirationTime: Double) -> [UInt8] {
         JSON.array([.string(key), subkey.map(JSON.string) ?? .null, value, .double(expirationTime)]).serializedBytes()

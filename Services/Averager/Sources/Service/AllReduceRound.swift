@@ -229,7 +229,8 @@ struct AllReduceRound {
         let started = Clock.now
         do {
             let url = "\(group.members[reducer].peer)/v1/groups/\(group.groupID)/parts/\(part)"
-            let response = try await http.post(url, bytes: body, timeout: timeout)
+            // The average of a part holds the part's elements, at most float32 each, plus its header.
+            let response = try await http.post(url, bytes: body, timeout: timeout, maxResponseBytes: 4 * range.count + (64 << 10))
             metrics.increment("bytes_sent_total", by: Double(body.count))
             metrics.increment("bytes_received_total", by: Double(response.body.count))
             metrics.observe("part_latency_seconds", Clock.now - started)

@@ -10,6 +10,7 @@ public enum AveragerRouter {
     /// The router serving `averager`.
     public static func build(_ averager: Averager, intercept: Interceptor = { _, handler in handler }) -> Router {
         var router = Router()
+        router.serve(.averager)
         let access = RunAccess(token: averager.configuration.runToken, listensOnLoopback: averager.configuration.listensOnLoopback)
         /// `protected`: the route changes what others download, and needs the run's token (see `RunAccess`).
         func add(_ method: String, _ pattern: String, accepts: [String] = [], maxBodyBytes: Int? = nil, protected: Bool = false,

@@ -26,6 +26,8 @@ actor Matchmaker {
 
     private var state: MatchmakingState
     private let dht: any AveragerDHT
+    /// The largest answer a leader may send: a group's member list, far below it.
+    static let maxAnswerBytes = 1 << 20
     /// Signs this averager's declarations.
     private let identity: Identity
     private let http: HTTPClient
@@ -243,7 +245,7 @@ actor Matchmaker {
         do {
             let asked = Clock.now
             response = try JoinResponse(json: try await http.send("POST", "\(leader)/v1/matchmaking/join", json: request.json,
-                                                                  timeout: requestTimeout).json())
+                                                                  timeout: requestTimeout, maxResponseBytes: Self.maxAnswerBytes).json())
             roundTrips.observe(Clock.now - asked)
             adaptRequestTimeout()
         } catch {
@@ -270,7 +272,7 @@ actor Matchmaker {
         do {
             let timeout = max(0, request.expiration - Clock.epoch) + requestTimeout
             let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey)]
-            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/await", json: body, timeout: timeout).json())
+            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/await", json: body, timeout: timeout, maxResponseBytes: Self.maxAnswerBytes).json())
         } catch {
             state.unfollow()
             logger.debug("leader went silent", ["leader": leader, "error": "\(error)"])
@@ -321,7 +323,7 @@ actor Matchmaker {
         let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey), "expiration": .double(request.expiration)]
         let outcome: LeaderOutcome
         do {
-            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/leave", json: body, timeout: requestTimeout).json())
+            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/leave", json: body, timeout: requestTimeout, maxResponseBytes: Self.maxAnswerBytes).json())
         } catch {
             // Cut short by the deadline: `findGroup` asks again.
             if !Task.isCancelled { unresolved = nil }

@@ -26,10 +26,13 @@ public struct DHTConfiguration: Sendable {
     public var maxBatch = 1024
     /// Clocks of peers may differ from ours by at most this many seconds.
     public var maxClockSkew = 3.0
+    /// Seconds a record may live: a store expiring later than now plus this
+    /// is refused, so that no record outlives its writer for long (one day).
+    public var maxRecordLifetime = 86_400.0
     /// Records this node keeps for the DHT.
     public var storageLimits = StorageLimits()
     /// Values it fetched or was sent for caching; evicted first, since the DHT holds them elsewhere.
-    public var cacheLimits = StorageLimits(maxRecords: 10_000, maxBytes: 64 << 20)
+    public var cacheLimits = StorageLimits(maxRecords: 5_000, maxBytes: 16 << 20, sourceShare: nil)
     /// After a get, push the value to this many nearest visited nodes that lacked it.
     public var cacheNearest = 1
     /// Refresh a cached value that was read this many seconds before it expires.
@@ -39,17 +42,38 @@ public struct DHTConfiguration: Sendable {
     public init() {}
 }
 
-/// Bounds on the records a node keeps; when over a bound, the records that
-/// expire soonest go first.
+/// Bounds on the records a node keeps. A record is one value or one subkey.
+/// Storage refuses what does not fit (expired records go first); the cache
+/// makes room by dropping the records that expire soonest.
 public struct StorageLimits: Sendable {
     /// Records kept at most.
     public var maxRecords: Int
     /// Approximate bytes of keys, values and signatures.
     public var maxBytes: Int
+    /// Subkeys one key may hold: room for a grid dimension of 1024 experts, or
+    /// for the averagers of one group key, while a GET of one key stays bounded.
+    public var maxSubkeysPerKey: Int
+    /// Bytes one key may hold (its subkeys together): four values of the
+    /// largest size, and what one find answer or GET carries at most per key.
+    public var maxBytesPerKey: Int
+    /// The share of `maxRecords` and `maxBytes` one source address may hold
+    /// (nil: no per-source quota, as for the cache), so that one address cannot fill the node.
+    public var sourceShare: Double?
 
-    /// The defaults: 100,000 records and 256 MiB.
-    public init(maxRecords: Int = 100_000, maxBytes: Int = 256 << 20) {
+    /// The defaults: 50,000 records and 128 MiB (a full node stays under
+    /// 300 MB resident: a small record takes about 1.4 KB), 1024 subkeys and
+    /// 4 MiB per key, a tenth of the node per source address.
+    public init(maxRecords: Int = 50_000, maxBytes: Int = 128 << 20, maxSubkeysPerKey: Int = 1024,
+                maxBytesPerKey: Int = 4 << 20, sourceShare: Double? = 0.1) {
         self.maxRecords = maxRecords
         self.maxBytes = maxBytes
+        self.maxSubkeysPerKey = maxSubkeysPerKey
+        self.maxBytesPerKey = maxBytesPerKey
+        self.sourceShare = sourceShare
+    }
+
+    /// What one source may hold, given the share; nil without a quota.
+    var sourceQuota: SourceQuota? {
+        sourceShare.map { SourceQuota(maxRecords: max(1, Int(Double(maxRecords) * $0)), maxBytes: max(1, Int(Double(maxBytes) * $0))) }
     }
 }

@@ -25,7 +25,7 @@ extension DHTNode {
         var order: [DHTID] = []
         for key in Set(keys).sorted() {
             let keyID = DHTID(key: key)
-            var search = SearchState(key: key, sufficientExpiration: sufficient)
+            var search = SearchState(key: key, sufficientExpiration: sufficient, maxSubkeys: configuration.storageLimits.maxSubkeysPerKey)
             let shared: SharedSearch? = withState { state in
                 search.add(state.storage.get(keyID, now: now), from: id)
                 if !refreshing { search.add(state.cache.get(keyID, now: now), from: id) }
@@ -80,30 +80,45 @@ extension DHTNode {
         return results
     }
 
-    /// An entry from another node, without what fails validation: an entry for another
-    /// key is dropped whole, an unsigned or forged owned subkey alone.
+    /// An entry from another node, checked as a store would be: an entry for
+    /// another key, over the per-key bounds or with claims of two owners is
+    /// dropped whole; a record that fails validation (size, lifetime bound, owner
+    /// signature) alone.
     private func validated(_ entry: DHTEntry, keyID: DHTID) -> DHTEntry? {
         guard DHTID(key: entry.key) == keyID else { return nil }
+        let now = Clock.epoch
+        let limits = configuration.storageLimits
         switch entry.content {
         case .value:
-            return entry.records.allSatisfy(validator.accepts) ? entry : nil
+            guard case .success = validator.checkFromPeer(entry.records[0], now: now) else { return nil }
+            return entry
         case .dictionary(let items):
-            let valid = items.filter { subkey, item in
-                validator.accepts(DHTRecord(key: entry.key, subkey: subkey, value: item.value, expirationTime: item.expirationTime, signature: item.signature))
+            guard items.count <= limits.maxSubkeysPerKey else { return nil }
+            var valid: [String: DHTItem] = [:]
+            var bytes = 0
+            var claimants: Set<String> = []
+            for record in entry.records {
+                guard case .success(let size) = validator.checkFromPeer(record, now: now) else { continue }
+                valid[record.subkey!] = record.item
+                bytes += size
+                if let owner = RecordOwnership.claimant(ofSubkey: record.subkey!) { claimants.insert(owner) }
             }
-            return valid.isEmpty ? nil : DHTEntry(key: entry.key, content: .dictionary(valid))
+            guard !valid.isEmpty, bytes <= limits.maxBytesPerKey, claimants.count <= 1 else { return nil }
+            return DHTEntry(key: entry.key, content: .dictionary(valid))
         }
     }
 
-    /// Caches a value found at another node here, and pushes it to the nearest
-    /// visited nodes that answered without it.
+    /// Caches a value found at another node here (except what a claim we store
+    /// refuses), and pushes it to the nearest visited nodes that answered without it.
     private func cacheFound(_ entry: DHTEntry, keyID: DHTID, search: SearchState, lacking: [DHTPeer]) {
         let now = Clock.epoch
         let records = entry.records
         let isNewer = withState { state in
             let held = max(state.storage.expirationTime(of: keyID) ?? -.infinity, state.cache.expirationTime(of: keyID) ?? -.infinity)
             guard entry.expirationTime > held else { return false }
-            for record in records { state.cache.store(record, id: keyID, now: now) }
+            for record in records where state.storage.claimRefusal(for: record, id: keyID, now: now) == nil {
+                try? state.cache.store(record, id: keyID, now: now)
+            }
             return true
         }
         guard isNewer else { return }

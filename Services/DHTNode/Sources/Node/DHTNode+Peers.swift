@@ -17,12 +17,12 @@ extension DHTNode {
         }
     }
 
-    /// Asks the node at `address` to store `records`; returns its verdict per record.
-    func store(_ address: String, _ records: [DHTRecord], inCache: Bool) async throws(PeerCallError) -> [Bool] {
+    /// Asks the node at `address` to store `records`; returns its verdict per record (nil: stored).
+    func store(_ address: String, _ records: [DHTRecord], inCache: Bool) async throws(PeerCallError) -> [StoreRefusal?] {
         do {
             let response = try await peers.store(address, StoreRequest(sender: sender, records: records, inCache: inCache))
             heard(from: response.peer)
-            return response.results
+            return response.refusals
         } catch {
             failed(address, error)
             throw error

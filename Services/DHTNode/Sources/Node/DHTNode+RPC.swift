@@ -20,34 +20,50 @@ extension DHTNode {
         return PingResponse(peer: me, time: Clock.epoch, available: available)
     }
 
-    /// `POST /v1/dht/store`: stores each valid record; invalid or outdated ones are refused one by one.
-    func handleStore(_ request: StoreRequest) throws(HTTPError) -> StoreResponse {
+    /// `POST /v1/dht/store`: stores each valid record, counted against the
+    /// sending node's address (`source`); the others are refused one by one, each with its reason.
+    func handleStore(_ request: StoreRequest, from source: String) throws(HTTPError) -> StoreResponse {
         let me = try responder()
         try checkBatch(request.records.count, "records")
         if let peer = request.sender { heard(from: peer) }
-        // Hashing and signature checks happen outside the lock.
-        let checked = request.records.map { (record: $0, id: DHTID(key: $0.key), valid: validator.accepts($0)) }
         let now = Clock.epoch
-        let results = withState { state in
-            zip(checked, request.inCache).map { item, inCache in
-                guard item.valid else { return false }
-                return inCache ? state.cache.store(item.record, id: item.id, now: now) : state.storage.store(item.record, id: item.id, now: now)
+        // Hashing, sizes and signature checks happen outside the lock.
+        let checked = request.records.map { (record: $0, id: DHTID(key: $0.key), verdict: validator.checkFromPeer($0, now: now)) }
+        let refusals = withState { state in
+            zip(checked, request.inCache).map { item, inCache -> StoreRefusal? in
+                let bytes: Int
+                switch item.verdict {
+                case .success(let size): bytes = size
+                case .failure(let refusal): return refusal
+                }
+                guard inCache else {
+                    return StoreRefusal.of { () throws(StoreRefusal) in
+                        try state.storage.store(item.record, id: item.id, now: now, source: source, bytes: bytes)
+                    }
+                }
+                // A cached copy may not stand beside a claim we store.
+                if let refusal = state.storage.claimRefusal(for: item.record, id: item.id, now: now) { return refusal }
+                return StoreRefusal.of { () throws(StoreRefusal) in try state.cache.store(item.record, id: item.id, now: now, bytes: bytes) }
             }
         }
-        return StoreResponse(peer: me, results: results)
+        return StoreResponse(peer: me, refusals: refusals)
     }
 
-    /// `POST /v1/dht/find`: per id, what we hold (storage or cache, whichever
-    /// expires later) and the k nearest nodes we know, without the requester.
+    /// `POST /v1/dht/find`: per id, what we hold (see `localEntry`) and the k
+    /// nearest nodes we know, without the requester. Entries go into the answer
+    /// while it holds at most `maxAnswerBytes` of them; later ids get none (the
+    /// requester finds them at other nodes, or asks again for fewer ids).
     func handleFind(_ request: FindRequest) throws(HTTPError) -> FindResponse {
         let me = try responder()
         try checkBatch(request.ids.count, "ids")
         let now = Clock.epoch
         let results = withState { state in
-            request.ids.map { keyID in
-                let stored = state.storage.get(keyID, now: now)
-                let cached = state.cache.get(keyID, now: now)
-                let entry = (cached?.expirationTime ?? -.infinity) > (stored?.expirationTime ?? -.infinity) ? cached : stored
+            var budget = maxAnswerBytes
+            return request.ids.map { keyID in
+                var (entry, bytes) = localEntry(keyID, state: &state, now: now)
+                if entry != nil {
+                    if bytes <= budget { budget -= bytes } else { entry = nil }
+                }
                 let nearest = state.routing.nearest(to: keyID, count: configuration.bucketSize, excluding: request.sender?.id)
                 return FindResult(entry: entry, nearest: nearest)
             }
@@ -55,6 +71,21 @@ extension DHTNode {
         if let peer = request.sender { heard(from: peer) }
         return FindResponse(peer: me, results: results)
     }
+
+    /// What we hold under `keyID`, with its bytes: storage or cache, whichever
+    /// expires later, except that a key claimed in storage is answered from storage.
+    func localEntry(_ keyID: DHTID, state: inout State, now: Double) -> (entry: DHTEntry?, bytes: Int) {
+        let stored = state.storage.get(keyID, now: now)
+        let cached = state.storage.claim(of: keyID, now: now) == nil ? state.cache.get(keyID, now: now) : nil
+        if (cached?.expirationTime ?? -.infinity) > (stored?.expirationTime ?? -.infinity) {
+            return (cached, state.cache.bytes(of: keyID))
+        }
+        return (stored, state.storage.bytes(of: keyID))
+    }
+
+    /// The most bytes of records one answer carries (a find answer, a GET or a
+    /// batch get): two keys at their most, so that no answer grows with a flood.
+    var maxAnswerBytes: Int { 2 * configuration.storageLimits.maxBytesPerKey }
 
     /// Our own peer record for responses; a node that is not started yet cannot answer.
     private func responder() throws(HTTPError) -> DHTPeer {

@@ -30,6 +30,8 @@ public final class DHTNode: Sendable {
         var routing: RoutingTable
         var storage: RecordStorage
         var cache: RecordStorage
+        /// What clients wrote through our public API (nil without a per-source quota).
+        var writes: WriteLedger?
         var blacklist: Blacklist
         /// Gets in flight, by key id, for concurrent gets to join.
         var searches: [DHTID: SharedSearch] = [:]
@@ -50,12 +52,21 @@ public final class DHTNode: Sendable {
         self.identity = identity
         self.logger = logger
         self.metrics = metrics
-        peers = PeerClient(http: http, timeout: configuration.rpcTimeout, metrics: metrics)
-        validator = RecordValidator(maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes)
+        peers = PeerClient(http: http, timeout: configuration.rpcTimeout, metrics: metrics,
+                           maxFindAnswerBytes: 2 * configuration.storageLimits.maxBytesPerKey + (1 << 20))
+        validator = RecordValidator(maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes,
+                                    maxLifetime: configuration.maxRecordLifetime, clockSkew: configuration.maxClockSkew)
+        // A client may write through us half of what one address may hold here, so that
+        // one client cannot use up all of our share at the nodes we forward its records to.
+        let writes = configuration.storageLimits.sourceQuota.map { quota in
+            WriteLedger(quota: SourceQuota(maxRecords: max(1, quota.maxRecords / 2), maxBytes: max(1, quota.maxBytes / 2)),
+                        capacity: configuration.storageLimits.maxRecords)
+        }
         state = Mutex(State(
             routing: RoutingTable(ownID: id, bucketSize: configuration.bucketSize, depthModulo: configuration.depthModulo, now: Clock.epoch),
             storage: RecordStorage(limits: configuration.storageLimits),
-            cache: RecordStorage(limits: configuration.cacheLimits),
+            cache: RecordStorage(limits: configuration.cacheLimits, whenFull: .evictSoonestExpiring),
+            writes: writes,
             blacklist: Blacklist(baseSeconds: configuration.blacklistSeconds)))
         Self.declareMetrics(metrics)
     }

@@ -87,21 +87,34 @@ struct StoreRequest: Sendable {
 
 struct StoreResponse: Sendable {
     var peer: DHTPeer
-    /// Per record: stored, or refused (a later value is held, the expiration is past, or the record is invalid).
-    var results: [Bool]
+    /// Per record: nil if stored, else why not. On the wire `results` holds
+    /// the verdicts as booleans and `refused` the reasons (null where stored);
+    /// a node that sends no reasons is read as refusing for `outdated`.
+    var refusals: [StoreRefusal?]
 
-    var json: JSON { ["peer": peer.json, "results": .array(results.map(JSON.bool))] }
+    var results: [Bool] { refusals.map { $0 == nil } }
 
-    init(peer: DHTPeer, results: [Bool]) {
+    var json: JSON {
+        ["peer": peer.json, "results": .array(results.map(JSON.bool)),
+         "refused": .array(refusals.map { $0?.wire.json ?? .null })]
+    }
+
+    init(peer: DHTPeer, refusals: [StoreRefusal?]) {
         self.peer = peer
-        self.results = results
+        self.refusals = refusals
     }
 
     init(fields: JSONObjectReader) throws(JSONFieldError) {
         peer = try DHTPeer(fields: fields.object("peer"))
-        results = try fields.array("results").enumerated().map { index, value throws(JSONFieldError) in
+        let results = try fields.array("results").enumerated().map { index, value throws(JSONFieldError) in
             guard let stored = value.boolValue else { throw JSONFieldError(path: "results[\(index)]", expected: "a boolean", found: value.typeName) }
             return stored
+        }
+        let reasons = try fields.optional("refused", JSONObjectReader.array) ?? []
+        refusals = results.enumerated().map { index, stored in
+            guard !stored else { return nil }
+            let reason = index < reasons.count ? (try? JSONObjectReader(reasons[index])).flatMap { try? DHTRefusal(fields: $0) } : nil
+            return reason.map(StoreRefusal.init(wire:)) ?? StoreRefusal(.outdated, "refused")
         }
     }
 }
@@ -148,9 +161,8 @@ struct FindResult: Sendable {
 
     init(fields: JSONObjectReader) throws(JSONFieldError) {
         entry = try fields.optional("entry", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTEntry(fields: reader) }
-        nearest = try fields.array("nearest").enumerated().map { index, value throws(JSONFieldError) in
-            try DHTPeer(fields: JSONObjectReader(value, path: "\(fields.path).nearest[\(index)]"))
-        }
+        // A peer the responder names in a form we do not call is left out, not fatal to the answer.
+        nearest = try fields.array("nearest").compactMap { value in try? DHTPeer(fields: JSONObjectReader(value)) }
     }
 }
 

@@ -3,7 +3,7 @@ import SharedCore
 /// Another DHT node: its id and the base URL of its HTTP API.
 struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
     let id: DHTID
-    /// E.g. `http://127.0.0.1:31337`.
+    /// E.g. `http://127.0.0.1:31337`; read from messages only in the form `PeerAddress` allows.
     let address: String
 
     init(id: DHTID, address: String) {
@@ -22,8 +22,9 @@ struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
             throw JSONFieldError(path: fields.path.isEmpty ? "node_id" : "\(fields.path).node_id", expected: "40 hex digits", found: "'\(hex.prefix(64))'")
         }
         let address = try fields.string("address")
-        guard address.hasPrefix("http://") || address.hasPrefix("https://") else {
-            throw JSONFieldError(path: fields.path.isEmpty ? "address" : "\(fields.path).address", expected: "an http:// or https:// URL", found: "'\(address.prefix(64))'")
+        if let problem = PeerAddress.problem(address) {
+            throw JSONFieldError(path: fields.path.isEmpty ? "address" : "\(fields.path).address",
+                                 expected: "http(s)://host:port (\(problem))", found: "'\(address.prefix(64))'")
         }
         self.init(id: id, address: address)
     }

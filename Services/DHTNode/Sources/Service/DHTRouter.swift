@@ -10,21 +10,28 @@ import SharedCore
 /// - `POST /v1/batch/store` `{"records": [...]}` → `{"results": [...]}` (all or nothing: one invalid record stores none)
 /// - `POST /v1/batch/get` `{"keys": [...], "latest"?}` → `{"results": [entry or null, ...]}`
 /// - `GET /v1/node` → id, address, routing table size and peers, record counts
+/// - `GET /openapi.json`, `GET /openapi.yaml` → this API (openapi/dht.yaml, bundled)
 /// - `POST /v1/reachability` `{"url"}` → `{"reachable", "checked", "reason"?}` (calls the URL's /healthz back)
 /// - `POST /v1/relay/sessions`, `GET /v1/relay/sessions/{id}/streams` (with --relay; see `RelayServer`)
 ///
 /// Peer RPCs: `POST /v1/dht/ping`, `/v1/dht/store`, `/v1/dht/find`.
 public func makeDHTRouter(_ node: DHTNode, relay: RelayServer? = nil) -> Router {
     var router = Router()
+    router.serve(.dht)
     let json = ["application/json"]
-    // One record: its value and the JSON around it. A batch or a peer's store: a few such records.
+    // One record: its value and the JSON around it. A batch or a peer's store: one key's
+    // records at their most, twice over for JSON's overhead. Gets, finds and pings are
+    // control messages (the server's default route limit, 1 MiB).
     let record = node.configuration.maxValueBytes + (64 << 10)
-    let batch = 4 * record
+    let batch = 2 * node.configuration.storageLimits.maxBytesPerKey + (64 << 10)
 
     router.put("/v1/records/{key}", accepts: json, maxBodyBytes: record) { request in
         let record = try DHTRecord(key: request.parameter("key"), fields: request.jsonObject())
-        try node.validator.check(record, now: Clock.epoch, field: "")
-        return .json(await node.store([record])[0].json)
+        let bytes = try node.validator.check(record, now: Clock.epoch, field: "")
+        let result = try await node.write([record], sizes: [bytes], from: request.remoteAddress)[0]
+        // Refused by every replica for a reason other than a later value held there: say so with its status.
+        if let refusal = result.refusal.map(StoreRefusal.init(wire:)), refusal.status != nil { throw refusal.httpError }
+        return .json(result.json)
     }
 
     router.get("/v1/records/{key}") { request in
@@ -33,6 +40,7 @@ public func makeDHTRouter(_ node: DHTNode, relay: RelayServer? = nil) -> Router 
         guard let entry = await node.get([key], latest: try latestFlag(request)).values.first else {
             throw HTTPError.notFound("nothing unexpired is stored under the key '\(key.prefix(200))'")
         }
+        try node.checkAnswer([entry])
         return .json(entry.json)
     }
 
@@ -40,13 +48,13 @@ public func makeDHTRouter(_ node: DHTNode, relay: RelayServer? = nil) -> Router 
         let items = try request.jsonObject().array("records")
         try node.checkBatch(items.count, "records")
         let now = Clock.epoch
-        var records: [DHTRecord] = []
+        var records: [DHTRecord] = [], sizes: [Int] = []
         for (index, item) in items.enumerated() {
             let record = try DHTRecord(fields: JSONObjectReader(item, path: "records[\(index)]"))
-            try node.validator.check(record, now: now, field: "records[\(index)]")
+            sizes.append(try node.validator.check(record, now: now, field: "records[\(index)]"))
             records.append(record)
         }
-        return .json(["results": .array(await node.store(records).map(\.json))])
+        return .json(["results": .array(try await node.write(records, sizes: sizes, from: request.remoteAddress).map(\.json))])
     }
 
     router.post("/v1/batch/get", accepts: json) { request in
@@ -58,6 +66,7 @@ public func makeDHTRouter(_ node: DHTNode, relay: RelayServer? = nil) -> Router 
         }
         try node.checkBatch(keys.count, "keys")
         let found = await node.get(keys, latest: try body.optional("latest", JSONObjectReader.bool) ?? false)
+        try node.checkAnswer(Array(found.values))
         return .json(["results": .array(keys.map { found[$0]?.json ?? .null })])
     }
 
@@ -71,7 +80,7 @@ public func makeDHTRouter(_ node: DHTNode, relay: RelayServer? = nil) -> Router 
         .json(try await node.handlePing(PingRequest(fields: request.jsonObject())).json)
     }
     router.post("/v1/dht/store", accepts: json, maxBodyBytes: batch) { request in
-        .json(try node.handleStore(StoreRequest(fields: request.jsonObject())).json)
+        .json(try node.handleStore(StoreRequest(fields: request.jsonObject()), from: request.remoteAddress).json)
     }
     router.post("/v1/dht/find", accepts: json) { request in
         .json(try node.handleFind(FindRequest(fields: request.jsonObject())).json)
@@ -89,6 +98,18 @@ private func latestFlag(_ request: HTTPRequest) throws(HTTPError) -> Bool {
 }
 
 extension DHTNode {
+    /// An answer carries at most `maxAnswerBytes` of records (counted without
+    /// string escapes: nothing is serialized before the answer is).
+    func checkAnswer(_ entries: [DHTEntry]) throws(HTTPError) {
+        var bytes = 0
+        for entry in entries {
+            bytes += entry.estimatedBytes
+            guard bytes <= maxAnswerBytes else {
+                throw HTTPError(status: 422, code: "answer_too_large", message: "the records found hold more than \(maxAnswerBytes) bytes, the most one answer carries (2 x --max-bytes-per-key); ask for fewer keys at a time")
+            }
+        }
+    }
+
     /// A key to get must be non-empty and within the key limit.
     func checkKey(_ key: String, field: String) throws(HTTPError) {
         let bytes = key.utf8.count

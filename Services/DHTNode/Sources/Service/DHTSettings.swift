@@ -12,8 +12,12 @@ public struct DHTSettings: Sendable {
         OptionSpec("client-mode", help: "ask but never be added to other nodes' routing tables (for nodes behind NAT)", isSwitch: true),
         OptionSpec("rpc-timeout", default: "3", help: "seconds one RPC to another node may take"),
         OptionSpec("max-value-bytes", default: String(1 << 20), help: "largest value accepted, in bytes of JSON; larger ones get 413"),
-        OptionSpec("max-records", default: "100000", help: "records kept at most; the soonest-expiring go first"),
-        OptionSpec("max-storage-bytes", default: String(256 << 20), help: "bytes of records kept at most; the soonest-expiring go first"),
+        OptionSpec("max-records", default: "50000", help: "records (values and subkeys) kept at most; when full, expired ones go first and new ones get 507, never evicting unexpired records"),
+        OptionSpec("max-storage-bytes", default: String(128 << 20), help: "bytes of records kept at most; when full, expired ones go first and new ones get 507"),
+        OptionSpec("max-record-lifetime", default: "86400", help: "seconds a record may live: a store expiring later than now plus this gets 422"),
+        OptionSpec("max-subkeys-per-key", default: "1024", help: "subkeys one key may hold; more get 507"),
+        OptionSpec("max-bytes-per-key", default: String(4 << 20), help: "bytes one key may hold, its subkeys together; more get 507 (also the unit of the body and answer limits)"),
+        OptionSpec("max-source-share", default: "0.1", help: "share of --max-records and --max-storage-bytes one source address may hold (a client may write half of it through this node); more get 429"),
         OptionSpec("relay", help: "relay for services that cannot be called (behind NAT): each gets a port here and is reached through it (see --use-relay)", isSwitch: true),
         OptionSpec("relay-ports", help: "LOW-HIGH: the ports the relay uses, LOW for the relayed services' tunnels and one port above it per relayed service (default: ports the OS picks)"),
         OptionSpec("relay-bandwidth", default: "5000000", help: "bytes per second each relayed service may move through this relay, both ways together"),
@@ -35,9 +39,14 @@ public struct DHTSettings: Sendable {
 
     /// - Throws: `OptionError` naming the flag that is wrong.
     public init(_ options: ServiceOptions) throws(OptionError) {
-        initialPeers = options.list("initial-peers")
-        for peer in initialPeers where !(peer.hasPrefix("http://") || peer.hasPrefix("https://")) {
-            throw OptionError("--initial-peers: '\(peer)' is not a URL; expected e.g. http://dht-1.example.org:31337")
+        initialPeers = options.list("initial-peers").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        for peer in initialPeers {
+            if let problem = PeerAddress.problem(peer) {
+                throw OptionError("--initial-peers: '\(peer)' is not a URL of a DHT node (\(problem)); expected e.g. http://dht-1.example.org:31337")
+            }
+        }
+        if let announce = options.string("announce-address"), !announce.isEmpty, let problem = PeerAddress.problem(announce) {
+            throw OptionError("--announce-address: '\(announce)' cannot be a DHT node's address (\(problem)); expected http(s)://host:port, e.g. https://dht.example.org:443")
         }
         allowUnreachablePeers = try options.bool("allow-unreachable-peers")
         identityPath = options.string("identity")
@@ -49,6 +58,18 @@ public struct DHTSettings: Sendable {
         configuration.maxValueBytes = try positive(options.int("max-value-bytes"), "max-value-bytes") ?? configuration.maxValueBytes
         configuration.storageLimits.maxRecords = try positive(options.int("max-records"), "max-records") ?? configuration.storageLimits.maxRecords
         configuration.storageLimits.maxBytes = try positive(options.int("max-storage-bytes"), "max-storage-bytes") ?? configuration.storageLimits.maxBytes
+        configuration.maxRecordLifetime = try positive(options.double("max-record-lifetime"), "max-record-lifetime") ?? configuration.maxRecordLifetime
+        for limits in [\DHTConfiguration.storageLimits, \DHTConfiguration.cacheLimits] {
+            configuration[keyPath: limits].maxSubkeysPerKey = try positive(options.int("max-subkeys-per-key"), "max-subkeys-per-key") ?? configuration[keyPath: limits].maxSubkeysPerKey
+            configuration[keyPath: limits].maxBytesPerKey = try positive(options.int("max-bytes-per-key"), "max-bytes-per-key") ?? configuration[keyPath: limits].maxBytesPerKey
+        }
+        if configuration.storageLimits.maxBytesPerKey < configuration.maxValueBytes {
+            throw OptionError("--max-bytes-per-key (\(configuration.storageLimits.maxBytesPerKey)) must be at least --max-value-bytes (\(configuration.maxValueBytes)), or no value of the largest size could be stored")
+        }
+        if let share = try options.double("max-source-share") {
+            guard share > 0 && share <= 1 else { throw OptionError("--max-source-share must be in (0, 1], got \(share)") }
+            configuration.storageLimits.sourceShare = share
+        }
         nodes = try positive(options.int("nodes"), "nodes") ?? 1
         if try options.bool("relay") {
             var relay = RelayServer.Settings()

@@ -63,9 +63,13 @@ extension Averager {
     /// other averagers whose trainers take part in the run; everyone continues
     /// after the group's latest epoch. Alone (no partner in the DHT, or none
     /// found before the run's averaging timeout), the trainers get their own average.
+    /// `codec` compresses the parts this averager exchanges in that all-reduce
+    /// (the trainer's `grad_compression`); the epoch's first submission on this
+    /// averager sets it for all of its trainers.
     /// - Throws: `AveragerError` 404 for an unknown run or trainer, 409 for an
     ///   epoch other than the trainer's or tensors unlike the others'.
-    func step(run: String, trainer: String, epoch: Int, samples: Int, tensors: [(name: String, tensor: WireTensor)]) async throws(AveragerError) -> StepOutcome {
+    func step(run: String, trainer: String, epoch: Int, samples: Int, tensors: [(name: String, tensor: WireTensor)],
+              codec: CompressionCodec = .none) async throws(AveragerError) -> StepOutcome {
         let entry = try collaborativeRun(run)
         guard (0...TrainerProgress.maxCount).contains(samples) else {
             throw AveragerError(.unprocessable, "samples must be from 0 to 2^40 (the samples behind these tensors), got \(samples)")
@@ -84,7 +88,7 @@ extension Averager {
                 throw AveragerError(.unprocessable, "tensor '\(name)' holds NaN or infinite values; send finite gradients (or skip the step)")
             }
         }
-        let submission = StepSubmission(trainer: trainer, samples: samples, tensors: decoded)
+        let submission = StepSubmission(trainer: trainer, samples: samples, tensors: decoded, codec: codec)
         var gather = entry.gather(epoch: epoch)
         var drives: Bool
         while true {
@@ -113,6 +117,7 @@ extension Averager {
         entry.closed(gather)
         var tensors = StepGather.weightedMean(submissions)
         let samples = submissions.reduce(0) { $0 + $1.samples }
+        let codec = submissions.first?.codec ?? .none
 
         await fetchProgress(tracker)  // partners as of now, not as of the last periodic read
         let partners = tracker.partnerAveragers()
@@ -123,7 +128,7 @@ extension Averager {
             let names = tensors.keys.sorted()
             let wire = names.map { (name: $0, tensor: try! WireTensor(tensors[$0]!)) }  // float32 of finite values
             let request = AverageRequest(prefix: "\(tracker.run)_grads", tensors: wire, weight: Double(samples), timeout: settings.averagingTimeout,
-                                         metadata: ["epoch": .int(epoch), "trainers": .int(submissions.count),
+                                         codec: codec, metadata: ["epoch": .int(epoch), "trainers": .int(submissions.count),
                                                    "averager": .string(identity.ownerMarker)])
             do {
                 let result = try await average(request, targetGroupSize: partners.count + 1)
@@ -142,7 +147,7 @@ extension Averager {
         metrics.increment("steps_total", labels: ["outcome": outcome])
         let next = tracker.advance(submissions.map(\.trainer), from: groupEpoch)
         let record: JSON = ["epoch": .int(next), "previous_epoch": .int(epoch), "outcome": .string(outcome), "group_size": .int(groupSize),
-                            "trainers": .int(submissions.count), "samples": .int(samples)]
+                            "trainers": .int(submissions.count), "samples": .int(samples), "codec": .string(codec.rawValue)]
         gather.finish(.success(StepOutcome(tensors: tensors, epoch: next, record: record)))
     }
 

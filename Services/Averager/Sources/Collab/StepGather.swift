@@ -7,6 +7,8 @@ struct StepSubmission: Sendable {
     /// Its weight: samples it accumulated in the epoch.
     let samples: Int
     let tensors: [(name: String, tensor: Tensor)]
+    /// Compression of the all-reduce's parts (the first submission's applies to the epoch).
+    var codec: CompressionCodec = .none
 }
 
 /// What a step gives every trainer that took part.
@@ -15,7 +17,7 @@ struct StepOutcome: Sendable {
     let tensors: [String: Tensor]
     /// The epoch the trainers are in now.
     let epoch: Int
-    /// `{"epoch", "previous_epoch", "outcome", "group_size", "trainers", "samples"}`.
+    /// `{"epoch", "previous_epoch", "outcome", "group_size", "trainers", "samples", "codec"}`.
     let record: JSON
 }
 

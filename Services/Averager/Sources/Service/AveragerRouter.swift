@@ -114,8 +114,11 @@ public enum AveragerRouter {
                 return value
             }
             let (epoch, samples) = (try integer("epoch"), try integer("samples"))
+            let codec: CompressionCodec
+            do throws(SafetensorsError) { codec = try CompressionCodec(parsing: request.query["codec"] ?? "none") } catch { throw AveragerError(.badRequest, error.message) }
             let (tensors, _) = try AverageRequest.readTensors(request.body)
-            let outcome = try await averager.step(run: request.parameter("run"), trainer: trainer, epoch: epoch, samples: samples, tensors: tensors)
+            let outcome = try await averager.step(run: request.parameter("run"), trainer: trainer, epoch: epoch, samples: samples,
+                                                  tensors: tensors, codec: codec)
             var response: HTTPResponse
             do throws(SafetensorsError) {
                 var wire: [(name: String, tensor: WireTensor)] = []

@@ -18,7 +18,7 @@ public enum Reachability {
         var problems: [String] = []
         for peer in peers {
             do {
-                let answer = try await http.send("POST", "\(peer)/v1/reachability", json: ["url": .string(url)], timeout: 10, maxResponseBytes: 64 << 10).json()
+                let answer = try await http.send("POST", "\(peer)/v1/reachability", json: ["url": .string(url)], timeout: 5, maxResponseBytes: 64 << 10).json()
                 switch (answer["reachable"]?.boolValue, answer["checked"]?.boolValue) {
                 case (true, _): return .reachable(peer: peer)
                 case (false, true): return .unreachable(peer: peer, reason: answer["reason"]?.stringValue ?? "no reason given")

@@ -1,6 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+// Glibc's socket constants (SOCK_STREAM, SHUT_RDWR, ...) are owned by the C modules whose headers
+// include <sys/socket.h> first; a whole-module (release) build finds them only through those.
+import CCurl
+import CMicroHTTPD
 
 /// A raw socket call that failed.
 public struct RawSocketError: Error, CustomStringConvertible, Sendable {
@@ -83,6 +87,12 @@ public enum RawSocket {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
+
+    /// Ends both directions, waking any thread blocked on the socket (it stays open).
+    public static func shutdownBoth(_ fd: Int32) { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
+    /// Ends our sending direction: the peer reads the end of the stream.
+    public static func shutdownWrite(_ fd: Int32) { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
     /// Closes with a reset (RST) rather than an orderly end.
     public static func closeWithReset(_ fd: Int32) {

@@ -75,9 +75,9 @@ public final class RelayServer: Sendable {
             state.stopped = true
             return state.sessions.values
         }
-        shutdown(tunnel, Int32(SHUT_RDWR))
+        RawSocket.shutdownBoth(tunnel)
         for session in sessions {
-            shutdown(session.listener, Int32(SHUT_RDWR))
+            RawSocket.shutdownBoth(session.listener)
             for (fd, _) in session.waiting.values { close(fd) }
         }
     }
@@ -166,7 +166,7 @@ public final class RelayServer: Sendable {
             }
             return (listeners, streams)
         }
-        for fd in closedListeners { shutdown(fd, Int32(SHUT_RDWR)) }
+        for fd in closedListeners { RawSocket.shutdownBoth(fd) }
         for fd in closedStreams { close(fd) }
     }
 

@@ -79,8 +79,8 @@ public final class Splice: Sendable {
     /// Ends forwarding both ways.
     public func stop() {
         state.withLock { $0.stopped = true }
-        shutdown(first, Int32(SHUT_RDWR))
-        shutdown(second, Int32(SHUT_RDWR))
+        RawSocket.shutdownBoth(first)
+        RawSocket.shutdownBoth(second)
     }
 
     private func pump(from input: Int32, to output: Int32) {
@@ -90,7 +90,7 @@ public final class Splice: Sendable {
             let count = recv(input, &buffer, buffer.count, 0)
             if count < 0, errno == EINTR || errno == EAGAIN { continue }
             guard count > 0 else {
-                if count < 0 { stop() } else { shutdown(output, Int32(SHUT_WR)) }
+                if count < 0 { stop() } else { RawSocket.shutdownWrite(output) }
                 break
             }
             limiter?.wait(for: count)

@@ -96,7 +96,7 @@ public final class LinkEmulator: @unchecked Sendable {
             return wasStopped ? ([], []) : (Array(connections.values), listeners)
         }
         for connection in open { connection.close(reset: true) }
-        for listener in sockets { shutdown(listener, Int32(SHUT_RDWR)) }
+        for listener in sockets { RawSocket.shutdownBoth(listener) }
         home.stop()
     }
 
@@ -219,8 +219,8 @@ final class EmulatedConnection: @unchecked Sendable {
         }
         if reset {
             // Wake writers blocked in send; the sockets themselves are closed by the last thread.
-            shutdown(client, Int32(SHUT_RDWR))
-            shutdown(server, Int32(SHUT_RDWR))
+            RawSocket.shutdownBoth(client)
+            RawSocket.shutdownBoth(server)
         }
     }
 
@@ -301,7 +301,7 @@ final class Pump: @unchecked Sendable {
             }
             guard let item = next else { return }
             guard let (bytes, at) = item else {
-                shutdown(output, Int32(SHUT_WR))  // the sender closed: pass the end on
+                RawSocket.shutdownWrite(output)  // the sender closed: pass the end on
                 return
             }
             while !connection.isClosed, Clock.now < at || connection.emulator.blocked(connection) {

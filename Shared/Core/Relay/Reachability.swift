@@ -13,21 +13,26 @@ public enum Reachability {
         case unknown(reason: String)
     }
 
-    /// Asks each peer in turn to call `url` back, until one can tell.
+    /// Asks up to three peers in turn to call `url` back: reachable as soon as
+    /// one could; unreachable only if none could and one tried (so that one
+    /// peer that lies or cannot route cannot keep a service from starting).
     public static func check(_ url: String, asking peers: [String], http: HTTPClient) async -> Verdict {
         var problems: [String] = []
-        for peer in peers {
+        var failed: (peer: String, reason: String)?
+        for peer in peers.prefix(3) {
             do {
                 let answer = try await http.send("POST", "\(peer)/v1/reachability", json: ["url": .string(url)], timeout: 5, maxResponseBytes: 64 << 10).json()
+                let reason = answer["reason"]?.stringValue ?? "no reason given"
                 switch (answer["reachable"]?.boolValue, answer["checked"]?.boolValue) {
                 case (true, _): return .reachable(peer: peer)
-                case (false, true): return .unreachable(peer: peer, reason: answer["reason"]?.stringValue ?? "no reason given")
-                default: problems.append("\(peer) could not check: \(answer["reason"]?.stringValue ?? "no reason given")")
+                case (false, true): failed = failed ?? (peer, reason)
+                default: problems.append("\(peer) could not check: \(reason)")
                 }
             } catch {
                 problems.append("\(peer): \((error as? HTTPClientError)?.message ?? "\(error)")")
             }
         }
+        if let failed { return .unreachable(peer: failed.peer, reason: failed.reason) }
         return .unknown(reason: problems.isEmpty ? "no peer to ask" : problems.joined(separator: "; "))
     }
 

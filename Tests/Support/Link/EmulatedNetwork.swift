@@ -94,7 +94,7 @@ public final class EmulatedNetwork: @unchecked Sendable {
             try Self.run(["ip", "-n", namespace, "addr", "add", "192.168.\(index).2/24", "dev", "eth0"])
             try Self.run(["ip", "-n", namespace, "link", "set", "eth0", "up"])
             try Self.run(["ip", "-n", namespace, "route", "add", "default", "via", "192.168.\(index).1"])
-            try Self.run(["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            try Self.run(["ip", "netns", "exec", router, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
             try Self.run(["ip", "netns", "exec", router, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE"])
             try Self.run(["ip", "netns", "exec", router, "iptables", "-A", "FORWARD", "-i", "eth0", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"])
             host = Host(name: name, profile: profile, namespace: namespace, address: "192.168.\(index).2", behindNAT: true)

@@ -11,7 +11,14 @@ func runDHT(_ arguments: [String]) async throws {
         print(entry.json.serialized())
     case "put" where rest.count == 3 || rest.count == 4:
         let value = try JSON.parse(rest[2])
-        let seconds = rest.count == 4 ? Double(rest[3]) ?? 60 : 60
+        var seconds = 60.0
+        if rest.count == 4 {
+            do throws(DurationError) {
+                seconds = try DurationLimits.parse(rest[3], "SECONDS (the record's lifetime)", in: DurationLimits.minimumExpiration...(365 * 86400))
+            } catch {
+                throw OptionError(error.message)
+            }
+        }
         let result = try await client.store(rest[1], value: value, expirationTime: Clock.epoch + seconds)
         print(["stored": .bool(result.stored), "replicas": .int(result.replicas)] as JSON)
     default:

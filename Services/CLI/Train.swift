@@ -115,7 +115,7 @@ struct TrainerConfiguration {
         }
         self.mode = mode
         targetBatchSize = try options.int("target-batch-size") ?? 128
-        averagingTimeout = try options.double("averaging-timeout") ?? 5
+        averagingTimeout = try options.seconds("averaging-timeout", atLeast: DurationLimits.minimumTimeout) ?? 5
         delayGradAveraging = try options.bool("delay-grad-averaging")
         do { gradCompression = try CompressionCodec(parsing: options.string("grad-compression") ?? "none") } catch {
             throw OptionError("--grad-compression: \(error.message)")

@@ -278,13 +278,16 @@ struct Trainer {
     }
 
     /// Averages the dense layers with whichever trainers are averaging now,
-    /// weighted equally; alone, keeps its own. The end of training.
+    /// weighted equally; alone, keeps its own. The end of training, after
+    /// leaving the run: the averager answers at once when no trainer is left
+    /// in the run and nobody else is averaging (`run=`), so a lone trainer does not wait.
     private mutating func averageParameters(timeout: Double) async {
         guard let averager = config.averager else { return }
         do {
             let body = try TensorBundle(model.parameters).encode()
-            let response = try await HTTPClient.shared.post("\(averager)/v1/average?prefix=\(config.run)&timeout=\(timeout)",
-                                                            bytes: body, timeout: timeout + 10)
+            // The averager answers within `timeout`; the rest is for the transfer.
+            let response = try await HTTPClient.shared.post("\(averager)/v1/average?prefix=\(config.run)&run=\(config.run)&timeout=\(timeout)",
+                                                            bytes: body, timeout: timeout + 5)
             let averaged = try TensorBundle.decode(response.body)
             model.visitParameters(prefix: "") { name, tensor in
                 if let value = averaged[name], value.shape == tensor.shape { tensor = value }

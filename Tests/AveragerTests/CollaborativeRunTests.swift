@@ -95,6 +95,48 @@ extension Averagers {
             #expect(try await Self.progress(swarm, 0, trainer: "late", epoch: 1, samples: 10)["action"] != "load_state")
         }
 
+        /// `codec=` on a step compresses the run's all-reduce (a trainer's `grad_compression`): both trainers
+        /// get the same lossy average, near the exact samples-weighted mean but not equal to it.
+        @Test func aStepAveragesWithTheTrainersCodec() async throws {
+            let swarm = try await Swarm.start(2, ["--min-matchmaking-time", "1"])
+            for url in swarm.urls {
+                _ = try await swarm.trainer.send("PUT", "\(url)/v1/runs/coded", json: Self.settings, timeout: 10)
+            }
+            var generator = SplitMix64(seed: 81)
+            let gradients = (0..<2).map { _ in Tensor.randomNormal(shape: [5000], using: &generator) }
+            let samples = [10, 30]
+            for index in 0..<2 {
+                _ = try await Self.progress(swarm, index, trainer: "t\(index)", epoch: 0, samples: samples[index], run: "coded")
+            }
+            try await Task.sleep(for: .milliseconds(500))  // both records reach the DHT, so each averager waits for the other
+            let results = try await withThrowingTaskGroup(of: (Int, Tensor, JSON).self) { group in
+                for index in 0..<2 {
+                    group.addTask {
+                        let response = try await swarm.trainer.post(
+                            "\(swarm.urls[index])/v1/runs/coded/step?trainer=t\(index)&epoch=0&samples=\(samples[index])&codec=uniform_8bit",
+                            bytes: try TensorBundle([("grad", gradients[index])]).encode(), timeout: 60)
+                        let bundle = try TensorBundle.decode(response.body)
+                        return (index, bundle["grad"]!, try JSON.parse(bundle.metadata["step"] ?? "null"))
+                    }
+                }
+                return try await group.reduce(into: [Int: (Tensor, JSON)]()) { $0[$1.0] = ($1.1, $1.2) }
+            }
+            for index in 0..<2 {
+                #expect(results[index]!.1["outcome"] == "averaged" && results[index]!.1["codec"] == "uniform_8bit", "\(results[index]!.1)")
+            }
+            #expect(results[0]!.0.scalars == results[1]!.0.scalars)
+            var squared = 0.0, worst = 0.0
+            for element in 0..<5000 {
+                let exact = (10 * Double(gradients[0].scalars[element]) + 30 * Double(gradients[1].scalars[element])) / 40
+                let error = Double(results[0]!.0.scalars[element]) - exact
+                squared += error * error
+                worst = max(worst, abs(error))
+            }
+            // 8-bit codes over ±3 sigma of values of variance about 0.6: lossy (worst > 1e-3), within the codec's bound (MSE < 8e-4).
+            #expect(worst > 1e-3, "the average looks uncompressed")
+            #expect(squared / 5000 < 8e-4, "mean squared error \(squared / 5000) against the exact mean")
+        }
+
         /// Bad reports get a clear 4xx naming the problem.
         @Test func badInputIsRefused() async throws {
             let swarm = try await Swarm.start(1, [])
@@ -121,7 +163,8 @@ extension Averagers {
             #expect(await status("POST", "/v1/runs/r/progress", report).0 == 200)
             // A step for another epoch than the trainer's, or from a trainer that never reported.
             let body = try TensorBundle([("g", Tensor(zeros: [3]))]).encode()
-            for query in ["trainer=a&epoch=1&samples=1", "trainer=b&epoch=0&samples=1", "trainer=a&epoch=0&samples=-1", "epoch=0&samples=1"] {
+            for query in ["trainer=a&epoch=1&samples=1", "trainer=b&epoch=0&samples=1", "trainer=a&epoch=0&samples=-1", "epoch=0&samples=1",
+                          "trainer=a&epoch=0&samples=1&codec=zip"] {
                 await #expect(throws: HTTPClientError.self, "\(query)") {
                     _ = try await swarm.trainer.post("\(url)/v1/runs/r/step?\(query)", bytes: body, timeout: 10)
                 }

@@ -84,17 +84,37 @@ extension Averagers {
             }
         }
 
-        @Test func byteRanges() throws {
-            #expect(try Averager.byteRange("bytes=0-9", size: 100) == 0..<10)
-            #expect(try Averager.byteRange("bytes=90-", size: 100) == 90..<100)
-            #expect(try Averager.byteRange("bytes=90-200", size: 100) == 90..<100)
-            // END + 1 used to overflow and trap for END = Int.max.
-            #expect(try Averager.byteRange("bytes=0-9223372036854775807", size: 100) == 0..<100)
-            #expect(try Averager.byteRange("bytes=100-9223372036854775807", size: 100) == 100..<100)
-            #expect(try Averager.byteRange("bytes=0-", size: 0) == 0..<0)
-            #expect(try Averager.byteRange("bytes=0-9223372036854775807", size: 0) == 0..<0)
-            for bad in ["bytes=9-1", "bytes=-5", "bytes=a-b", "items=0-1", "bytes=200-"] {
-                #expect(throws: AveragerError.self, "\(bad)") { try Averager.byteRange(bad, size: 100) }
+        /// RFC 9110 over the wire: `*` matches the state that exists, a
+        /// current tag gives 304 to `If-None-Match`, a stale `If-Range` the
+        /// whole state, a range past the end 416 with the size.
+        @Test func conditionalRequestsFollowRFC9110() async throws {
+            try await AveragerCluster.with([.test()]) { cluster in
+                let state = try Self.state(6)
+                try await Self.put(cluster, 0, state)
+                let url = "\(cluster.urls[0])/v1/state?prefix=run"
+                func get(_ headers: [(name: String, value: String)]) async -> (status: Int, headers: [String: String], body: [UInt8]) {
+                    do {
+                        let response = try await cluster.trainer.send(HTTPClientRequest(url: url, headers: headers))
+                        return (response.status, response.headers, response.body)
+                    } catch {
+                        return (error.status ?? 0, [:], [])
+                    }
+                }
+                let any = await get([("If-Match", "*"), ("Range", "bytes=0-9")])
+                #expect(any.status == 206 && any.body == Array(state[0..<10]))
+                let tag = try #require(any.headers["etag"])
+                #expect(await get([("If-Match", "\"other\", \(tag)")]).status == 200)
+                #expect(await get([("If-Match", "W/\(tag)")]).status == 412, "If-Match compares strongly")
+                #expect(await get([("If-None-Match", "W/\(tag)")]).status == 304)
+                #expect(await get([("If-None-Match", "\"other\"")]).status == 200)
+                let stale = await get([("Range", "bytes=0-9"), ("If-Range", "\"other\"")])
+                #expect(stale.status == 200 && stale.body == state)
+                #expect(await get([("Range", "bytes=0-9"), ("If-Range", tag)]).status == 206)
+                let tail = await get([("Range", "bytes=-5")])
+                #expect(tail.status == 206 && tail.body == Array(state.suffix(5)) && tail.headers["content-range"] == "bytes \(state.count - 5)-\(state.count - 1)/\(state.count)")
+                let past = await get([("Range", "bytes=\(state.count)-")])
+                #expect(past.status == 416)
+                #expect(await get([("If-Match", "unquoted")]).status == 400)
             }
         }
     }

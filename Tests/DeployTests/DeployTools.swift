@@ -1,4 +1,6 @@
 import Foundation
+import Shared
+import Testing
 import TestSupport
 
 /// The command-line validators the deploy tests run
@@ -26,5 +28,20 @@ enum DeployTools {
         let copy = folder.appendingPathComponent(URL(fileURLWithPath: path).lastPathComponent).path
         try text.replacingOccurrences(of: target, with: replacement).write(toFile: copy, atomically: true, encoding: .utf8)
         return copy
+    }
+
+    /// Both trainers of a report learned the digits (10 classes: chance is 10%), lost few steps to
+    /// faults and averaged with each other at least once.
+    static func expectTwoTrainersLearned(_ trainers: JSON?, minimumSteps: Int, minimumAccuracy: Double,
+                                         sourceLocation: SourceLocation = #_sourceLocation) {
+        let trainers = trainers?.arrayValue ?? []
+        #expect(trainers.count == 2, "trainers: \(trainers)", sourceLocation: sourceLocation)
+        for trainer in trainers {
+            let steps = trainer["steps"]?.intValue ?? 0
+            #expect(steps >= minimumSteps, "\(trainer)", sourceLocation: sourceLocation)
+            #expect((trainer["failed_steps"]?.intValue ?? steps) < steps / 4, "\(trainer)", sourceLocation: sourceLocation)
+            #expect((trainer["averaging_rounds"]?.intValue ?? 0) >= 1, "\(trainer)", sourceLocation: sourceLocation)
+            #expect((trainer["held_out_accuracy"]?.doubleValue ?? 0) > minimumAccuracy, "\(trainer)", sourceLocation: sourceLocation)
+        }
     }
 }

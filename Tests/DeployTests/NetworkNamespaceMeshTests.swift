@@ -52,16 +52,7 @@ import TestSupport
         let lines = report["json_log"]?["lines"]?.intValue ?? 0
         #expect(lines >= 1 && report["json_log"]?["json_objects"]?.intValue == lines, "\(report["json_log"] ?? nil)")
 
-        // Both trainers learned (10 classes: chance is 10%) and averaged with each other.
-        let trainers = try #require(report["trainers"]?.arrayValue)
-        #expect(trainers.count == 2)
-        for trainer in trainers {
-            let steps = trainer["steps"]?.intValue ?? 0
-            #expect(steps >= 40, "\(trainer)")
-            #expect((trainer["failed_steps"]?.intValue ?? steps) < steps / 4, "\(trainer)")
-            #expect((trainer["averaging_rounds"]?.intValue ?? 0) >= 1, "\(trainer)")
-            #expect((trainer["held_out_accuracy"]?.doubleValue ?? 0) > 0.5, "\(trainer)")
-        }
+        DeployTools.expectTwoTrainersLearned(report["trainers"], minimumSteps: 40, minimumAccuracy: 0.5)
     }
 
     /// `http://10.77.0.4:41234` -> `10.77.0.4`.

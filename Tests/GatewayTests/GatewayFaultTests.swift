@@ -88,6 +88,8 @@ import TestSupport
         ("prefix=ffn.&grid=2,0", 400, "grid"),
         ("prefix=ffn.&grid=2,2&k_best=1&k_min=2", 422, "k_min"),
         ("prefix=ffn.&grid=2,2&forward_timeout=inf", 400, "forward_timeout"),
+        ("prefix=ffn.&grid=2,2&forward_timeout=3.5e-141", 400, "from 0.001 (1 ms) to 300"),
+        ("prefix=ffn.&grid=2,2&timeout_after_k_min=0.0009", 400, "'timeout_after_k_min' must be a number of seconds from 0.001"),
         ("prefix=ffn.&grid=3,3", 422, "scores must be [2, 6]"),
     ]
 
@@ -120,6 +122,34 @@ import TestSupport
             }
         }
     }
+}
+
+extension GatewayFaultTests {
+    /// A DHT that takes 30 s to answer: forward_timeout bounds the whole
+    /// call, the search included, and the answer names what it waited for.
+    @Test func forwardTimeoutBoundsTheDHTSearch() async throws {
+        let gateway = Gateway(directory: StalledDirectory(), metrics: Metrics(namespace: "test"))
+        try await withGatewayServer(gateway) { url in
+            let started = Clock.now
+            await #expect {
+                _ = try await moeForward(url, x: Tensor(zeros: [2, 4]), scores: Tensor(zeros: [2, 4]), query: "prefix=ffn.&grid=2,2&forward_timeout=0.5")
+            } throws: { error in
+                let error = error as? HTTPClientError
+                return error?.status == 504 && error?.serverMessage.contains("searching the DHT") == true
+            }
+            let elapsed = Clock.now - started
+            #expect(elapsed > 0.45 && elapsed < 0.5 + 1.5, "answered after \(elapsed) s for a 0.5 s forward_timeout (the DHT takes 30 s)")
+        }
+    }
+}
+
+/// A DHT that never answers in time.
+struct StalledDirectory: ExpertDirectory {
+    func children(of prefixes: [String]) async throws -> [String: PrefixChildren] {
+        try await Task.sleep(for: .seconds(30))
+        return [:]
+    }
+    func expert(_ uid: ExpertUID) async throws -> ExpertInfo? { nil }
 }
 
 /// A DHT with no experts, for input validation.

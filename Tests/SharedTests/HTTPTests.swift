@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Testing
 @testable import Shared
@@ -160,5 +161,66 @@ func exampleRoutes(_ router: inout Router) {
         let response = try await slow
         #expect(try response.json() == ["slept": 1.0])
         #expect(await service.exitStatus(timeout: 10) == 0)
+    }
+
+    /// In process: a stop gives requests in flight the grace period, answers
+    /// the ones still running 503, and returns soon after (libmicrohttpd would
+    /// abort the process if stopped with a suspended connection).
+    @Test func stopAnswersWhatOutlivesTheGrace() async throws {
+        let running = Atomic<Int>(0)
+        var router = Router()
+        router.get("/hold") { request in
+            running.add(1, ordering: .relaxed)
+            try await Task.sleep(for: .seconds(Double(request.query["seconds"] ?? "0") ?? 0))
+            return .json(["ok": true])
+        }
+        let server = try HTTPServer(configuration: HTTPServerConfiguration(), router: router,
+                                    metrics: Metrics(namespace: "hivemind_test"), logger: Logger(service: "test", level: .error))
+        let url = "http://127.0.0.1:\(server.port)"
+        let quick = Task { try await HTTPClient.shared.get("\(url)/hold?seconds=0.3", timeout: 20) }
+        let stuck = Task { try await HTTPClient.shared.get("\(url)/hold?seconds=60", timeout: 20) }
+        // Both handlers running (a busy machine may take a while to deliver the requests).
+        let deadline = Clock.now + 60
+        while running.load(ordering: .relaxed) < 2, Clock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        let started = Clock.now
+        await server.stop(timeout: 0.8)
+        let stopped = Clock.now - started
+        #expect(stopped > 0.75 && stopped < 0.8 + 1.2, "stopped after \(stopped) s with a 0.8 s grace")
+        #expect(try await quick.value.json() == ["ok": true])
+        await #expect { _ = try await stuck.value } throws: { error in
+            let error = error as? HTTPClientError
+            return error?.status == 503 && error?.serverMessage.contains("stopped before this request finished") == true
+        }
+    }
+
+    /// As a process: SIGTERM with `--shutdown-grace 1` under 8 requests, 4 of
+    /// them short: those finish, the others get 503, and the process exits
+    /// within the grace plus 1 s.
+    @Test func sigtermAnswersEveryCallerWithinTheGrace() async throws {
+        let service = try await ServiceProcess.start("HTTPFixture", ["--port", "0", "--shutdown-grace", "1", "--log-level", "error"])
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let calls = (0..<8).map { index in
+            Task { () -> Int in
+                do {
+                    _ = try await client.get("\(service.url)/sleep?seconds=\(index < 4 ? 0.5 : 60)", timeout: 30)
+                    return 200
+                } catch {
+                    return (error as? HTTPClientError)?.status ?? 0
+                }
+            }
+        }
+        let deadline = Clock.now + 10
+        while try await HTTPClient.shared.get("\(service.url)/sleepers").json()["sleepers"] != 8, Clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let signalled = Clock.now
+        service.signal(SIGTERM)
+        #expect(await service.exitStatus(timeout: 10) == 0)
+        let exited = Clock.now - signalled
+        var statuses: [Int] = []
+        for call in calls { statuses.append(await call.value) }
+        #expect(exited < 1 + 1, "exited \(exited) s after SIGTERM with a 1 s grace")
+        #expect(statuses == [200, 200, 200, 200, 503, 503, 503, 503])
     }
 }

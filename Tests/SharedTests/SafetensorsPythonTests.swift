@@ -4,18 +4,18 @@ import Testing
 
 /// Runs a script that needs numpy and the `safetensors` package; if the package is
 /// missing the failure says how to install it rather than showing a traceback.
-func runSafetensorsPython(_ script: String, _ arguments: [String]) throws -> String {
+func runSafetensorsPython(_ script: String, _ arguments: [String]) async throws -> String {
     do {
-        _ = try runPython("import numpy, safetensors.numpy")
+        _ = try await runPython("import numpy, safetensors.numpy")
     } catch {
         throw PythonError(description: "these tests need Python's safetensors package: run `pip install safetensors` "
             + "(the Makefile installs it). Import failed with: \(error)")
     }
-    return try runPython(script, arguments)
+    return try await runPython(script, arguments)
 }
 
 @Suite struct SafetensorsPythonTests {
-    @Test func pythonReadsWhatWeWrite() throws {
+    @Test func pythonReadsWhatWeWrite() async throws {
         var rng = SplitMix64(seed: 21)
         // Random magnitudes from 1e-9 to 1e6 exercise float16 subnormals, rounding ties and clamping.
         let wide = try Tensor.randomNormal(shape: [4000], using: &rng).multiplying(
@@ -56,13 +56,13 @@ func runSafetensorsPython(_ script: String, _ arguments: [String]) throws -> Str
         assert t["doubles"].tolist() == [0.5, -0.25] and t["int32"].tolist() == [-1, 7] and t["empty"].shape == (0, 5)
         print(repr(float(t["wide"].astype(np.float64).sum())))
         """
-        let output = try runSafetensorsPython(script, [file.path])
+        let output = try await runSafetensorsPython(script, [file.path])
         let pythonSum = try #require(Double(output.trimmingCharacters(in: .whitespacesAndNewlines)))
         let ourSum = wide.scalars.reduce(0.0) { $0 + Double($1) }
         #expect(abs(pythonSum - ourSum) <= 1e-9 * max(1, abs(ourSum)))
     }
 
-    @Test func weReadWhatPythonWrites() throws {
+    @Test func weReadWhatPythonWrites() async throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let script = """
@@ -79,7 +79,7 @@ func runSafetensorsPython(_ script: String, _ arguments: [String]) throws -> Str
         x.tofile(f"{d}/x.f32")
         h.astype(np.float32).tofile(f"{d}/h.f32")
         """
-        _ = try runSafetensorsPython(script, [directory.path])
+        _ = try await runSafetensorsPython(script, [directory.path])
         let bytes = try [UInt8](Data(contentsOf: directory.appendingPathComponent("theirs.safetensors")))
         let payload = try Safetensors.decode(bytes)
         #expect(payload.metadata == ["codec": "none", "step": "17"])
@@ -104,7 +104,7 @@ func runSafetensorsPython(_ script: String, _ arguments: [String]) throws -> Str
 
     /// Every codec's payload opens with the stock reader, and its metadata is enough
     /// for a Python program that never saw our code to rebuild the tensor.
-    @Test func compressedPayloadsAreReadableByPython() throws {
+    @Test func compressedPayloadsAreReadableByPython() async throws {
         var rng = SplitMix64(seed: 31)
         let original = Tensor.randomNormal(shape: [64, 96], using: &rng)
         let directory = try makeTemporaryDirectory()
@@ -164,7 +164,7 @@ func runSafetensorsPython(_ script: String, _ arguments: [String]) throws -> Str
             y = np.asarray(y, dtype=np.float32).reshape(64, 96)
             print(codec, float(np.mean((y.astype(np.float64) - original) ** 2)))
         """
-        let output = try runSafetensorsPython(script, [directory.path] + CompressionCodec.allCases.map(\.rawValue))
+        let output = try await runSafetensorsPython(script, [directory.path] + CompressionCodec.allCases.map(\.rawValue))
         var errors: [String: Double] = [:]
         for line in output.split(separator: "\n") {
             let fields = line.split(separator: " ")

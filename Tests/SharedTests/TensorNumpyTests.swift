@@ -8,22 +8,10 @@ struct PythonError: Error, CustomStringConvertible {
     let description: String
 }
 
-func runPython(_ script: String, _ arguments: [String] = []) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script] + arguments
-    let output = Pipe(), errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    // Read before waiting so a chatty script cannot fill the pipe and block.
-    let outData = output.fileHandleForReading.readDataToEndOfFile()
-    let errData = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw PythonError(description: "python3 exited with \(process.terminationStatus): \(String(decoding: errData, as: UTF8.self))")
-    }
-    return String(decoding: outData, as: UTF8.self)
+/// The calling task is suspended meanwhile: a test that blocked its thread
+/// would stall the HTTP tests' servers, which run on the same few threads.
+func runPython(_ script: String, _ arguments: [String] = []) async throws -> String {
+    try await runPythonScript(script, arguments)
 }
 
 /// A fresh temporary directory, removed by the caller's `defer`.
@@ -44,7 +32,7 @@ func readRaw(_ url: URL) throws -> [Float] {
 
 @Suite struct TensorNumpyTests {
     /// numpy computes the same ops on the same bytes (in float64), and the answers must agree.
-    @Test func opsAgreeWithNumpy() throws {
+    @Test func opsAgreeWithNumpy() async throws {
         var rng = SplitMix64(seed: 11)
         let a = Tensor.randomNormal(shape: [6, 10], using: &rng)
         let b = Tensor.randomNormal(shape: [8, 10], using: &rng)
@@ -64,7 +52,7 @@ func readRaw(_ url: URL) throws -> [Float] {
         out = np.concatenate([y.ravel(), (e / e.sum(axis=-1, keepdims=True)).ravel(), y.sum(axis=0), y.max(axis=1)])
         out.astype("<f4").tofile(f"{d}/out")
         """
-        _ = try runPython(script, [directory.path])
+        _ = try await runPython(script, [directory.path])
         let expected = try readRaw(directory.appendingPathComponent("out"))
 
         let y = try Tensor.matmul(a, b, transposeB: true) + bias

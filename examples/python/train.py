@@ -166,9 +166,10 @@ class CollaborativeRun:
         self.http.delete(f"{self.url}/trainers/{self.trainer}", timeout=5)
 
     def average_parameters(self, parameters, timeout):
-        """One plain averaging round (`POST /v1/average`) with whoever averages now; None alone."""
-        response = self.http.post(f"{self.averager}/v1/average", params={"prefix": self.run, "timeout": timeout},
-                                  data=save(parameters), headers=OCTETS, timeout=timeout + 10)
+        """One plain averaging round (`POST /v1/average`) with whoever averages now; None alone.
+        After leaving the run: with `run`, the averager answers at once when nobody is left to average with."""
+        response = self.http.post(f"{self.averager}/v1/average", params={"prefix": self.run, "run": self.run, "timeout": timeout},
+                                  data=save(parameters), headers=OCTETS, timeout=timeout + 5)
         return load(response.content) if response.status_code == 200 else None
 
 

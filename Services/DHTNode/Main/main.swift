@@ -11,8 +11,10 @@ let options = ServiceOptions.parseOrExit(service: "hivemind-dht", specs: DHTSett
 let logger: Logger
 let settings: DHTSettings
 let identity: Identity?
+let shutdownGrace: Double
 do {
     logger = try options.logger()
+    shutdownGrace = try options.shutdownGrace()
     settings = try DHTSettings(options)
     identity = try settings.identityPath.map(Identity.loadOrCreate(path:))
 } catch {
@@ -40,7 +42,7 @@ func runSimulation() async -> Never {
                                  details: ["node_id": .string(simulation.members[0].node.id.hex), "nodes": .array(nodes)])
     logger.info("listening", ["nodes": "\(settings.nodes)", "first": simulation.urls[0]])
     _ = ServiceRunner.waitForTermination()
-    await simulation.stop()
+    await simulation.stop(grace: shutdownGrace)
     exit(0)
 }
 

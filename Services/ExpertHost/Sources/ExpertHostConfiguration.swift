@@ -62,15 +62,14 @@ public struct ExpertHostConfiguration: Sendable {
         seed = UInt64(truncatingIfNeeded: try options.int("seed") ?? 0)
         maxBatchSize = try options.int("max-batch-size") ?? 1024
         checkpointDirectory = options.string("checkpoint-dir")
-        updatePeriod = try options.double("update-period") ?? 30
+        // Declarations live two update periods: at least the shortest record lifetime.
+        updatePeriod = try options.seconds("update-period", atLeast: DurationLimits.minimumExpiration / 2) ?? 30
         dhtNodes = options.list("dht")
         backwardToken = options.string("backward-token")
         forwardToken = options.string("forward-token")
         allowsNonFinite = try options.bool("allow-non-finite")
         identityPath = options.string("identity") ?? checkpointDirectory.map { "\($0)/identity.key" }
-        guard maxBatchSize > 0, updatePeriod > 0 else {
-            throw OptionError("--max-batch-size and --update-period must be positive")
-        }
+        guard maxBatchSize > 0 else { throw OptionError("--max-batch-size must be positive, got \(maxBatchSize)") }
         optimizer = try Self.optimizer(options)
     }
 

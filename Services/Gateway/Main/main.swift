@@ -23,8 +23,8 @@ do {
     // Ready while a DHT node answers: without one, no expert can be found.
     readiness.add("dht", Readiness.dhtReachable(dht))
     let directory = DHTExpertDirectory(dht: dht,
-                                       positiveCacheSeconds: try options.double("cache-seconds") ?? 1,
-                                       negativeCacheSeconds: try options.double("negative-cache-seconds") ?? 5)
+                                       positiveCacheSeconds: try options.seconds("cache-seconds", atLeast: 0) ?? 1,
+                                       negativeCacheSeconds: try options.seconds("negative-cache-seconds", atLeast: 0) ?? 5)
     if let key = options.string("routing-key"), key.utf8.count < 16 {
         throw OptionError("--routing-key must be at least 16 bytes of secret")
     }

@@ -25,12 +25,15 @@ public struct MixtureLayer: Sendable {
     ///   - x: the input batch, `[batch, ...]`, as the experts take it.
     ///   - scores: gating scores `[batch, sum(gridSize)]`, the grid's dimensions side by side.
     /// - Returns: the mixed output `[batch, ...]` and the routing record for backward.
-    /// - Throws: `HTTPError`: 422 for shapes that do not fit, 503 when a sample got fewer than k_min answers.
+    /// - Throws: `HTTPError`: 422 for shapes that do not fit, 503 when a sample got fewer than k_min answers,
+    ///   504 when forward_timeout passed while searching the DHT. The timeout bounds the whole call: the
+    ///   search and the experts' answers.
     public func forward(x: Tensor, scores: Tensor, _ parameters: MixtureParameters) async throws(HTTPError) -> (output: Tensor, routing: RoutingRecord) {
+        let deadline = Deadline(after: parameters.forwardTimeout)
         let batch = try checkBatch(x, scores, parameters)
-        let candidates = try await chooseExperts(scores, batch: batch, parameters)
+        let candidates = try await chooseExperts(scores, batch: batch, parameters, deadline: deadline)
         let plan = CallPlan(candidates.map { $0.map(\.expert) })
-        let results = await callForward(x: x, groups: plan.groups, parameters) { results in
+        let results = await callForward(x: x, groups: plan.groups, parameters, deadline: deadline) { results in
             answerCounts(results, plan.groups, batch).allSatisfy { $0 >= parameters.kMin }
         }
         return try mix(candidates, plan, results, batch: batch, example: x, parameters)
@@ -98,7 +101,7 @@ public struct MixtureLayer: Sendable {
                 groups[call].1.append((sample, route.weight))
             }
         }
-        let results = await callBackward(x: x, gradOutput: gradOutput, groups: groups, parameters)
+        let results = await callBackward(x: x, gradOutput: gradOutput, groups: groups, parameters, deadline: Deadline(after: parameters.backwardTimeout))
 
         // grad_x sums the answering experts' input gradients; each answer's projection g . y_j feeds
         // the score gradients, whose per-sample weighted mean covers the experts that answered.
@@ -164,47 +167,58 @@ public struct MixtureLayer: Sendable {
 
     // MARK: Shared with the Switch layer
 
-    /// Each sample's best `parameters.kBest` alive experts by beam search over the DHT.
-    func chooseExperts(_ scores: Tensor, batch: Int, _ parameters: MixtureParameters) async throws(HTTPError) -> [[BeamSearch.Candidate]] {
+    /// Each sample's best `parameters.kBest` alive experts by beam search over the DHT, by `deadline`.
+    /// - Throws: `HTTPError` 503 when the DHT cannot be searched, 504 when the deadline passed first.
+    func chooseExperts(_ scores: Tensor, batch: Int, _ parameters: MixtureParameters, deadline: Deadline) async throws(HTTPError) -> [[BeamSearch.Candidate]] {
         let perDimension = (0..<batch).map { sample in splitScores(scores.row(sample), parameters.gridSize) }
         let started = Clock.now
         let search = BeamSearch(prefix: parameters.prefix, gridSize: parameters.gridSize)
-        do {
-            let candidates = try await search.findBestExperts(scores: perDimension, beamSize: parameters.kBest) { prefixes in
-                try await directory.children(of: prefixes)
+        let outcome = await deadline.run(cancellingLateWork: true) { [directory] () async -> Result<[[BeamSearch.Candidate]], any Error> in
+            do {
+                return .success(try await search.findBestExperts(scores: perDimension, beamSize: parameters.kBest) { prefixes in
+                    try await directory.children(of: prefixes)
+                })
+            } catch {
+                return .failure(error)
             }
+        }
+        switch outcome {
+        case .success(let candidates)?:
             metrics?.observe("beam_search_seconds", Clock.now - started)
             return candidates
-        } catch {
+        case .failure(let error)?:
             throw .serviceUnavailable("cannot search the DHT for experts under \(parameters.prefix): \(error)")
+        case nil:
+            throw .gatewayTimeout("forward_timeout (\(parameters.forwardTimeout) s) passed while searching the DHT for experts under "
+                + "\(parameters.prefix); retry, or give the call a longer forward_timeout")
         }
     }
 
     /// One forward request per expert with its samples' rows of `x`, in parallel, collected as `collect` does
-    /// (until `satisfied`, then timeout_after_k_min more, within forward_timeout).
-    func callForward(x: Tensor, groups: [(ExpertInfo, [Int])], _ parameters: MixtureParameters,
+    /// (until `satisfied`, then timeout_after_k_min more, by `deadline`).
+    func callForward(x: Tensor, groups: [(ExpertInfo, [Int])], _ parameters: MixtureParameters, deadline: Deadline,
                      satisfied: ([Result<Tensor, any Error>?]) -> Bool) async -> [Result<Tensor, any Error>?] {
         // Each call builds its own body, so the first calls are on their way while later bodies are built.
         let calls: [@Sendable () async throws -> Tensor] = groups.map { expert, samples in
             { [client, metrics, expertHeaders] in
                 let body = payload([("input.0", x.gatherRows(samples))])
-                return try await callExpert(client, metrics, expert, "forward", body, headers: expertHeaders, timeout: parameters.forwardTimeout,
+                return try await callExpert(client, metrics, expert, "forward", body, headers: expertHeaders, timeout: deadline.remaining,
                                             rows: samples.count, detectAnomalies: parameters.detectAnomalies)[0]
             }
         }
-        return await collect(calls, timeout: parameters.forwardTimeout, grace: parameters.timeoutAfterKMin, satisfied: satisfied)
+        return await collect(calls, timeout: deadline.remaining, grace: parameters.timeoutAfterKMin, satisfied: satisfied)
     }
 
-    /// One backward request per expert, in parallel within backward_timeout: its samples' rows of `x` and of
+    /// One backward request per expert, in parallel by `deadline`: its samples' rows of `x` and of
     /// `gradOutput` scaled by each sample's weight (the expert's output entered the mixture scaled by it).
     /// A success is `[grad_input [rows, ...x], output [rows, ...gradOutput]]`; a wrong-shaped answer is a failure.
     func callBackward(x: Tensor, gradOutput: Tensor, groups: [(ExpertInfo, [(sample: Int, weight: Float)])],
-                      _ parameters: MixtureParameters) async -> [Result<[Tensor], any Error>?] {
+                      _ parameters: MixtureParameters, deadline: Deadline) async -> [Result<[Tensor], any Error>?] {
         let calls: [@Sendable () async throws -> [Tensor]] = groups.map { expert, rows in
             { [client, metrics, expertHeaders] in
                 let samples = rows.map(\.sample)
                 let body = payload([("input.0", x.gatherRows(samples)), ("grad_output.0", gradOutput.gatherRows(samples, scaledBy: rows.map(\.weight)))])
-                let tensors = try await callExpert(client, metrics, expert, "backward", body, headers: expertHeaders, timeout: parameters.backwardTimeout,
+                let tensors = try await callExpert(client, metrics, expert, "backward", body, headers: expertHeaders, timeout: deadline.remaining,
                                                    rows: rows.count, detectAnomalies: parameters.detectAnomalies)
                 guard tensors[0].shape == [rows.count] + x.shape.dropFirst(), tensors[1].rowSize == gradOutput.rowSize else {
                     throw HTTPError.unprocessable("\(expert.uid) answered backward with shapes \(tensors[0].shape) and \(tensors[1].shape), "
@@ -213,6 +227,6 @@ public struct MixtureLayer: Sendable {
                 return tensors
             }
         }
-        return await collect(calls, timeout: parameters.backwardTimeout, grace: parameters.backwardTimeout) { _ in false }
+        return await collect(calls, timeout: deadline.remaining, grace: deadline.remaining) { _ in false }
     }
 }

@@ -7,7 +7,9 @@ import Shared
 ///
 /// Limits keep one call's work bounded (larger values get a 400): at most
 /// `maxDimensions` grid dimensions of at most `maxDimensionSize` each,
-/// k_best at most `maxKBest`, timeouts at most `maxTimeout` seconds.
+/// k_best at most `maxKBest`, timeouts from 1 ms to `maxTimeout` seconds.
+/// A timeout bounds its whole call from the moment the gateway has read the
+/// request: the DHT search and the experts' answers.
 public struct MixtureParameters: Sendable {
     public static let maxDimensions = 8
     public static let maxDimensionSize = 99_999
@@ -71,10 +73,11 @@ public struct MixtureParameters: Sendable {
 
     private static func seconds(_ query: [String: String], _ name: String, default value: Double) throws(HTTPError) -> Double {
         guard let text = query[name] else { return value }
-        guard let number = Double(text), number > 0, number <= maxTimeout else {
-            throw .badRequest("query '\(name)' must be a number of seconds in (0, \(Int(maxTimeout))], got '\(text.prefix(40))'")
+        do throws(DurationError) {
+            return try DurationLimits.parse(text, "query '\(name)'", in: DurationLimits.minimumTimeout...maxTimeout)
+        } catch {
+            throw .badRequest(error.message)
         }
-        return number
     }
 
     /// One grid dimension: digits only (no sign, no leading zero), in 1...maxDimensionSize.

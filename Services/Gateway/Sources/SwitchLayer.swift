@@ -35,16 +35,17 @@ public struct SwitchLayer: Sendable {
     /// - Throws: `HTTPError` 422 for shapes that do not fit, 503 when a sample got fewer than k_min answers.
     public func forward(x: Tensor, scores: Tensor, utilization: Tensor?, _ parameters: SwitchParameters) async throws(HTTPError) -> ForwardResult {
         let mixture = parameters.mixture
+        let deadline = Deadline(after: mixture.forwardTimeout)
         let math = SwitchMath(gridSize: mixture.gridSize)
         let batch = try layer.checkBatch(x, scores, mixture)
         let previous = try utilization.map { tensor throws(HTTPError) in try checkUtilization(tensor, math) } ?? math.initialUtilization
         let seed = parameters.jitter > 0 ? parameters.seed ?? UInt64.random(in: .min ... .max) : nil
         let (jittered, _) = jitter(scores, parameters, seed: seed)
 
-        let candidates = try await layer.chooseExperts(jittered, batch: batch, mixture)
+        let candidates = try await layer.chooseExperts(jittered, batch: batch, mixture, deadline: deadline)
         let groups = layer.group(candidates.map { $0.map(\.expert) })
         let rowShape = Array(x.shape.dropFirst())
-        let results = await layer.callForward(x: x, groups: groups, mixture) { results in
+        let results = await layer.callForward(x: x, groups: groups, mixture, deadline: deadline) { results in
             answerCounts(results, groups, batch).allSatisfy { $0 >= mixture.kMin }
         }.map { result in
             // The residual adds the expert's output to x: any other shape is a failed answer.
@@ -119,7 +120,8 @@ public struct SwitchLayer: Sendable {
             }
         }
         let experts = Array(groups.keys)
-        let results = await layer.callBackward(x: x, gradOutput: gradOutput, groups: experts.map { ($0, groups[$0]!) }, mixture)
+        let results = await layer.callBackward(x: x, gradOutput: gradOutput, groups: experts.map { ($0, groups[$0]!) }, mixture,
+                                               deadline: Deadline(after: mixture.backwardTimeout))
 
         var gradX = gradOutput
         var weightGradients = [Float?](repeating: nil, count: batch)

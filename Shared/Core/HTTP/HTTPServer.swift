@@ -35,7 +35,8 @@ public struct HTTPServerConfiguration: Sendable {
 /// `GET /healthz` (alive), `GET /readyz` (ready to serve) and `GET /metrics` are added to every server.
 public final class HTTPServer: @unchecked Sendable {
     // Sendable: `daemon` is written once in init and read-only afterwards;
-    // libmicrohttpd synchronizes its own state; counters are atomics.
+    // libmicrohttpd synchronizes its own state; counters are atomics; the
+    // running requests are behind a mutex.
     /// The port the server listens on (the OS's pick when configured with 0).
     public private(set) var port = 0
     public let metrics: Metrics
@@ -48,6 +49,10 @@ public final class HTTPServer: @unchecked Sendable {
     private let inFlight = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
     private let deadlines: Mutex<ConnectionDeadlines>
+    /// Requests whose handler runs while libmicrohttpd keeps their connection
+    /// suspended; whoever takes one out answers it (its handler, or a stop
+    /// whose grace period ended). Once `stopping`, nothing is suspended any more.
+    private let running = Mutex<(stopping: Bool, requests: [ObjectIdentifier: (RequestContext, ConnectionHandle)])>((false, [:]))
 
     /// Starts listening at once.
     /// - Throws: `HTTPServerError` if the address is invalid or the port is taken.
@@ -115,40 +120,62 @@ public final class HTTPServer: @unchecked Sendable {
         assert(daemon == nil || stopped.load(ordering: .relaxed), "HTTPServer must be stopped before it is released")
     }
 
-    /// Stops accepting connections, lets in-flight requests finish (up to
-    /// `timeout` seconds), then closes every connection. Call it from a plain
-    /// thread (a service's main); from async code use `stop(timeout:) async`.
-    public func stop(timeout: Double = 30) {
+    /// Stops gracefully: accepts no new connection (and answers new requests
+    /// on open ones 503 at once), gives the requests in flight `timeout`
+    /// seconds (the grace period) to finish, answers those still running 503,
+    /// then closes every connection. Call it from a plain thread (a service's
+    /// main); from async code use `stop(timeout:) async`.
+    public func stop(timeout: Double = 5) {
         guard let listener = quiesce() else { return }
-        let deadline = Clock.now + timeout
-        while inFlight.load(ordering: .sequentiallyConsistent) > 0 && Clock.now < deadline { usleep(2_000) }
+        let grace = Clock.now + timeout
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 && Clock.now < grace { usleep(2_000) }
+        let flushed = Clock.now + answerTheRest()
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 && Clock.now < flushed { usleep(2_000) }
         shutDown(listener)
     }
 
     /// Like `stop(timeout:)`, but waits without holding a thread that handlers need.
-    public func stop(timeout: Double = 30) async {
+    public func stop(timeout: Double = 5) async {
         guard let listener = quiesce() else { return }
-        let deadline = Clock.now + timeout
-        while inFlight.load(ordering: .sequentiallyConsistent) > 0 && Clock.now < deadline {
+        let grace = Clock.now + timeout
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 && Clock.now < grace {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        let flushed = Clock.now + answerTheRest()
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0 && Clock.now < flushed {
             try? await Task.sleep(for: .milliseconds(2))
         }
         shutDown(listener)
     }
 
-    /// Stops accepting new connections; returns the listening socket, or nil if already stopped.
+    /// Stops accepting new connections and new requests; returns the listening socket, or nil if already stopped.
     private func quiesce() -> Int32? {
         guard let daemon, !stopped.exchange(true, ordering: .sequentiallyConsistent) else { return nil }
+        running.withLock { $0.stopping = true }
         return MHD_quiesce_daemon(daemon)
     }
 
-    private func shutDown(_ listener: Int32) {
-        let remaining = inFlight.load(ordering: .sequentiallyConsistent)
-        if remaining > 0 {
-            // libmicrohttpd aborts the process if stopped with suspended
-            // connections, so a daemon with stuck handlers is left running.
-            logger.warning("not stopping: requests still in flight", ["count": "\(remaining)"])
-            return
+    /// Answers every request whose handler still runs with 503 and resumes its
+    /// connection: libmicrohttpd aborts the process if stopped while a
+    /// connection is suspended. Their handlers' answers are dropped.
+    /// - Returns: seconds to let the answers reach their callers before closing the connections.
+    private func answerTheRest() -> Double {
+        let leftovers = running.withLock { running in
+            defer { running.requests = [:] }
+            return Array(running.requests.values)
         }
+        guard !leftovers.isEmpty else { return 0 }
+        logger.warning("stopping: answering requests still running with 503", ["count": "\(leftovers.count)"])
+        let error = HTTPError.serviceUnavailable("the server stopped before this request finished; send it elsewhere or retry")
+        for (context, handle) in leftovers {
+            complete(context, error.response, route: "unfinished")
+            context.response = error.response
+            MHD_resume_connection(handle.connection)
+        }
+        return 1
+    }
+
+    private func shutDown(_ listener: Int32) {
         MHD_stop_daemon(daemon)
         if listener >= 0 { close(listener) }
     }
@@ -156,8 +183,6 @@ public final class HTTPServer: @unchecked Sendable {
     // MARK: - Called from libmicrohttpd's threads
 
     fileprivate func begin(_ connection: OpaquePointer, method: String, url: String) -> RequestContext {
-        // Sequentially consistent with `stopped`: `dispatch` (after this) and
-        // `stop` (after setting `stopped`) must not both miss the other.
         inFlight.add(1, ordering: .sequentiallyConsistent)
         let context = RequestContext(method: method, path: url,
                                      headers: Self.values(connection, .HEADER_KIND),
@@ -201,10 +226,20 @@ public final class HTTPServer: @unchecked Sendable {
             Self.queue(error.response, on: connection)
             return
         }
-        if stopped.load(ordering: .sequentiallyConsistent) {
+        let id = ObjectIdentifier(context)
+        let handle = ConnectionHandle(connection: connection)
+        deadlines.withLock { $0.handling(Self.key(connection)) }
+        // Registered and suspended under the lock, so that a stop either finds
+        // the request to answer or has already turned it away here.
+        let admitted = running.withLock { running in
+            guard !running.stopping else { return false }
+            running.requests[id] = (context, handle)
+            MHD_suspend_connection(connection)
+            return true
+        }
+        guard admitted else {
             // A quiesced daemon still reads new requests on open keep-alive
-            // connections, and libmicrohttpd aborts the process if stopped while
-            // a connection is suspended: answer at once instead of handling it.
+            // connections: answer at once instead of handling them.
             let error = HTTPError.serviceUnavailable("the server is stopping; send the request elsewhere or retry")
             complete(context, error.response, route: "unmatched")
             answering(connection, bytes: error.response.body.count)
@@ -214,11 +249,10 @@ public final class HTTPServer: @unchecked Sendable {
         let request = HTTPRequest(method: context.method, path: context.path, query: context.query,
                                   headers: context.headers, body: context.body, remoteAddress: context.remoteAddress)
         context.body = []
-        let handle = ConnectionHandle(connection: connection)
-        deadlines.withLock { $0.handling(Self.key(connection)) }
-        MHD_suspend_connection(connection)
         Task { [self] in
             let (response, route) = await router.respond(to: request, logger: logger)
+            // A stop whose grace period ended may have answered it already.
+            guard running.withLock({ $0.requests.removeValue(forKey: id) }) != nil else { return }
             complete(context, response, route: route)
             context.response = response
             MHD_resume_connection(handle.connection)
@@ -229,8 +263,9 @@ public final class HTTPServer: @unchecked Sendable {
         let seconds = Clock.now - context.started
         metrics.increment("http_requests_total", labels: ["route": route, "method": context.method, "status": String(response.status)])
         metrics.observe("http_request_duration_seconds", labels: ["route": route], seconds)
-        // A readiness probe answered 503 is an expected state, not a failure (probes come every few seconds).
-        if response.status >= 500 && route != "/readyz" {
+        // A readiness probe answered 503 is an expected state, not a failure (probes come every few
+        // seconds); requests a stop cut short are logged once, by the stop.
+        if response.status >= 500 && route != "/readyz" && route != "unfinished" {
             logger.error("request failed", ["method": context.method, "path": context.path, "status": String(response.status)])
         }
     }
@@ -302,9 +337,10 @@ public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
 
 /// The state of one request across libmicrohttpd's calls.
 /// `@unchecked Sendable`: the body is written only by the polling thread
-/// before dispatch; `response` is written by the task before it resumes the
-/// connection, and read by the polling thread after (libmicrohttpd's resume
-/// orders the two).
+/// before dispatch; `response` is written before the connection is resumed
+/// (by the handler's task, or by a stop, whichever took the request out of
+/// the running ones), and read by the polling thread after (libmicrohttpd's
+/// resume orders the two).
 private final class RequestContext: @unchecked Sendable {
     let method: String
     let path: String

@@ -35,6 +35,7 @@ public struct OptionSpec: Sendable {
         OptionSpec("threads", default: "4", help: "HTTP polling threads"),
         OptionSpec("log-level", default: "info", help: "debug, info, warning or error"),
         OptionSpec("log-format", default: "text", help: "text (one readable line per event) or json (one JSON object per line, for log collectors)"),
+        OptionSpec("shutdown-grace", default: "5", help: "seconds requests in flight may take to finish after SIGTERM or SIGINT; those still running then get 503, and the service exits"),
         OptionSpec("egress-allow", help: "comma-separated address ranges (CIDR) this service may call; when set, only these (default: any address but the never-called link-local, metadata and multicast ones, and loopback unless --host is loopback)"),
         OptionSpec("egress-deny", help: "comma-separated address ranges (CIDR) this service never calls, e.g. an internal network"),
         OptionSpec("check-reachability", default: "true", help: "at start, ask a DHT node to call this service back at its announced address, and say what it found (behind NAT: use --use-relay)"),
@@ -135,6 +136,13 @@ public struct ServiceOptions: Sendable {
         return value
     }
 
+    /// A duration flag in seconds, at least `minimum` (see `DurationLimits`).
+    public func seconds(_ name: String, atLeast minimum: Double) throws(OptionError) -> Double? {
+        guard let value = try double(name) else { return nil }
+        guard value >= minimum else { throw OptionError("--\(name) must be at least \(minimum) s, got \(value)") }
+        return value
+    }
+
     public func bool(_ name: String) throws(OptionError) -> Bool {
         switch values[name]?.lowercased() {
         case nil, "false", "0", "no": return false
@@ -160,6 +168,13 @@ public struct ServiceOptions: Sendable {
         configuration.limits = limits
         configuration.threads = max(1, try int("threads") ?? configuration.threads)
         return configuration
+    }
+
+    /// `--shutdown-grace`: seconds from 0 to an hour.
+    public func shutdownGrace() throws(OptionError) -> Double {
+        let grace = try seconds("shutdown-grace", atLeast: 0) ?? 5
+        guard (0...3600).contains(grace) else { throw OptionError("--shutdown-grace must be a number of seconds from 0 to 3600, got \(grace)") }
+        return grace
     }
 
     private func positive<T: Numeric & Comparable>(_ name: String, _ value: T?) throws(OptionError) -> T? {

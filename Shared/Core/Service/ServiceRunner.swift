@@ -3,7 +3,8 @@ import Glibc
 #endif
 
 /// Runs a service's HTTP server until SIGTERM or SIGINT, then stops it
-/// gracefully: no new connections, in-flight requests finish, exit 0.
+/// gracefully: no new connections or requests, requests in flight get
+/// `--shutdown-grace` seconds to finish, those still running get 503, exit 0.
 public enum ServiceRunner {
     /// Starts `router` with the common options, prints the ready line, waits for
     /// a termination signal, stops, and exits the process.
@@ -13,8 +14,8 @@ public enum ServiceRunner {
     ///   - readiness: what `GET /readyz` checks besides having started.
     public static func run(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
                            readiness: Readiness = Readiness(), details: [String: JSON] = [:], onStop: () -> Void = {}) -> Never {
-        let (server, url) = listen(options, router: router, metrics: metrics, logger: logger, readiness: readiness)
-        serveUntilTerminated(options, server: server, url: url, logger: logger, details: details, onStop: onStop)
+        let (server, url, grace) = listen(options, router: router, metrics: metrics, logger: logger, readiness: readiness)
+        serveUntilTerminated(options, server: server, url: url, grace: grace, logger: logger, details: details, onStop: onStop)
     }
 
     /// Like `run`, for a service that has work to do once it listens and
@@ -33,7 +34,7 @@ public enum ServiceRunner {
                            readiness: Readiness = Readiness(), unreachable: String? = nil,
                            start: (_ url: String) async throws -> [String: JSON], onStop: () -> Void = {}) async -> Never {
         readiness.hold("started", reason: "starting")
-        var (server, url) = listen(options, router: router, metrics: metrics, logger: logger, readiness: readiness)
+        var (server, url, grace) = listen(options, router: router, metrics: metrics, logger: logger, readiness: readiness)
         url = await reachableURL(options, url: url, port: server.port, logger: logger, unreachable: unreachable)
         let details: [String: JSON]
         do {
@@ -44,7 +45,7 @@ public enum ServiceRunner {
             await server.stop(timeout: 1)
             exit(1)
         }
-        serveUntilTerminated(options, server: server, url: url, logger: logger, details: details, onStop: onStop)
+        serveUntilTerminated(options, server: server, url: url, grace: grace, logger: logger, details: details, onStop: onStop)
     }
 
     /// The URL others can call: `url` if a peer could call it back (or no
@@ -86,31 +87,32 @@ public enum ServiceRunner {
         }
     }
 
-    /// Starts the server; exits with status 1 if it cannot listen.
+    /// Starts the server; exits with status 1 if it cannot listen. Returns it, its URL and the shutdown grace.
     private static func listen(_ options: ServiceOptions, router: Router, metrics: Metrics, logger: Logger,
-                               readiness: Readiness) -> (HTTPServer, String) {
+                               readiness: Readiness) -> (HTTPServer, String, Double) {
         installTerminationHandlers()
         do {
+            let grace = try options.shutdownGrace()
             if let parent = try options.int("parent-pid") { stopWhenOrphaned(parent: pid_t(truncatingIfNeeded: parent)) }
             let server = try HTTPServer(configuration: options.serverConfiguration(), router: router, metrics: metrics, logger: logger,
                                         readiness: readiness)
             let url = AnnounceAddress.url(announce: options.string("announce-address"), host: options.string("host") ?? "127.0.0.1",
                                           port: server.port)
-            return (server, url)
+            return (server, url, grace)
         } catch {
             logger.error("cannot start", ["reason": "\(error)"])
             exit(1)
         }
     }
 
-    private static func serveUntilTerminated(_ options: ServiceOptions, server: HTTPServer, url: String, logger: Logger,
+    private static func serveUntilTerminated(_ options: ServiceOptions, server: HTTPServer, url: String, grace: Double, logger: Logger,
                                              details: [String: JSON], onStop: () -> Void) -> Never {
         printReadyLine(service: options.service, url: url, details: details)
         logger.info("listening", ["url": url])
         let signal = waitForTermination()
         logger.info("stopping", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT"])
         server.readiness.hold("stopping", reason: "stopping")
-        server.stop()
+        server.stop(timeout: grace)
         onStop()
         logger.info("stopped")
         exit(0)

@@ -62,7 +62,8 @@ extension Averager {
     /// one all-reduce (prefix `{run}_grads`), weighted by samples, with the
     /// other averagers whose trainers take part in the run; everyone continues
     /// after the group's latest epoch. Alone (no partner in the DHT, or none
-    /// found before the run's averaging timeout), the trainers get their own average.
+    /// found before the run's averaging timeout, counted from the step's
+    /// arrival), the trainers get their own average.
     /// `codec` compresses the parts this averager exchanges in that all-reduce
     /// (the trainer's `grad_compression`); the epoch's first submission on this
     /// averager sets it for all of its trainers.
@@ -71,6 +72,7 @@ extension Averager {
     func step(run: String, trainer: String, epoch: Int, samples: Int, tensors: [(name: String, tensor: WireTensor)],
               codec: CompressionCodec = .none) async throws(AveragerError) -> StepOutcome {
         let entry = try collaborativeRun(run)
+        let deadline = Deadline(after: entry.tracker.settings.averagingTimeout)
         guard (0...TrainerProgress.maxCount).contains(samples) else {
             throw AveragerError(.unprocessable, "samples must be from 0 to 2^40 (the samples behind these tensors), got \(samples)")
         }
@@ -99,17 +101,18 @@ extension Averager {
             entry.closed(gather)
             gather = entry.gather(epoch: epoch)
         }
-        if drives { await driveStep(gather, entry) }
+        if drives { await driveStep(gather, entry, deadline: deadline) }
         return try await gather.outcome().get()
     }
 
-    /// Waits briefly for this averager's other trainers of the epoch, then averages for all of them.
-    private func driveStep(_ gather: StepGather, _ entry: CollaborativeRun) async {
+    /// Waits briefly for this averager's other trainers of the epoch, then averages for all of them,
+    /// answering by `deadline` (the run's averaging timeout after the first trainer's step arrived).
+    private func driveStep(_ gather: StepGather, _ entry: CollaborativeRun, deadline: Deadline) async {
         let tracker = entry.tracker
         let settings = tracker.settings
         let epoch = gather.epoch
         // Local trainers of the epoch are told to step at their next report; a dead one is not waited for long.
-        let gatherDeadline = Clock.now + min(5, settings.averagingTimeout / 2)
+        let gatherDeadline = min(Clock.now + min(5, settings.averagingTimeout / 2), deadline.instant)
         while Clock.now < gatherDeadline, !tracker.localTrainers(inEpoch: epoch).isSubset(of: gather.trainers) {
             try? await Task.sleep(for: .milliseconds(5))
         }
@@ -119,7 +122,7 @@ extension Averager {
         let samples = submissions.reduce(0) { $0 + $1.samples }
         let codec = submissions.first?.codec ?? .none
 
-        await fetchProgress(tracker)  // partners as of now, not as of the last periodic read
+        _ = await deadline.run { await self.fetchProgress(tracker) }  // partners as of now, not as of the last periodic read
         let partners = tracker.partnerAveragers()
         var outcome = "local"
         var groupSize = 1
@@ -131,7 +134,7 @@ extension Averager {
                                          codec: codec, metadata: ["epoch": .int(epoch), "trainers": .int(submissions.count),
                                                    "averager": .string(identity.ownerMarker)])
             do {
-                let result = try await average(request, targetGroupSize: partners.count + 1)
+                let result = try await average(request, targetGroupSize: partners.count + 1, deadline: deadline)
                 for (name, value) in result.tensors { tensors[name] = try Tensor(value) }
                 groupSize = result.record.group.members.count
                 outcome = result.record.outcome == "failed" ? "local" : "averaged"
@@ -149,6 +152,21 @@ extension Averager {
         let record: JSON = ["epoch": .int(next), "previous_epoch": .int(epoch), "outcome": .string(outcome), "group_size": .int(groupSize),
                             "trainers": .int(submissions.count), "samples": .int(samples), "codec": .string(codec.rawValue)]
         gather.finish(.success(StepOutcome(tensors: tensors, epoch: next, record: record)))
+    }
+
+    /// Whether an averaging call under `prefix` for a trainer of `run` could
+    /// find anyone: a trainer still in the run (on any averager), or a peer
+    /// looking for a group under the prefix's current key (a trainer that
+    /// left the run and is averaging for the last time). A trainer alone in
+    /// its run is told at once rather than waiting out its timeout. When the
+    /// DHT cannot be read, anyone may be there.
+    /// - Throws: `AveragerError` 404 for a run this averager does not know.
+    func mayFindPartners(run: String, prefix: String) async throws(AveragerError) -> Bool {
+        let tracker = try collaborativeRun(run).tracker
+        await fetchProgress(tracker)
+        guard tracker.global().peers == 0 else { return true }
+        guard let members = try? await dht.members(key: try await groupKey(of: prefix)) else { return true }
+        return members.contains { $0.peer != peerID && $0.value == .bool(true) }
     }
 
     // MARK: - Progress in the DHT

@@ -18,7 +18,9 @@ public struct RunSettings: Sendable, Equatable {
     }
 
     /// Reads `{"target_batch_size", "averaging_timeout"?, "metadata_expiration"?, "min_refresh_period"?, "max_refresh_period"?}`.
-    /// - Throws: `AveragerError`: 400 for a malformed body, 422 for values out of range.
+    /// - Throws: `AveragerError`: 400 for a malformed body or a duration out of its bounds
+    ///   (`averaging_timeout` from 1 ms, `metadata_expiration` from 1 s, refresh periods from 50 ms; each at most an hour),
+    ///   422 for other values out of range.
     public init(json: JSON) throws(AveragerError) {
         do {
             let reader = try JSONObjectReader(json)
@@ -32,14 +34,23 @@ public struct RunSettings: Sendable, Equatable {
                 + "metadata_expiration, min_refresh_period and max_refresh_period in seconds")
         }
         guard targetBatchSize >= 1 else { throw AveragerError(.unprocessable, "target_batch_size must be at least 1, got \(targetBatchSize)") }
-        for (name, value) in [("averaging_timeout", averagingTimeout), ("metadata_expiration", metadataExpiration),
-                              ("min_refresh_period", refresh.minPeriod), ("max_refresh_period", refresh.maxPeriod)] {
-            guard value > 0, value <= 3600 else { throw AveragerError(.unprocessable, "\(name) must be a number of seconds in (0, 3600], got \(value)") }
+        do throws(DurationError) {
+            _ = try DurationLimits.check(averagingTimeout, "averaging_timeout", in: DurationLimits.minimumTimeout...Self.maxSeconds)
+            _ = try DurationLimits.check(metadataExpiration, "metadata_expiration", in: DurationLimits.minimumExpiration...Self.maxSeconds)
+            _ = try DurationLimits.check(refresh.minPeriod, "min_refresh_period", in: Self.minRefreshPeriod...Self.maxSeconds)
+            _ = try DurationLimits.check(refresh.maxPeriod, "max_refresh_period", in: Self.minRefreshPeriod...Self.maxSeconds)
+        } catch {
+            throw AveragerError(.badRequest, error.message)
         }
         guard refresh.minPeriod <= refresh.maxPeriod else {
             throw AveragerError(.unprocessable, "min_refresh_period (\(refresh.minPeriod)) must not exceed max_refresh_period (\(refresh.maxPeriod))")
         }
     }
+
+    /// The longest of the durations: an hour.
+    static let maxSeconds = 3600.0
+    /// Records are re-read at most this often: the averager checks them every 50 ms.
+    static let minRefreshPeriod = 0.05
 
     public var json: JSON {
         ["target_batch_size": .int(targetBatchSize), "averaging_timeout": .double(averagingTimeout),

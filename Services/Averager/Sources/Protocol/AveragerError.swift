@@ -18,6 +18,8 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
             case busy
             case unavailable
             case stateChanged = "state_changed"
+            case timeout
+            case rangeNotSatisfiable = "range_not_satisfiable"
             case unauthorized
             case tooMany = "too_many"
             case insufficientStorage = "insufficient_storage"
@@ -45,8 +47,14 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
         public static let busy = Kind(.busy)
         /// A dependency (the DHT, every donor) could not be reached (503).
         public static let unavailable = Kind(.unavailable)
-        /// A donor's state changed between the chunks of one download (412).
+        /// A donor's state changed between the chunks of one download, or
+        /// another precondition (`If-Match`) failed (412).
         public static let stateChanged = Kind(.stateChanged)
+        /// The call's own timeout passed while it waited for something other
+        /// than a group: its turn on the prefix, an all-reduce, the DHT (504).
+        public static let timeout = Kind(.timeout)
+        /// A byte range that starts past the end of the state (416).
+        public static let rangeNotSatisfiable = Kind(.rangeNotSatisfiable)
         /// A route that changes what others download, called without the run's token (401).
         public static let unauthorized = Kind(.unauthorized)
         /// More of something at once than this averager takes: runs, trainers, scheduled rounds (429).
@@ -62,11 +70,12 @@ public struct AveragerError: Error, CustomStringConvertible, Sendable, Equatable
             case .badRequest: 400
             case .unprocessable: 422
             case .schemaMismatch, .conflict: 409
-            case .noGroupFound: 504
+            case .noGroupFound, .timeout: 504
             case .unknownGroup, .notFound: 404
             case .notInGroup: 403
             case .busy, .unavailable: 503
             case .stateChanged: 412
+            case .rangeNotSatisfiable: 416
             case .unauthorized: 401
             case .tooMany: 429
             case .insufficientStorage: 507

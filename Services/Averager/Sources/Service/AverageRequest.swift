@@ -5,8 +5,9 @@ import Shared
 /// Over HTTP: the body is a safetensors file of float tensors (F32, F16,
 /// BF16 or F64; a compressed `TensorBundle` works too); `__metadata__["gather"]`
 /// may hold any JSON to share with the group; the query names `prefix`
-/// (required), `weight` (default 1), `timeout` (seconds to find a group) and
-/// `codec` (compression of the parts this averager sends, default none).
+/// (required), `weight` (default 1), `timeout` (seconds the whole call may
+/// take, from 1 ms to an hour), `codec` (compression of the parts this
+/// averager sends, default none) and `run` (see `run`).
 public struct AverageRequest: Sendable {
     /// The run's name; peers average with peers of the same prefix.
     public var prefix: String
@@ -14,37 +15,40 @@ public struct AverageRequest: Sendable {
     public var tensors: [(name: String, tensor: WireTensor)]
     /// This peer's weight in the average (ignored by an auxiliary).
     public var weight: Double
-    /// Seconds to look for a group (nil: the averager's default).
+    /// Seconds the whole call may take from its arrival (nil: the averager's default).
     public var timeout: Double?
     /// Compression of the parts this averager sends and of the averages it asks for.
     public var codec: CompressionCodec
     /// What this trainer shares with its group (any JSON).
     public var metadata: JSON
+    /// A collaborative run on this averager whose trainers are the only
+    /// partners to expect (e.g. a trainer's final averaging after it left the
+    /// run): with no trainer left in it and nobody looking for a group under
+    /// the prefix, the call answers 504 `no_group_found` at once.
+    public var run: String?
 
     /// A request with explicit values.
     public init(prefix: String, tensors: [(name: String, tensor: WireTensor)], weight: Double = 1, timeout: Double? = nil,
-                codec: CompressionCodec = .none, metadata: JSON = .null) {
+                codec: CompressionCodec = .none, metadata: JSON = .null, run: String? = nil) {
         self.prefix = prefix
         self.tensors = tensors
         self.weight = weight
         self.timeout = timeout
         self.codec = codec
         self.metadata = metadata
+        self.run = run
     }
 
     /// Reads and checks an HTTP request.
     /// - Throws: `AveragerError`: 400 for a malformed body or query, 422 for
-    ///   unusable values (no tensors, integer dtypes, negative weight, bad timeout).
+    ///   unusable values (no tensors, integer dtypes, negative weight); 400 for a timeout out of bounds.
     public init(http request: HTTPRequest) throws(AveragerError) {
         let prefix = try request.prefix()
         let weight = try Self.number(request.query["weight"], "weight", default: 1)
         guard weight.isFinite, weight >= 0 else {
             throw AveragerError(.unprocessable, "weight must be a finite number >= 0, got \(request.query["weight"] ?? "")")
         }
-        let timeout = try request.query["timeout"].map { text throws(AveragerError) in try Self.number(text, "timeout", default: 0) }
-        if let timeout, !(timeout > 0 && timeout <= 3600) {
-            throw AveragerError(.unprocessable, "timeout must be a number of seconds in (0, 3600], got \(timeout)")
-        }
+        let timeout = try request.query["timeout"].map { text throws(AveragerError) in try Self.timeout(text) }
         let codec: CompressionCodec
         do { codec = try CompressionCodec(parsing: request.query["codec"] ?? "none") } catch { throw AveragerError(.badRequest, error.message) }
         let (tensors, metadata) = try Self.readTensors(request.body)
@@ -54,7 +58,19 @@ public struct AverageRequest: Sendable {
                 throw AveragerError(.badRequest, "__metadata__['gather'] must be JSON text: \(error)")
             }
         }
-        self.init(prefix: prefix, tensors: tensors, weight: weight, timeout: timeout, codec: codec, metadata: gathered)
+        let run = request.query["run"]
+        if let run { try RunSettings.validate(name: run, "run") }
+        self.init(prefix: prefix, tensors: tensors, weight: weight, timeout: timeout, codec: codec, metadata: gathered, run: run)
+    }
+
+    /// The longest `timeout` a call takes: an hour.
+    static let maxTimeout = 3600.0
+
+    /// A `timeout` query parameter: seconds from 1 ms to an hour, else 400 naming the bounds.
+    static func timeout(_ text: String) throws(AveragerError) -> Double {
+        do throws(DurationError) { return try DurationLimits.parse(text, "query parameter 'timeout'", in: DurationLimits.minimumTimeout...maxTimeout) } catch {
+            throw AveragerError(.badRequest, error.message)
+        }
     }
 
     private static func number(_ text: String?, _ name: String, default value: Double) throws(AveragerError) -> Double {

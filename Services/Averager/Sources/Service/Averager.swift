@@ -80,6 +80,12 @@ public final class Averager: Sendable {
         return matchmakers.withLock { $0[prefix] }
     }
 
+    /// The current group key of `prefix`: its initial one until this averager averages under it.
+    func groupKey(of prefix: String) async throws(AveragerError) -> String {
+        if let matchmaker = matchmakers.withLock({ $0[prefix] }) { return await matchmaker.groupKey.key }
+        return try GroupKey(prefix: prefix, bits: configuration.initialGroupBits).key
+    }
+
     /// The current group key of every prefix this averager has averaged.
     public func groupKeys() async -> [String: String] {
         var keys: [String: String] = [:]
@@ -91,19 +97,55 @@ public final class Averager: Sendable {
 
     /// Finds a group and averages `request.tensors` with it, retrying with a
     /// new group after an all-reduce that averaged nothing, until the request's timeout.
+    ///
+    /// The timeout bounds the whole call from its arrival: waiting for the
+    /// prefix's previous round, matchmaking and the all-reduce. Matchmaking
+    /// stops a quarter of the timeout (at most `--allreduce-timeout`) before
+    /// the deadline, so a group found last still has time to average; an
+    /// all-reduce that runs past the deadline finishes in the background for
+    /// the group's sake, and the caller gets 504 at its deadline.
     /// - Throws: `AveragerError`: 422 for NaN/inf tensors (unless excluded by
     ///   configuration), 409 when the run's peers average other tensors, 504
-    ///   when no group formed before the deadline.
-    /// - Parameter targetGroupSize: the group size to start at once with, if not the configured one (a run's step knows its partners).
-    public func average(_ request: AverageRequest, targetGroupSize: Int? = nil) async throws(AveragerError) -> AverageResult {
+    ///   when no group formed before the deadline (`no_group_found`) or the
+    ///   deadline passed while the call waited for anything else (`timeout`).
+    /// - Parameters:
+    ///   - targetGroupSize: the group size to start at once with, if not the configured one (a run's step knows its partners).
+    ///   - deadline: when the call must have answered (default: the request's timeout from now).
+    public func average(_ request: AverageRequest, targetGroupSize: Int? = nil, deadline: Deadline? = nil) async throws(AveragerError) -> AverageResult {
+        let timeout = request.timeout ?? configuration.defaultTimeout
+        let deadline = deadline ?? Deadline(after: timeout)
+        let progress = CallProgress("checking its tensors")
+        let outcome = await deadline.run { () async -> Result<AverageResult, AveragerError> in
+            do throws(AveragerError) {
+                return .success(try await self.averageInTurn(request, targetGroupSize: targetGroupSize, deadline: deadline,
+                                                             timeout: timeout, progress: progress))
+            } catch {
+                return .failure(error)
+            }
+        }
+        guard let outcome else { throw progress.deadlineError(timeout: timeout) }
+        return try outcome.get()
+    }
+
+    /// `average` without the deadline's answer: it may run on after the caller got its 504.
+    private func averageInTurn(_ request: AverageRequest, targetGroupSize: Int?, deadline: Deadline, timeout: Double,
+                               progress: CallProgress) async throws(AveragerError) -> AverageResult {
         guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
         let schema = TensorSchema(request.tensors)
         let (values, excludedTensors) = try flatten(request.tensors, schema: schema)
         let sends = configuration.mode.sends
         let weight = !sends || !excludedTensors.isEmpty ? 0 : request.weight
 
+        if let run = request.run {
+            progress.waiting(for: "reading who takes part in run '\(run)' from the DHT", kind: .noGroupFound)
+            guard try await mayFindPartners(run: run, prefix: request.prefix) else {
+                throw AveragerError(.noGroupFound, "no group to find under '\(request.prefix)': run '\(run)' has no other trainer, "
+                    + "and nobody else is looking for a group under it")
+            }
+        }
+        progress.waiting(for: "waiting for the previous round on prefix '\(request.prefix)' to finish")
         let matchmaker = try matchmaker(for: request.prefix, me: me)
-        await matchmaker.roundLock.lock()
+        guard await matchmaker.roundLock.lock(until: deadline) else { throw progress.deadlineError(timeout: timeout) }
         defer { matchmaker.roundLock.unlock() }
         if let targetGroupSize { await matchmaker.setTargetGroupSize(targetGroupSize) }
         registry.roundStarted()
@@ -112,15 +154,18 @@ public final class Averager: Sendable {
         let schemaHash = schema.hash(partSize: configuration.partSize, aggregation: configuration.aggregation)
         let member = GroupMember(peer: me, mode: configuration.mode, bandwidth: configuration.bandwidth ?? throughput.withLock { $0.bytesPerSecond },
                                  metadata: request.metadata)
-        let deadline = Clock.epoch + (request.timeout ?? configuration.defaultTimeout)
+        let searchDeadline = deadline.earlier(by: min(timeout / 4, configuration.allreduceTimeout)).epoch
         var attempts = 0
         var matchmakingSeconds = 0.0
         while true {
             attempts += 1
+            progress.waiting(for: "looking for a group under \(await matchmaker.groupKey.key)", kind: .noGroupFound)
+            // Time taken by the previous round (or by a failed all-reduce) may have used up the search's share.
+            guard Clock.epoch < searchDeadline else { throw progress.deadlineError(timeout: timeout) }
             let searchStarted = Clock.now
             let group: GroupInfo
             do {
-                group = try await matchmaker.findGroup(schemaHash: schemaHash, member: member, deadline: deadline)
+                group = try await matchmaker.findGroup(schemaHash: schemaHash, member: member, deadline: searchDeadline)
             } catch {
                 metrics.increment("rounds_total", labels: ["outcome": error.kind.description])
                 throw error
@@ -129,6 +174,8 @@ public final class Averager: Sendable {
             metrics.observe("matchmaking_seconds", Clock.now - searchStarted)
             metrics.observe("group_size", Double(group.members.count))
 
+            progress.waiting(for: "waiting for the all-reduce of group \(group.groupID) (\(group.members.count) members), "
+                + "which goes on without this call")
             let allreduceStarted = Clock.now
             let outcome: AllReduceRound.Outcome
             do {
@@ -147,7 +194,7 @@ public final class Averager: Sendable {
                                      excludedSenders: outcome.excludedSenders, excludedTensors: excludedTensors, attempts: attempts,
                                      matchmakingSeconds: matchmakingSeconds, allreduceSeconds: Clock.now - allreduceStarted)
             metrics.increment("rounds_total", labels: ["outcome": record.outcome])
-            if record.outcome == "failed", Clock.epoch < deadline {
+            if record.outcome == "failed", Clock.epoch < searchDeadline {
                 logger.info("all-reduce averaged nothing; looking for another group", ["group": group.groupID])
                 continue
             }

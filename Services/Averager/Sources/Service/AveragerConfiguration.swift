@@ -38,7 +38,7 @@ public struct AveragerConfiguration: Sendable {
     public var senderTimeout = 5.0
     /// Seconds an all-reduce may take once its group is assembled.
     public var allreduceTimeout = 30.0
-    /// Seconds `POST /v1/average` looks for a group when the call names no `timeout`.
+    /// Seconds `POST /v1/average` may take when the call names no `timeout`.
     public var defaultTimeout = 30.0
     /// Part requests a sender keeps in flight per reducer.
     public var partsInFlight = 4
@@ -83,7 +83,7 @@ public struct AveragerConfiguration: Sendable {
         OptionSpec("parts-in-flight", default: "4", help: "part requests a sender keeps in flight per reducer"),
         OptionSpec("sender-timeout", default: "5", help: "seconds a silent sender is waited for before it is excluded, at least: each round raises it for the bytes it moves on its members' measured links, up to --allreduce-timeout"),
         OptionSpec("allreduce-timeout", default: "30", help: "seconds an all-reduce may take once the group is assembled"),
-        OptionSpec("default-timeout", default: "30", help: "seconds a call looks for a group when it names no timeout"),
+        OptionSpec("default-timeout", default: "30", help: "seconds a call may take when it names no timeout"),
         OptionSpec("non-finite", default: "refuse", help: "tensors with NaN or infinities: refuse (422) or exclude (weight 0, reported)"),
         OptionSpec("state-sharing", default: "true", help: "serve this averager's state to newcomers (never for clients)"),
         OptionSpec("max-state-downloads", default: "2", help: "state downloads served at once"),
@@ -136,7 +136,7 @@ public struct AveragerConfiguration: Sendable {
         }
         for (name, value) in [("min-matchmaking-time", minMatchmakingTime), ("request-timeout", requestTimeout),
                               ("sender-timeout", senderTimeout), ("allreduce-timeout", allreduceTimeout), ("default-timeout", defaultTimeout)] {
-            guard value > 0 else { throw OptionError("--\(name) must be a positive number of seconds, got \(value)") }
+            guard value >= DurationLimits.minimumTimeout else { throw OptionError("--\(name) must be at least 0.001 s (1 ms), got \(value)") }
         }
         guard initialGroupBits.allSatisfy({ $0 == "0" || $0 == "1" }) else {
             throw OptionError("--initial-group-bits must be a string of 0 and 1, got '\(initialGroupBits)'")

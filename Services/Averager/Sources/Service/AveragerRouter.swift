@@ -40,7 +40,10 @@ public enum AveragerRouter {
         }
         add("GET", "/v1/rounds/{id}") { request throws(AveragerError) in
             let id = request.parameter("id")
-            let wait = min(max(Double(request.query["wait"] ?? "0") ?? 0, 0), 600)
+            let wait: Double
+            do throws(DurationError) { wait = try DurationLimits.parse(request.query["wait"] ?? "0", "query parameter 'wait'", in: 0...600) } catch {
+                throw AveragerError(.badRequest, error.message)
+            }
             guard let status = await averager.rounds.status(id, wait: wait) else { throw unknownRound(id) }
             switch status {
             case .running: return .json(["id": .string(id), "status": "running"])
@@ -71,12 +74,10 @@ public enum AveragerRouter {
             return .json(["version": .string(snapshot.version), "bytes": .int(snapshot.bytes.count), "priority": .double(snapshot.priority)])
         }
         add("GET", "/v1/state") { request throws(AveragerError) in
-            try averager.serveState(prefix: try request.prefix(), requester: request.headers["x-hivemind-peer"],
-                                    range: request.headers["range"], version: request.headers["if-match"])
+            try averager.serveState(prefix: try request.prefix(), requester: request.headers["x-hivemind-peer"], headers: request.headers)
         }
         add("POST", "/v1/state/load") { request throws(AveragerError) in
-            let timeout = Double(request.query["timeout"] ?? "") ?? averager.configuration.defaultTimeout
-            guard timeout > 0, timeout <= 3600 else { throw AveragerError(.unprocessable, "timeout must be a number of seconds in (0, 3600]") }
+            let timeout = try request.query["timeout"].map(AverageRequest.timeout) ?? averager.configuration.defaultTimeout
             let (bytes, donor) = try await averager.loadState(prefix: try request.prefix(), timeout: timeout)
             var response = HTTPResponse.bytes(bytes)
             response.headers.append(("X-Hivemind-Donor", donor))

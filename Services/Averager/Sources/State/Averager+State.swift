@@ -43,22 +43,34 @@ extension Averager {
         }
     }
 
-    /// Serves the state of `prefix` (`GET /v1/state`), whole or as a byte range.
+    /// Serves the state of `prefix` (`GET /v1/state`), whole or as a byte
+    /// range, with its preconditions per RFC 9110 (see `StateRequest`).
     /// - Parameters:
     ///   - requester: the newcomer's id (`X-Hivemind-Peer`), which holds a download slot across chunks.
-    ///   - range: a `Range: bytes=a-b` header.
-    ///   - version: an `If-Match` header pinning the snapshot of the first chunk.
-    func serveState(prefix: String, requester: String?, range: String?, version: String?) throws(AveragerError) -> HTTPResponse {
+    ///   - headers: the request's headers (`Range`, `If-Match`, `If-None-Match`, `If-Range`), names lowercased.
+    func serveState(prefix: String, requester: String?, headers: [String: String]) throws(AveragerError) -> HTTPResponse {
         guard let snapshot = states.snapshot(prefix) else {
             throw AveragerError(.notFound, "this averager holds no state for prefix '\(prefix)'")
         }
-        if let version, version.filter({ $0 != "\"" }) != snapshot.version {
-            throw AveragerError(.stateChanged, "the state of '\(prefix)' changed since the download began (now version \(snapshot.version)); start again")
-        }
         let size = snapshot.bytes.count
+        let tag = ("ETag", "\"\(snapshot.version)\"")
         var bounds = 0..<size
-        if let range {
-            bounds = try Self.byteRange(range, size: size)
+        var partial = false
+        switch try StateRequest.answer(headers: headers, etag: snapshot.version, size: size) {
+        case .preconditionFailed:
+            throw AveragerError(.stateChanged, "If-Match names none of the current version \"\(snapshot.version)\" of the state of "
+                + "'\(prefix)': it changed since the download began; start again")
+        case .notModified:
+            return HTTPResponse(status: 304, headers: [tag], body: [])
+        case .rangeNotSatisfiable:
+            var response = AveragerError(.rangeNotSatisfiable, "the range starts past the state's \(size) bytes; ask for bytes 0 to \(size - 1)")
+                .http.response
+            response.headers += [("Content-Range", "bytes */\(size)"), tag]
+            return response
+        case .whole:
+            break
+        case .range(let range):
+            (bounds, partial) = (range, true)
         }
         // A request that names no downloader needs a free slot but holds none afterwards.
         var generator = SystemRandomNumberGenerator()
@@ -66,37 +78,32 @@ extension Averager {
                          finished: requester == nil || bounds.upperBound >= size)
         metrics.increment("state_downloads_total", labels: ["result": "served"])
         metrics.increment("bytes_sent_total", by: Double(bounds.count))
-        var response = HTTPResponse.bytes(Array(snapshot.bytes[bounds]), status: range == nil ? 200 : 206)
-        response.headers.append(("ETag", "\"\(snapshot.version)\""))
-        response.headers.append(("X-Hivemind-State-Priority", "\(snapshot.priority)"))
-        if range != nil {
+        var response = HTTPResponse.bytes(Array(snapshot.bytes[bounds]), status: partial ? 206 : 200)
+        response.headers += [tag, ("Accept-Ranges", "bytes"), ("X-Hivemind-State-Priority", "\(snapshot.priority)")]
+        if partial {
             response.headers.append(("Content-Range", "bytes \(bounds.lowerBound)-\(bounds.upperBound - 1)/\(size)"))
         }
         return response
     }
 
-    /// Parses `bytes=a-b` or `bytes=a-` against a body of `size` bytes.
-    static func byteRange(_ header: String, size: Int) throws(AveragerError) -> Range<Int> {
-        let malformed = AveragerError(.badRequest, "Range must be 'bytes=START-END' or 'bytes=START-' with START <= END, got '\(header)'")
-        guard header.hasPrefix("bytes="), let dash = header.firstIndex(of: "-") else { throw malformed }
-        guard let start = Int(header[header.index(header.startIndex, offsetBy: 6)..<dash]), start >= 0 else { throw malformed }
-        let endText = header[header.index(after: dash)...]
-        let end = endText.isEmpty ? size - 1 : Int(endText)
-        guard let end, end >= start || endText.isEmpty else { throw malformed }
-        guard start <= size else {
-            throw AveragerError(.badRequest, "Range starts at byte \(start), past the state's \(size) bytes")
-        }
-        // Clamp before adding one: END may be Int.max (`bytes=0-9223372036854775807`).
-        return start..<(min(size - 1, end) + 1)
-    }
-
-    /// Downloads the latest state of `prefix` from the donors (`POST /v1/state/load`).
+    /// Downloads the latest state of `prefix` from the donors (`POST /v1/state/load`),
+    /// answering within `timeout` seconds of the call's arrival whatever the DHT and the donors do.
+    /// - Throws: `AveragerError`: 404 without donors, 503 when every donor failed or stayed busy,
+    ///   504 (`timeout`) when the deadline passed while reading the DHT.
     func loadState(prefix: String, timeout: Double) async throws(AveragerError) -> (bytes: [UInt8], donor: PeerID) {
         try GroupKey.validate(prefix: prefix)
         guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
+        let deadline = Deadline(after: timeout)
         let loader = StateLoader(me: me, dht: dht, http: http, chunkBytes: configuration.stateChunkBytes, chunkTimeout: configuration.requestTimeout,
                                  maxStateBytes: configuration.limits.maxStateBytes)
-        return try await loader.load(prefix: prefix, deadline: Clock.now + timeout)
+        let outcome = await deadline.run(cancellingLateWork: true) { () async -> Result<(bytes: [UInt8], donor: PeerID), AveragerError> in
+            do throws(AveragerError) { return .success(try await loader.load(prefix: prefix, deadline: deadline.instant)) } catch { return .failure(error) }
+        }
+        guard let outcome else {
+            throw AveragerError(.timeout, "the call's timeout of \(timeout) s passed while it was reading the donors of '\(prefix)' "
+                + "from the DHT or downloading the state; retry, or give the call a longer timeout")
+        }
+        return try outcome.get()
     }
 
     /// Stops renewing donor declarations and withdraws them (value null, as the reference does).

@@ -54,7 +54,7 @@ public struct DHTSettings: Sendable {
         guard refresh >= 0 else { throw OptionError("--refresh-period must be >= 0, got \(refresh)") }
         configuration.refreshPeriod = refresh > 0 ? refresh : nil
         configuration.clientMode = try options.bool("client-mode")
-        configuration.rpcTimeout = try positive(options.double("rpc-timeout"), "rpc-timeout") ?? configuration.rpcTimeout
+        configuration.rpcTimeout = try options.seconds("rpc-timeout", atLeast: DurationLimits.minimumTimeout) ?? configuration.rpcTimeout
         configuration.maxValueBytes = try positive(options.int("max-value-bytes"), "max-value-bytes") ?? configuration.maxValueBytes
         configuration.storageLimits.maxRecords = try positive(options.int("max-records"), "max-records") ?? configuration.storageLimits.maxRecords
         configuration.storageLimits.maxBytes = try positive(options.int("max-storage-bytes"), "max-storage-bytes") ?? configuration.storageLimits.maxBytes

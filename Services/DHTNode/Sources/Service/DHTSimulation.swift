@@ -66,14 +66,17 @@ public final class DHTSimulation: Sendable {
 
     /// Ends a node without any goodbye, like a crash: its server stops
     /// accepting connections and its background work ends.
-    public func kill(_ index: Int) async {
+    /// - Parameter grace: seconds its requests in flight may take to finish (see `HTTPServer.stop`).
+    public func kill(_ index: Int, grace: Double = 5) async {
         guard alive.withLock({ state in defer { state[index] = false }; return state[index] }) else { return }
         members[index].node.shutdown()
-        await members[index].server.stop(timeout: 5)
+        await members[index].server.stop(timeout: grace)
     }
 
-    /// Stops every node still alive.
-    public func stop() async {
-        for index in members.indices { await kill(index) }
+    /// Stops every node still alive, all at once, each within `grace` seconds.
+    public func stop(grace: Double = 5) async {
+        await withTaskGroup(of: Void.self) { group in
+            for index in members.indices { group.addTask { await self.kill(index, grace: grace) } }
+        }
     }
 }

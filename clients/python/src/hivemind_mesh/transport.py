@@ -1,0 +1,185 @@
+"""HTTP for every client: pooled connections, a timeout and a byte cap on every call, and failover.
+
+A client names one or more replicas of a service (comma-separated URLs or a
+list). A call goes to the replica that answered last; when it gets no answer or
+a 5xx, the next is tried. A 4xx is the caller's mistake and is raised at once.
+Each thread has its own ``requests.Session`` (sessions are not thread-safe),
+so connections are reused across calls of the same thread.
+"""
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import requests
+
+from .errors import MeshError
+
+OCTETS = "application/octet-stream"
+#: Largest response body read by default (the services' own default body limit).
+DEFAULT_MAX_RESPONSE_BYTES = 256 << 20
+#: Seconds allowed to open a connection, whatever the call's own timeout.
+CONNECT_TIMEOUT = 5.0
+
+URLs = Union[str, Sequence[str]]
+
+
+def split_urls(urls: URLs) -> List[str]:
+    """``"http://a:1,http://b:2"`` or a list of URLs, without trailing slashes."""
+    items = urls.split(",") if isinstance(urls, str) else list(urls)
+    result = [item.strip().rstrip("/") for item in items if item.strip()]
+    if not result:
+        raise ValueError("at least one service URL is needed, e.g. http://127.0.0.1:8080")
+    for url in result:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"service URLs start with http:// or https://, got {url!r}")
+    return result
+
+
+@dataclass
+class Answer:
+    """One HTTP answer, read whole (within the byte cap)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    def json(self) -> Any:
+        try:
+            return jsonlib.loads(self.body)
+        except ValueError as error:
+            raise MeshError("bad_response", f"expected JSON, got {self.body[:200]!r}: {error}", self.status, self.url) from None
+
+
+@dataclass
+class Transport:
+    """Connection pools and limits shared by clients (one per process is enough)."""
+
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def session(self) -> requests.Session:
+        """This thread's session; a forked child makes its own rather than share the parent's sockets."""
+        session = getattr(self._local, "session", None)
+        if session is None or self._local.pid != os.getpid():
+            session = requests.Session()
+            self._local.session, self._local.pid = session, os.getpid()
+        return session
+
+    def send(self, method: str, url: str, *, timeout: float, params: Optional[Mapping[str, Any]] = None,
+             json: Any = None, data: Optional[bytes] = None, headers: Optional[Mapping[str, str]] = None,
+             ok: Iterable[int] = ()) -> Answer:
+        """One request; raises :class:`MeshError` for no answer, a body over the cap, or an error status not in ``ok``."""
+        try:
+            response = self.session().request(method, url, params=_query(params), json=json, data=data, headers=headers,
+                                              timeout=(min(CONNECT_TIMEOUT, timeout), timeout), stream=True)
+        except requests.Timeout as error:
+            raise MeshError("timeout", f"no answer within {timeout} s: {error}", None, url) from None
+        except requests.RequestException as error:
+            raise MeshError("unreachable", str(error), None, url) from None
+        try:
+            body = self._read(response, url, timeout)
+        finally:
+            response.close()
+        answer = Answer(response.status_code, response.headers, body, url)
+        if response.status_code >= 400 and response.status_code not in set(ok):
+            raise error_from(answer)
+        return answer
+
+    def _read(self, response: requests.Response, url: str, timeout: float) -> bytes:
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise MeshError("too_large", f"the answer has {declared} bytes, more than the cap of {self.max_response_bytes}",
+                            response.status_code, url)
+        chunks: List[bytes] = []
+        total = 0
+        try:
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                total += len(chunk)
+                if total > self.max_response_bytes:
+                    raise MeshError("too_large", f"the answer exceeds the cap of {self.max_response_bytes} bytes",
+                                    response.status_code, url)
+                chunks.append(chunk)
+        except requests.RequestException as error:
+            raise MeshError("timeout" if isinstance(error, requests.Timeout) else "unreachable",
+                            f"the answer broke off: {error}", None, url) from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def error_from(answer: Answer) -> MeshError:
+    """The service's ``{"error": {"code", "message"}}`` as an exception (or the raw body if it sent none)."""
+    try:
+        error = jsonlib.loads(answer.body)["error"]
+        return MeshError(str(error["code"]), str(error["message"]), answer.status, answer.url)
+    except (ValueError, KeyError, TypeError):
+        return MeshError(f"http_{answer.status}", answer.body[:500].decode("utf-8", "replace"), answer.status, answer.url)
+
+
+def _query(params: Optional[Mapping[str, Any]]) -> Optional[Dict[str, str]]:
+    """Query values as the services read them: booleans as true/false, None left out."""
+    if params is None:
+        return None
+    result: Dict[str, str] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        result[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return result
+
+
+#: The transport clients use unless given their own.
+default_transport = Transport()
+
+
+class ServiceClient:
+    """What every client shares: replicas, failover, timeouts, and the health routes every service has."""
+
+    def __init__(self, urls: URLs, *, timeout: float = 30.0, transport: Optional[Transport] = None) -> None:
+        self.urls = split_urls(urls)
+        self.timeout = timeout
+        self.transport = transport or default_transport
+        self._preferred = 0
+
+    @property
+    def url(self) -> str:
+        """The replica that answered last."""
+        return self.urls[self._preferred]
+
+    def call(self, method: str, path: str, *, timeout: Optional[float] = None, ok: Iterable[int] = (), **kwargs: Any) -> Answer:
+        """Sends to the preferred replica, then the others while the failure is retryable."""
+        failures: List[str] = []
+        order = [(self._preferred + offset) % len(self.urls) for offset in range(len(self.urls))]
+        last: Optional[MeshError] = None
+        for index in order:
+            try:
+                answer = self.transport.send(method, self.urls[index] + path, timeout=timeout or self.timeout, ok=ok, **kwargs)
+            except MeshError as error:
+                if not error.retryable:
+                    raise
+                failures.append(str(error))
+                last = error
+                continue
+            self._preferred = index
+            return answer
+        assert last is not None
+        if len(self.urls) == 1:
+            raise last
+        raise MeshError(last.code, "no replica answered: " + "; ".join(failures), last.status, last.url)
+
+    def health(self) -> Dict[str, Any]:
+        """``GET /healthz``: ``{"status": "ok"}`` while the service is up."""
+        return self.call("GET", "/healthz", timeout=5).json()
+
+    def ready(self) -> Tuple[bool, Dict[str, Any]]:
+        """``GET /readyz``: whether it is ready, and each check's ``ok`` or reason."""
+        answer = self.call("GET", "/readyz", timeout=5, ok=(503,))
+        body = answer.json()
+        return answer.status == 200, body.get("checks", {})
+
+    def metrics(self) -> str:
+        """``GET /metrics``: Prometheus text."""
+        return self.call("GET", "/metrics", timeout=10).body.decode("utf-8")

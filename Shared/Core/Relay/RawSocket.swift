@@ -58,18 +58,39 @@ public enum RawSocket {
         return UInt16(bigEndian: address.sin_port)
     }
 
-    /// Connects within 5 s.
+    /// `host` (an IPv4 address, or a name resolved to its first IPv4 address) and `port`.
+    public static func resolve(_ host: String, _ port: UInt16) throws(RawSocketError) -> sockaddr_in {
+        if let literal = try? address(host, port) { return literal }
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &list) == 0, let first = list, let found = first.pointee.ai_addr else {
+            throw RawSocketError("cannot resolve \(host) to an IPv4 address")
+        }
+        defer { freeaddrinfo(list) }
+        var address = found.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
+        address.sin_port = port.bigEndian
+        return address
+    }
+
+    /// Connects to `host` (resolved by `resolve`) within 5 s.
     public static func connect(_ host: String, _ port: UInt16) throws(RawSocketError) -> Int32 {
+        try connect(to: resolve(host, port))
+    }
+
+    /// Connects to `address` within 5 s.
+    public static func connect(to address: sockaddr_in) throws(RawSocketError) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw error("socket") }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = try address(host, port)
+        var address = address
         let status = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard status == 0 else {
-            let failure = error("connect \(host):\(port)")
+            let failure = error("connect \(addressText(address)):\(UInt16(bigEndian: address.sin_port))")
             Glibc.close(fd)
             throw failure
         }

@@ -78,7 +78,10 @@ public final class RelayClient: Sendable {
         let logger = logger
         detachedThread {
             do {
-                let outward = try RawSocket.connect(tunnel.host, tunnel.port)
+                // The tunnel goes where this service's egress policy lets it, whatever the name resolves to now.
+                let address = try RawSocket.resolve(tunnel.host, tunnel.port)
+                if let refusal = IPAddress(RawSocket.addressText(address)).flatMap(EgressPolicy.current.refusal) { throw refusal }
+                let outward = try RawSocket.connect(to: address)
                 guard RawSocket.sendAll(outward, Array(preface.line.utf8), while: { true }) else {
                     close(outward)
                     return

@@ -53,4 +53,37 @@ import TestSupport
         #expect(forward.stdout.hasPrefix("200 "), "\(forward)")
         #expect(seconds >= 3.5, "the relay's cap: \(seconds) s")
     }
+
+    /// Two averagers, one behind NAT reached through the relay: each sends its
+    /// parts to the other and reduces the other's, so every part is averaged by both.
+    @Test func anAveragerBehindNATReducesThroughTheRelay() async throws {
+        let network = try WAN.network()
+        defer { network.shutdown() }
+        let relayHost = try network.addHost("relay", profile: .lan)
+        try network.expose(relayHost, ports: 40000...40003)
+        let (_, relay) = try await network.start("hivemind-dht", on: relayHost, ["--log-level", "warning", "--relay", "--relay-ports", "40000-40003"])
+        let flags = ["--log-level", "warning", "--dht", relay!, "--target-group-size", "2", "--min-matchmaking-time", "1"]
+        let hidden = try network.addHost("hidden", profile: .lan, behindNAT: true)
+        let (hiddenAverager, _) = try await network.start("hivemind-averager", on: hidden, flags + ["--use-relay", relay!])
+        #expect(hiddenAverager.url.hasPrefix("http://\(EmulatedNetwork.hubAddress):4000"), "announced through the relay: \(hiddenAverager.url)")
+        let open = try network.addHost("open", profile: .lan)
+        _ = try await network.start("hivemind-averager", on: open, flags)
+        let records = try await withThrowingTaskGroup(of: JSON.self) { group in
+            for host in [hidden, open] {
+                group.addTask {
+                    let result = try await network.run(on: host, "hivemind-bench", ["wan-probe", "average", "http://\(host.address):8000", "1", "none", "30"],
+                                                       timeout: 60)
+                    guard result.status == 0 else { throw ServiceProcessError("the average failed: \(result.stderr)") }
+                    return try JSON.parse(Array(result.stdout.utf8))
+                }
+            }
+            return try await group.reduce(into: [JSON]()) { $0.append($1) }
+        }
+        for record in records {
+            print("all-reduce through the relay: \(record["allreduce_seconds"] ?? nil) s, \(record["outcome"] ?? nil)")
+            #expect(record["outcome"] == "complete", "\(record)")
+            let averagedBy = record["parts"]?["averaged_by"]?.arrayValue?.compactMap(\.intValue) ?? []
+            #expect(!averagedBy.isEmpty && averagedBy.allSatisfy { $0 == 2 }, "every part averaged by both: \(record)")
+        }
+    }
 }

@@ -4,8 +4,8 @@ import Shared
 /// all of them, or, once `satisfied` holds, whatever answers within `grace`
 /// seconds more (the reference's timeout_after_k_min), or within twice the time
 /// the satisfying answers took if that is longer: over a slow link, where every
-/// answer takes a few round trips, the others are given as long as the first
-/// ones needed. Stragglers are cancelled.
+/// answer takes a few round trips, the others get twice what the first ones
+/// needed. Stragglers are cancelled.
 func collect<T: Sendable>(
     _ calls: [@Sendable () async throws -> T], timeout: Double, grace: Double,
     satisfied: ([Result<T, any Error>?]) -> Bool

@@ -78,21 +78,25 @@ def gradient_optimizer(net, name, averager):
                      averager=averager, batch_size_per_step=SIZES[name], trainer=name, averaging_timeout=15, tracker_opts=TRACKER)
 
 
+def step_by_hand(net, results, epoch):
+    """One epoch's SGD step by hand: p -= lr * (s_a g_a + s_b g_b) / (s_a + s_b), with s = calls x batch size."""
+    samples = {name: results[name]["calls"][epoch] * SIZES[name] for name in SIZES}
+    grads = {}
+    for name in SIZES:
+        net.zero_grad()
+        loss_of(net, name).backward()
+        grads[name] = [p.grad.clone() for p in net.parameters()]
+    with torch.no_grad():
+        for i, p in enumerate(net.parameters()):
+            p -= 0.1 * sum(samples[n] * grads[n][i] for n in SIZES) / sum(samples.values())
+
+
 def test_two_trainer_processes_take_the_samples_weighted_step(mesh):
     results = run_trainers(epoch_trainer, list(zip(SIZES, mesh.averagers)), gradient_optimizer, 2)
     assert results["a"]["epoch"] == results["b"]["epoch"] == 2 and results["a"]["rounds"] == 2
-    # By hand: each epoch, p -= lr * (s_a g_a + s_b g_b) / (s_a + s_b), with s = calls x batch size.
     net = model()
     for epoch in range(2):
-        samples = {name: results[name]["calls"][epoch] * SIZES[name] for name in SIZES}
-        grads = {}
-        for name in SIZES:
-            net.zero_grad()
-            loss_of(net, name).backward()
-            grads[name] = [p.grad.clone() for p in net.parameters()]
-        with torch.no_grad():
-            for i, p in enumerate(net.parameters()):
-                p -= 0.1 * sum(samples[n] * grads[n][i] for n in SIZES) / sum(samples.values())
+        step_by_hand(net, results, epoch)
     assert torch.equal(results["a"]["final"], results["b"]["final"])
     torch.testing.assert_close(results["a"]["final"], flat(net), rtol=0, atol=1e-6)
     assert not torch.allclose(flat(net), flat(model()))
@@ -129,17 +133,8 @@ def test_delayed_gradient_averaging_overlaps_compute_and_applies_the_step_late(m
     for name in SIZES:
         assert results[name]["handed_over_at"] == 0 and results[name]["stale"], results[name]
         assert results[name]["epoch"] == 1 and results[name]["rounds"] >= 1, results[name]
-    # By hand: epoch 0's step, p -= lr * (s_a g_a + s_b g_b) / (s_a + s_b) at the starting parameters.
     net = model()
-    samples = {name: results[name]["calls"][0] * SIZES[name] for name in SIZES}
-    grads = {}
-    for name in SIZES:
-        net.zero_grad()
-        loss_of(net, name).backward()
-        grads[name] = [p.grad.clone() for p in net.parameters()]
-    with torch.no_grad():
-        for i, p in enumerate(net.parameters()):
-            p -= 0.1 * sum(samples[n] * grads[n][i] for n in SIZES) / sum(samples.values())
+    step_by_hand(net, results, 0)  # epoch 0's gradients, all at the starting parameters
     assert torch.equal(results["a"]["final"], results["b"]["final"])
     torch.testing.assert_close(results["a"]["final"], flat(net), rtol=0, atol=1e-6)
 

@@ -139,6 +139,8 @@ private struct WANProfileRun {
             ])
             hosts.append(host)
         }
+        // The call's timeout bounds the whole call, the all-reduce included (its --allreduce-timeout).
+        // The call's timeout bounds the whole call, the all-reduce included (up to --allreduce-timeout).
         // HIVEMIND_WAN_MIB: a smaller all-reduce, for a quick check that the suite runs (not for figures).
         let mebibytes = ProcessInfo.processInfo.environment["HIVEMIND_WAN_MIB"].flatMap(Int.init) ?? 64
         print("all-reduce: 4 averagers, \(mebibytes) MiB of float32 each (each trainer beside its averager; one round per codec)")
@@ -147,7 +149,7 @@ private struct WANProfileRun {
             let records = try await withThrowingTaskGroup(of: JSON.self) { group in
                 for host in hosts {
                     group.addTask {
-                        try await probe(network, on: host, ["average", "http://\(host.address):8000", "\(mebibytes)", codec, "60"], timeout: 1200)
+                        try await probe(network, on: host, ["average", "http://\(host.address):8000", "\(mebibytes)", codec, "900"], timeout: 1200)
                     }
                 }
                 return try await group.reduce(into: [JSON]()) { $0.append($1) }
@@ -193,28 +195,33 @@ private struct WANProfileRun {
                                         environment: ["HIVEMIND_RUN_TOKEN": token])
             trainers.append(host)
         }
-        print("training (the demo's model: 2 trainers with 576 samples each, batch 32, target batch 128, each beside its averager)")
+        // An epoch must take longer than an averaging round for overlap to hide it: at target batch 256 each
+        // trainer computes 4 batches per epoch. HIVEMIND_WAN_TARGET_BATCH sets another (128: 2 batches, shorter
+        // than a round on home links).
+        let target = ProcessInfo.processInfo.environment["HIVEMIND_WAN_TARGET_BATCH"].flatMap(Int.init) ?? 256
+        print("training (the demo's model: 2 trainers with 576 samples each, 2 passes, batch 32, target batch \(target), each beside its averager)")
         var rates: [String: Double] = [:]
         for mode in ["off", "plain", "overlap"] {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wan-train-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: folder) }
-            let outputs = try await withThrowingTaskGroup(of: (Int, Int32, String).self) { group in
+            let outputs = try await withThrowingTaskGroup(of: (Int, Int32, String, String).self) { group in
                 for (index, host) in trainers.enumerated() {
-                    var arguments = ["train", "--gateway", gateway!, "--data", Repository.path("data/digits.csv.gz"), "--epochs", "1",
+                    var arguments = ["train", "--gateway", gateway!, "--data", Repository.path("data/digits.csv.gz"), "--epochs", "2",
                                      "--train-samples", "1152", "--shard", "\(index + 1)/2", "--run", "wan\(mode)", "--name", "t\(index)",
+                                     "--target-batch-size", "\(target)",
                                      "--seed", "\(index + 1)", "--history", "\(folder)/t\(index).jsonl", "--averaging-timeout", "30"]
                     if mode != "off" { arguments += ["--averager", "http://\(host.address):8000", "--run-token", token] }
                     if mode == "overlap" { arguments += ["--delay-grad-averaging"] }
                     let finalArguments = arguments
                     group.addTask {
                         let result = try await network.run(on: host, "hivemind", finalArguments, timeout: 600)
-                        return (index, result.status, result.stderr)
+                        return (index, result.status, result.stderr, result.stdout)
                     }
                 }
-                return try await group.reduce(into: [(Int, Int32, String)]()) { $0.append($1) }
+                return try await group.reduce(into: [(Int, Int32, String, String)]()) { $0.append($1) }
             }
-            for (index, status, stderr) in outputs where status != 0 {
+            for (index, status, stderr, _) in outputs where status != 0 {
                 throw BenchError("trainer \(index) (\(mode)) exited \(status): \(stderr.suffix(600))")
             }
             var rate = 0.0
@@ -225,7 +232,10 @@ private struct WANProfileRun {
                 rate += Double(steps.count * 32) / time
             }
             rates[mode] = rate
-            print("  \(column(mode == "off" ? "averaging off" : mode == "plain" ? "averaging" : "with overlap", 16)) \(format(rate, 1)) samples/s (both trainers)")
+            // Each trainer's summary: the epochs it ended averaged with the other (none, with averaging off).
+            let rounds = outputs.map { (try? JSON.parse($0.3))?["averaging_rounds"]?.intValue ?? 0 }
+            print("  \(column(mode == "off" ? "averaging off" : mode == "plain" ? "averaging" : "with overlap", 16)) \(format(rate, 1)) samples/s (both trainers), "
+                + "averaging rounds \(rounds.map(String.init).joined(separator: " and "))")
         }
         let overlap = rates["overlap"]! / rates["off"]!
         print("  overlap / off     \(format(overlap * 100, 1))%" + (profile == .home ? "  target >= 80% \(verdict(overlap >= 0.8))" : "")

@@ -16,10 +16,12 @@ import Testing
                 let client = try await RelayClient(relay: named, scheme: "http", local: ("127.0.0.1", service.port), http: .shared,
                                                    logger: Logger(service: "test", level: .error))
                 client.start()
-                defer { client.stop() }
                 #expect(client.url.hasPrefix("http://localhost:"), "\(client.url)")
-                let answer = try await HTTPClient.shared.get("\(client.url)/hello", timeout: 20).json()
-                #expect(answer["from"]?.stringValue == "behind NAT")
+                let answer = try? await HTTPClient.shared.get("\(client.url)/hello", timeout: 20).json()
+                #expect(answer?["from"]?.stringValue == "behind NAT")
+                // The client's long poll ends when the relay stops, so that the servers stop at once.
+                client.stop()
+                relay.stop()
             }
         }
     }

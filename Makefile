@@ -34,7 +34,8 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps test-deps container-deps podman-deps torch-deps demo demo-lm test bench bench-hivemind build-release openapi images container-demo compose-demo
+.PHONY: deps test-deps container-deps podman-deps torch-deps demo demo-lm test bench bench-hivemind build-release openapi images container-demo compose-demo \
+	fuzz fuzz-build fuzz-seeds test-sanitize test-sanitize-address test-sanitize-thread soak
 
 ## Installs what building and the demo need, when missing.
 deps:
@@ -114,3 +115,79 @@ bench: deps build-release
 ## The same torch MoE model and optimizer through the mesh and through hivemind from PyPI (in a venv, in a loopback-only namespace).
 bench-hivemind: torch-deps build-release
 	python3 clients/python/benchmarks/moe_vs_hivemind.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+
+## Fuzzing (not part of `make test`): every libFuzzer target in Tests/Fuzz for FUZZ_SECONDS each,
+# with AddressSanitizer; fails on a crash, a failed check, a leak or an input slower than FUZZ_TIMEOUT
+# seconds. Inputs that found new coverage collect in .build-fuzz/corpus/TARGET, crashes in
+# .build-fuzz/artifacts, each run's output in .build-fuzz/TARGET.log. `make fuzz-json FUZZ_SECONDS=600`
+# runs one target; `make -j2 fuzz` two at a time.
+FUZZ_SECONDS ?= 60
+FUZZ_TIMEOUT ?= 30
+FUZZ_TARGETS ?= safetensors bundle codecs json router range dht-messages dht-records routing-record routing-seal egress join part \
+	checkpoint expert-host
+FUZZ_BIN := .build-fuzz/release/hivemind-fuzz
+# The Swift runtime's own crash handler would race libFuzzer's and AddressSanitizer's.
+FUZZ_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+
+fuzz-%: deps fuzz-build
+	@mkdir -p .build-fuzz/artifacts .build-fuzz/corpus/$*
+	@echo "== $* ($(FUZZ_SECONDS) s)"
+	@$(FUZZ_ENV) $(FUZZ_BIN) $* -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 -print_final_stats=1 \
+		-dict=Tests/Fuzz/hivemind.dict -artifact_prefix=.build-fuzz/artifacts/$*- .build-fuzz/corpus/$* Tests/Fuzz/Corpus/$* \
+		> .build-fuzz/$*.log 2>&1 || { tail -60 .build-fuzz/$*.log; echo "fuzz target $* failed; its input is in .build-fuzz/artifacts/"; exit 1; }
+	@echo "$*: $$(grep -E '^#[0-9]+[[:space:]]+DONE' .build-fuzz/$*.log | sed 's/^#\([0-9]*\)[[:space:]]*DONE */\1 inputs, /')"
+
+# The fuzz executable exists only with HIVEMIND_FUZZ set (see Package.swift). SwiftPM's --sanitize=fuzzer
+# links libFuzzer; -sanitize=fuzzer for the compiler adds the coverage instrumentation it needs.
+fuzz-build:
+	HIVEMIND_FUZZ=1 $(SWIFT) build -c release --scratch-path .build-fuzz --product hivemind-fuzz \
+		--sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing
+
+## Rewrites the seed corpora in Tests/Fuzz/Corpus from the targets' seed lists (regression inputs stay).
+fuzz-seeds: fuzz-build
+	@for target in $(FUZZ_TARGETS); do FUZZ_WRITE_SEEDS=Tests/Fuzz/Corpus/$$target $(FUZZ_ENV) $(FUZZ_BIN) $$target || exit 1; done
+
+## Sanitizers (not part of `make test`): the unit and process tests, the services they start included,
+# built and run with AddressSanitizer (and LeakSanitizer), then with ThreadSanitizer. Every process
+# writes its reports to .build-asan/reports or .build-tsan/reports; any report fails the run.
+# Tests/Sanitizers/ holds what the toolchain needs to tell real reports from its own, each with its reason.
+SANITIZE_TARGETS ?= SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests CLITests
+# The toolchain's clang, next to swift: it builds the ThreadSanitizer shim for Swift's Mutex.
+CLANG ?= $(shell dirname $$(readlink -f $$(command -v $(SWIFT))))/clang
+test-sanitize: test-sanitize-address test-sanitize-thread
+
+test-sanitize-address: test-deps
+	$(call sanitized_tests,address,.build-asan,ASAN_OPTIONS=log_path=$(CURDIR)/.build-asan/reports/asan:detect_leaks=1 \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/Sanitizers/lsan.supp:print_suppressions=0)
+
+test-sanitize-thread: test-deps
+	@mkdir -p .build-tsan
+	$(CLANG) -shared -fPIC -O1 -o .build-tsan/swift_mutex_tsan.so Tests/Sanitizers/swift_mutex_tsan.c -ldl
+	$(call sanitized_tests,thread,.build-tsan,LD_PRELOAD=$(CURDIR)/.build-tsan/swift_mutex_tsan.so \
+		TSAN_OPTIONS=log_path=$(CURDIR)/.build-tsan/reports/tsan:halt_on_error=0:second_deadlock_stack=1:print_suppressions=0:suppressions=$(CURDIR)/Tests/Sanitizers/tsan.supp)
+
+# $(call sanitized_tests,SANITIZER,SCRATCH PATH,ENVIRONMENT): builds the tests with the sanitizer and runs
+# each target of SANITIZE_TARGETS; a target with failures runs again once with its tests one at a time (the
+# sanitizers slow code 2 to 15 times, and tests with deadlines of a second or two, run side by side on few
+# cores, then miss them). Fails on any report, or on a test that fails twice.
+define sanitized_tests
+	$(SWIFT) build --build-tests --sanitize=$(1) --scratch-path $(2)
+	@rm -rf $(2)/reports && mkdir -p $(2)/reports
+	@failed=""; for target in $(SANITIZE_TARGETS); do \
+		echo "== $$target under the $(1) sanitizer"; \
+		SWIFT_BACKTRACE=enable=no $(3) timeout 2400 $(SWIFT) test --skip-build --scratch-path $(2) --filter "$$target" \
+			|| { echo "== $$target again, one test at a time"; \
+			     SWIFT_BACKTRACE=enable=no $(3) timeout 2400 $(SWIFT) test --skip-build --scratch-path $(2) --filter "$$target" --no-parallel; } \
+			|| failed="$$failed $$target"; \
+	done; \
+	if ls $(2)/reports/* >/dev/null 2>&1; then cat $(2)/reports/*; echo "$(1) sanitizer: the reports above are in $(2)/reports"; exit 1; fi; \
+	if [ -n "$$failed" ]; then echo "$(1) sanitizer: tests failed:$$failed"; exit 1; fi; \
+	echo "$(1) sanitizer: no reports, every test passed"
+endef
+
+## The chaos soak (not part of `make test`): the demo's mesh with trainers for SOAK_MINUTES while
+# services and trainers are killed with SIGKILL and restarted; see deploy/soak.py and the README.
+SOAK_MINUTES ?= 30
+soak: deps build-release
+	python3 deploy/soak.py --minutes $(SOAK_MINUTES) --binaries $$($(SWIFT) build -c release --show-bin-path) --out out/soak

@@ -90,6 +90,15 @@ for target in package.targets where target.name == "DHTNodeMain" {
     target.linkerSettings = [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
 }
 
+// `make fuzz`: one executable holds every libFuzzer target (Tests/Fuzz). It has no `main` of its own,
+// libFuzzer's is linked in by `--sanitize=fuzzer`, so it exists only in the fuzzing build, which sets
+// HIVEMIND_FUZZ; an ordinary `swift build` would fail to link it.
+if Context.environment["HIVEMIND_FUZZ"] != nil {
+    package.products.append(.executable(name: "hivemind-fuzz", targets: ["Fuzz"]))
+    package.targets.append(.executableTarget(name: "Fuzz", dependencies: ["Shared", "DHTNode", "ExpertHost", "Gateway", "Averager"],
+                                             path: "Tests/Fuzz/Sources"))
+}
+
 // Every Swift target gets the same strict settings.
 for target in package.targets where target.type != .system {
     target.swiftSettings = (target.swiftSettings ?? []) + [

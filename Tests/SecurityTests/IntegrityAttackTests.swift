@@ -73,7 +73,11 @@ import TestSupport
                 _ = try await HTTPClient.shared.post(target, bytes: body, timeout: 30)
                 Issue.record("\(target) took a 20 MB header")
             } catch {
-                #expect(error.status == 400 || error.status == 413, "\(target): \(error)")
+                // A route whose limit the body passes is refused with 413 before the body is read;
+                // the server then closes, and libcurl may hit the closed socket while still sending
+                // and lose the 413 it was sent. Either way the body was refused unread.
+                let closedWhileSending = error.kind == .transport && error.message.contains("Send failure")
+                #expect(error.status == 400 || error.status == 413 || closedWhileSending, "\(target): \(error)")
             }
             #expect(Clock.now - started < 3, "\(target) answered after \(Clock.now - started) s")
         }

@@ -46,7 +46,7 @@ enum CompactRoutingReader {
         /// `{"uid":"...","url":"...","weight":number}`.
         mutating func route() -> RoutingRecord.Route? {
             guard take("{\"uid\":\""), let uidText = stringBody(), take("\",\"url\":\""), let urlText = stringBody(),
-                  take("\",\"weight\":"), let weight = number(), take("}") else { return nil }
+                  take("\",\"weight\":"), let weight = number().map(Float.init), take("}") else { return nil }
             let cachedUID = uids[uidText] ?? {
                 let parsed = ExpertUID(uidText).flatMap { RoutingRecord.isOnGrid($0, prefix: prefix, gridSize: gridSize) ? $0 : nil }
                 uids[uidText] = .some(parsed)
@@ -57,7 +57,7 @@ enum CompactRoutingReader {
                 urls[urlText] = urlText
                 return urlText
             }()
-            return RoutingRecord.Route(uid: uid, url: url, weight: Float(weight))
+            return RoutingRecord.Route(uid: uid, url: url, weight: weight)
         }
 
         /// Consumes `literal` if the bytes continue with it.

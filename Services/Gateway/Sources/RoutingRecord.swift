@@ -82,13 +82,14 @@ public struct RoutingRecord: Sendable, Equatable {
             guard let routes = routes.arrayValue else { throw .badRequest("routing[\(index)] must be an array of experts") }
             return try routes.map { route throws(HTTPError) in
                 guard let uid = route["uid"]?.stringValue.flatMap(ExpertUID.init), let url = route["url"]?.stringValue,
-                      let weight = route["weight"]?.doubleValue, weight.isFinite, weight >= 0 else {
-                    throw .badRequest("routing[\(index)] has an entry without a valid uid, url and non-negative weight: \(route.serialized())")
+                      let weight = route["weight"]?.doubleValue.map(Float.init), weight.isFinite, weight >= 0 else {
+                    throw .badRequest("routing[\(index)] has an entry without a valid uid, url and non-negative weight (within float32's range): "
+                        + route.serialized())
                 }
                 guard Self.isOnGrid(uid, prefix: prefix, gridSize: gridSize) else {
                     throw .unprocessable("routing[\(index)] names \(uid), which is not on the grid \(prefix)\(gridSize.map { "[0:\($0)]" }.joined(separator: "."))")
                 }
-                return Route(uid: uid, url: url, weight: Float(weight))
+                return Route(uid: uid, url: url, weight: weight)
             }
         }
     }

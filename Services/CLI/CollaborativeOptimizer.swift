@@ -20,6 +20,8 @@ struct CollaborativeOptimizer {
     let trainer: String
     let targetBatchSize: Int
     let averagingTimeout: Double
+    /// Compression of the step's all-reduce between averagers.
+    var codec: CompressionCodec = .none
     /// The averager's `--run-token`, for the calls that change what others download.
     let runToken: String?
     private let http = HTTPClient.shared
@@ -63,7 +65,7 @@ struct CollaborativeOptimizer {
 
     /// `POST /v1/runs/{run}/step`: the tensors' samples-weighted average over the epoch's trainers, the new epoch, and whether peers took part.
     func step(epoch: Int, samples: Int, tensors: [(name: String, tensor: Tensor)]) async throws -> (tensors: TensorBundle, epoch: Int, averaged: Bool) {
-        let url = "\(averager)/v1/runs/\(run)/step?trainer=\(trainer)&epoch=\(epoch)&samples=\(samples)"
+        let url = "\(averager)/v1/runs/\(run)/step?trainer=\(trainer)&epoch=\(epoch)&samples=\(samples)&codec=\(codec.rawValue)"
         let response = try await http.post(url, bytes: try TensorBundle(tensors).encode(), headers: authorization, timeout: averagingTimeout + 15)
         let bundle = try TensorBundle.decode(response.body)
         let record = try JSON.parse(bundle.metadata["step"] ?? "{}")

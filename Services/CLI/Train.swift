@@ -35,6 +35,8 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("learning-rate", default: "0.003", help: "Adam's learning rate for the dense layers"),
         OptionSpec("optimizer", default: "gradients", help: "gradients (average gradients at each epoch's end, then step) or local-updates (step on every batch, average parameters at each epoch's end)"),
         OptionSpec("target-batch-size", default: "128", help: "samples the whole run processes per collaborative epoch"),
+        OptionSpec("grad-compression", default: "none", help: "codec of the all-reduce at each epoch's end (none, float16, bfloat16, mean_std_16bit, uniform_8bit, quantile_8bit, blockwise_8bit): 8-bit moves a quarter of the bytes over slow links"),
+        OptionSpec("delay-grad-averaging", help: "overlap averaging with compute: an epoch's gradients average in the background while the next epoch computes, and apply one step late (the reference's delay_grad_averaging and delay_optimizer_step; gradients mode)", isSwitch: true),
         OptionSpec("averaging-timeout", default: "5", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
         OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
         OptionSpec("run-token", help: "the averager's --run-token, sent with the run's calls and shared states (needed when the averager is not on loopback)"),
@@ -68,6 +70,10 @@ struct TrainerConfiguration {
     let mode: OptimizerMode
     let targetBatchSize: Int
     let averagingTimeout: Double
+    /// Averaging overlaps the next epoch's compute; its result applies one step late.
+    let delayGradAveraging: Bool
+    /// Compression of the all-reduce between averagers at each epoch's end.
+    let gradCompression: CompressionCodec
     let run: String
     let runToken: String?
     let initSeed: UInt64
@@ -110,6 +116,13 @@ struct TrainerConfiguration {
         self.mode = mode
         targetBatchSize = try options.int("target-batch-size") ?? 128
         averagingTimeout = try options.seconds("averaging-timeout", atLeast: DurationLimits.minimumTimeout) ?? 5
+        delayGradAveraging = try options.bool("delay-grad-averaging")
+        do { gradCompression = try CompressionCodec(parsing: options.string("grad-compression") ?? "none") } catch {
+            throw OptionError("--grad-compression: \(error.message)")
+        }
+        if delayGradAveraging, mode != .gradients {
+            throw OptionError("--delay-grad-averaging overlaps gradient averaging; it needs --optimizer gradients, not \(mode.rawValue)")
+        }
         initSeed = UInt64(try options.int("init-seed") ?? 0)
         run = options.string("run")!
         runToken = options.string("run-token")

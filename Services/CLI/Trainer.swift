@@ -1,5 +1,6 @@
 import Foundation
 import Shared
+import Synchronization
 
 /// One trainer's loop: steps through the gateway and the collaborative
 /// optimizer of its averager. In `gradients` mode it accumulates gradients
@@ -27,6 +28,8 @@ struct Trainer {
     private static let maxLostInARow = 12
     private var retries = 0
     private var rounds = 0
+    /// With `--delay-grad-averaging`: the end of the last epoch, still averaging in the background.
+    private var pendingStep: PendingStep?
 
     init(_ config: TrainerConfiguration) async throws {
         self.config = config
@@ -41,7 +44,7 @@ struct Trainer {
         optimizer = try Optimizer(rule: .adam(), learningRate: config.learningRate)
         collaboration = config.averager.map {
             CollaborativeOptimizer(averager: $0, run: config.run, trainer: config.name, targetBatchSize: config.targetBatchSize,
-                                   averagingTimeout: config.averagingTimeout, runToken: config.runToken)
+                                   averagingTimeout: config.averagingTimeout, codec: config.gradCompression, runToken: config.runToken)
         }
         if let collaboration {
             do { try await collaboration.configure() } catch { log("cannot configure run \(config.run) on the averager: \(explained(error)); training alone until it answers") }
@@ -87,6 +90,7 @@ struct Trainer {
                 }
             }
         }
+        if let pendingStep { await finish(pendingStep.wait()) }
         await collaboration?.leave()
         await averageParameters(timeout: 10)  // the final round waits longer, so trainers that finish together end equal
         if let path = config.save { try Data(try TensorBundle(model.parameters).encode()).write(to: URL(fileURLWithPath: path)) }
@@ -139,6 +143,12 @@ struct Trainer {
     /// every batch, in `trainStep`.)
     private mutating func collaborate() async {
         guard let collaboration else { return }
+        if let pending = pendingStep {
+            // Overlap: the last epoch still averages while this one computes; its result applies one step late.
+            // A whole epoch later it is waited for, so parameters are never more than one step stale.
+            guard pending.isDone || samplesThisEpoch >= config.targetBatchSize else { return }
+            await finish(pending.wait())
+        }
         let action: String
         do {
             let progress = try await collaboration.report(epoch: epoch, samples: samplesThisEpoch, samplesPerSecond: throughput, loss: recentLoss)
@@ -161,22 +171,27 @@ struct Trainer {
         let tensors = config.mode == .gradients
             ? gradientSums.map { (name: $0.key, tensor: $0.value * (1 / Float(max(samplesThisEpoch, 1)))) }
             : model.parameters
-        var result: (tensors: TensorBundle, epoch: Int, averaged: Bool)? = nil
-        if action == "step" {
-            let stepStarted = Clock.now
-            do { result = try await collaboration.step(epoch: epoch, samples: samplesThisEpoch, tensors: tensors) } catch {
-                log("epoch \(epoch) ended alone: \(explained(error))")
-            }
-            if Clock.now - stepStarted > 2 {
-                log("the end of epoch \(epoch) took \(format(Float(Clock.now - stepStarted))) s (\(result?.averaged == true ? "averaged with peers" : "alone"))")
-            }
+        let ending = EpochEnd(epoch: epoch, samples: samplesThisEpoch, tensors: tensors, averaging: action == "step")
+        samplesThisEpoch = 0
+        gradientSums = [:]
+        if config.delayGradAveraging {
+            pendingStep = PendingStep(ending, collaboration, name: config.name)
+        } else {
+            await finish(await ending.average(collaboration, name: config.name))
         }
-        let averaged = result?.tensors
+    }
+
+    /// Applies the end of an epoch: an optimizer step with the averaged gradients
+    /// (the local ones where averaging failed), or the averaged parameters.
+    private mutating func finish(_ ended: EpochEnd.Result) async {
+        pendingStep = nil
+        guard let collaboration else { return }
+        let averaged = ended.averaged?.tensors
         do {
             switch config.mode {
             case .gradients:
                 var gradients: [String: Tensor] = [:]
-                for (name, tensor) in tensors { gradients[name] = averaged?[name] ?? tensor }
+                for (name, tensor) in ended.ending.tensors { gradients[name] = averaged?[name] ?? tensor }
                 try optimizer.step(&model, gradients: gradients)
             case .localUpdates:
                 if let averaged { model.visitParameters(prefix: "") { name, tensor in if let value = averaged[name], value.shape == tensor.shape { tensor = value } } }
@@ -184,10 +199,8 @@ struct Trainer {
         } catch {
             log("optimizer step failed: \(explained(error))")
         }
-        if result?.averaged == true { rounds += 1 }
-        epoch = result?.epoch ?? epoch + 1
-        samplesThisEpoch = 0
-        gradientSums = [:]
+        if ended.averaged?.averaged == true { rounds += 1 }
+        epoch = ended.averaged?.epoch ?? ended.ending.epoch + 1
         if let state = try? Checkpoint.encode(model, optimizer: optimizer) { await collaboration.share(state, epoch: epoch) }
     }
 
@@ -302,6 +315,57 @@ struct Trainer {
             _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         }
     }
+}
+
+/// What a trainer hands over at the end of an epoch.
+struct EpochEnd: Sendable {
+    let epoch: Int
+    let samples: Int
+    /// The epoch's mean gradients (or, with local updates, the parameters).
+    let tensors: [(name: String, tensor: Tensor)]
+    /// Whether the run's epoch ended (false: the averager did not answer and the trainer ends it alone).
+    let averaging: Bool
+
+    struct Result: Sendable {
+        let ending: EpochEnd
+        let averaged: (tensors: TensorBundle, epoch: Int, averaged: Bool)?
+    }
+
+    /// `POST /v1/runs/{run}/step`, or nothing when ending alone.
+    func average(_ collaboration: CollaborativeOptimizer, name: String) async -> Result {
+        guard averaging else { return Result(ending: self, averaged: nil) }
+        let started = Clock.now
+        var averaged: (tensors: TensorBundle, epoch: Int, averaged: Bool)?
+        do { averaged = try await collaboration.step(epoch: epoch, samples: samples, tensors: tensors) } catch {
+            FileHandle.standardError.write(Data("[\(name)] epoch \(epoch) ended alone: \(explained(error))\n".utf8))
+        }
+        if Clock.now - started > 2 {
+            FileHandle.standardError.write(Data("[\(name)] the end of epoch \(epoch) took \(format(Float(Clock.now - started))) s (\(averaged?.averaged == true ? "averaged with peers" : "alone"))\n".utf8))
+        }
+        return Result(ending: self, averaged: averaged)
+    }
+}
+
+/// An epoch's end averaging in the background (the reference's
+/// `delay_grad_averaging` with `delay_optimizer_step`): the trainer computes
+/// the next epoch meanwhile and applies the result when it is there.
+final class PendingStep: Sendable {
+    private final class Flag: Sendable { let done = Mutex(false) }
+    private let task: Task<EpochEnd.Result, Never>
+    private let flag = Flag()
+
+    init(_ ending: EpochEnd, _ collaboration: CollaborativeOptimizer, name: String) {
+        let flag = flag
+        task = Task {
+            let result = await ending.average(collaboration, name: name)
+            flag.done.withLock { $0 = true }
+            return result
+        }
+    }
+
+    var isDone: Bool { flag.done.withLock { $0 } }
+
+    func wait() async -> EpochEnd.Result { await task.value }
 }
 
 func correctCount(_ logits: Tensor, _ labels: [Int]) -> Int {

@@ -43,7 +43,9 @@ import TestSupport
             // Warm up connections on the fast expert so the timed call measures the cut-off alone.
             _ = try await moeForward(url, x: x, scores: try Tensor(shape: [2, 3], scalars: [9, -9, 0, 9, -9, 0]),
                                      query: "prefix=nop.&grid=2,1&k_best=1")
-            // Both experts chosen; the fast one answers, the slow one (0.5 s) is cut off 0.1 s later.
+            // Both experts chosen; the fast one answers, the slow one, stopped now, is cut off after the fast
+            // one's time twice more (at least 0.1 s), long before forward_timeout however busy the machine is.
+            mesh.hosts[1].signal(SIGSTOP)
             let started = Clock.now
             let (output, routing) = try await moeForward(url, x: x, scores: Tensor(zeros: [2, 3]),
                                                          query: "prefix=nop.&grid=2,1&k_best=2&k_min=1&timeout_after_k_min=0.1&forward_timeout=5")
@@ -63,6 +65,17 @@ import TestSupport
                 #expect(error.status == 503 && error.serverMessage.contains("forward_timeout"), "\(error)")
             }
         }
+    }
+
+    /// After k_min answers the others get timeout_after_k_min, or twice the time those answers took if
+    /// longer (slow links): the first answer at 0.2 s keeps one at 0.45 s; one at 3 s is cut off.
+    @Test func theWaitAfterKMinStretchesToTwiceTheirTime() async {
+        let calls = [0.2, 0.45, 3].map { delay in { @Sendable () async throws -> Double in try await Task.sleep(for: .seconds(delay)); return delay } }
+        let started = Clock.now
+        let results = await collect(calls, timeout: 10, grace: 0.05) { results in results.contains { $0 != nil } }
+        #expect((try? results[0]?.get()) == 0.2 && (try? results[1]?.get()) == 0.45, "\(results)")
+        #expect((try? results[2]?.get()) == nil, "\(results)")
+        #expect(Clock.now - started < 2.5)
     }
 
     @Test func anyReplicaServesTheBackwardOfAnother() async throws {

@@ -32,7 +32,8 @@ let averager = Averager(configuration: configuration, dht: dht, metrics: metrics
 let readiness = Readiness()
 readiness.add("dht", Readiness.dhtReachable(dht))
 await ServiceRunner.run(options, security: security, router: AveragerRouter.build(averager), metrics: metrics, logger: logger,
-                        readiness: readiness, start: { url in
+                        readiness: readiness, unreachable: configuration.mode == .client ? nil : "or start it with --mode client, to send its tensors without reducing",
+                        start: { url in
     // Peers know a node by its peer address (its key and URL), which exists only once the server listens.
     averager.start(address: PeerAddress.pinned(url, to: security.identity.peerID) ?? url)
     return ["mode": .string(configuration.mode.rawValue)]

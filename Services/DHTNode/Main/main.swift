@@ -55,7 +55,14 @@ if settings.nodes > 1 {
 
 let metrics = Metrics(namespace: "hivemind_dht")
 let node = DHTNode(configuration: settings.configuration, identity: security.identity, logger: logger, metrics: metrics)
-await ServiceRunner.run(options, security: security, router: makeDHTRouter(node), metrics: metrics, logger: logger, start: { url in
+let relay: RelayServer?
+do { relay = try settings.relay.map { try RelayServer(settings: $0, logger: logger) } } catch {
+    logger.error("cannot start", ["reason": "the relay cannot listen: \(error)"])
+    exit(1)
+}
+await ServiceRunner.run(options, security: security, router: makeDHTRouter(node, relay: relay), metrics: metrics, logger: logger,
+                        unreachable: settings.configuration.clientMode ? nil : "or start it with --client-mode, to ask without being asked",
+                        start: { url in
     do {
         // Other nodes call this one pinned to its key, which its node id is the SHA-1 of.
         try await node.start(address: PeerAddress.pinned(url, to: security.identity.peerID) ?? url, initialPeers: settings.initialPeers)
@@ -63,4 +70,4 @@ await ServiceRunner.run(options, security: security, router: makeDHTRouter(node)
         logger.warning("starting alone", ["reason": "\(error)"])
     }
     return ["node_id": .string(node.id.hex), "client_mode": .bool(settings.configuration.clientMode)]
-}, onStop: node.shutdown)
+}, onStop: { relay?.stop(); node.shutdown() })

@@ -23,7 +23,8 @@ do {
     exit(2)
 }
 await ServiceRunner.run(options, security: security, router: host.makeRouter(), metrics: host.metrics, logger: logger,
-                        readiness: host.readiness(declaringThrough: dht), start: { url in
+                        readiness: host.readiness(declaringThrough: dht), unreachable: "an expert host nobody can call serves nobody",
+                        start: { url in
     host.startPeriodicWork(dht: dht, url: url)
     return ["experts": .array(host.uids.map { .string($0.description) }), "public_key": .string(host.identity.publicKeyHex)]
 }, onStop: host.shutdown)

@@ -2,13 +2,17 @@ import Shared
 
 /// Runs `calls` in parallel and collects what answers before the deadline:
 /// all of them, or, once `satisfied` holds, whatever answers within `grace`
-/// seconds more (the reference's timeout_after_k_min); stragglers are cancelled.
+/// seconds more (the reference's timeout_after_k_min), or within twice the time
+/// the satisfying answers took if that is longer: over a slow link, where every
+/// answer takes a few round trips, the others get twice what the first ones
+/// needed. Stragglers are cancelled.
 func collect<T: Sendable>(
     _ calls: [@Sendable () async throws -> T], timeout: Double, grace: Double,
     satisfied: ([Result<T, any Error>?]) -> Bool
 ) async -> [Result<T, any Error>?] {
     var results: [Result<T, any Error>?] = Array(repeating: nil, count: calls.count)
     guard !calls.isEmpty else { return results }
+    let started = Clock.now
     await withTaskGroup(of: CollectEvent<T>.self) { group in
         for (index, call) in calls.enumerated() {
             group.addTask {
@@ -28,8 +32,9 @@ func collect<T: Sendable>(
             if pending == 0 { break }
             if !graceStarted && satisfied(results) {
                 graceStarted = true
+                let wait = max(grace, 2 * (Clock.now - started))
                 group.addTask {
-                    try? await Task.sleep(for: .seconds(grace))
+                    try? await Task.sleep(for: .seconds(wait))
                     return .deadline
                 }
             }

@@ -38,6 +38,8 @@ public struct OptionSpec: Sendable {
         OptionSpec("shutdown-grace", default: "5", help: "seconds requests in flight may take to finish after SIGTERM or SIGINT; those still running then get 503, and the service exits"),
         OptionSpec("egress-allow", help: "comma-separated address ranges (CIDR) this service may call; when set, only these (default: any address but the never-called link-local, metadata and multicast ones, and loopback unless --host is loopback)"),
         OptionSpec("egress-deny", help: "comma-separated address ranges (CIDR) this service never calls, e.g. an internal network"),
+        OptionSpec("check-reachability", default: "true", help: "at start, ask a DHT node to call this service back at its announced address, and say what it found (behind NAT: use --use-relay)"),
+        OptionSpec("use-relay", help: "URL of a DHT node started with --relay: if the reachability check finds this service cannot be called, it is reached through that relay and announces the relayed address"),
         OptionSpec("parent-pid", help: "stop gracefully once the process with this pid is no longer this one's parent (set by supervisors such as hivemind mesh up, so that no service outlives them)"),
     ] + ServiceSecurity.options
 }

@@ -26,11 +26,19 @@ public enum ServiceRunner {
     /// fields for the ready line; if it throws, the error is logged and the
     /// process exits with status 1 without printing a ready line. Until `start`
     /// returns, `GET /readyz` answers 503 ("started: starting").
+    ///
+    /// Before `start`, a service that names peers (`--dht`, `--initial-peers`)
+    /// checks that it can be called (`Reachability`); if not, it is reached
+    /// through `--use-relay` and `start` gets the relayed URL, or, when
+    /// `unreachable` says why the service is useless uncalled, it exits with
+    /// status 2 and that advice.
     public static func run(_ options: ServiceOptions, security: ServiceSecurity, router: Router, metrics: Metrics, logger: Logger,
-                           readiness: Readiness = Readiness(),
+                           readiness: Readiness = Readiness(), unreachable: String? = nil,
                            start: (_ url: String) async throws -> [String: JSON], onStop: () -> Void = {}) async -> Never {
         readiness.hold("started", reason: "starting")
-        let (server, url, grace) = listen(options, security: security, router: router, metrics: metrics, logger: logger, readiness: readiness)
+        var (server, url, grace) = listen(options, security: security, router: router, metrics: metrics, logger: logger, readiness: readiness)
+        url = await reachableURL(options, url: url, peerID: security.identity.peerID, port: server.port, logger: logger,
+                                 unreachable: unreachable)
         var details: [String: JSON]
         do {
             details = try await start(url)
@@ -42,6 +50,49 @@ public enum ServiceRunner {
             exit(1)
         }
         serveUntilTerminated(options, server: server, url: url, grace: grace, logger: logger, details: details, onStop: onStop)
+    }
+
+    /// The URL others can call: `url` if a peer could call it back (or no
+    /// peer could tell), else a relayed URL (`--use-relay`); with neither,
+    /// a service that must be called exits with status 2 and `unreachable`'s advice.
+    /// Over TLS the peer is asked to call the peer address (`https://PEER_ID@host:port`), so that it
+    /// checks this service's identity as every other caller will.
+    private static func reachableURL(_ options: ServiceOptions, url: String, peerID: String, port: Int, logger: Logger,
+                                     unreachable: String?) async -> String {
+        let peers = options.list("dht") + options.list("initial-peers")
+        guard (try? options.bool("check-reachability")) != false, !peers.isEmpty else { return url }
+        let callable = url.hasPrefix("https:") ? PeerAddress.pinned(url, to: peerID) ?? url : url
+        switch await Reachability.check(callable, asking: peers, http: .shared) {
+        case .reachable(let peer):
+            logger.info("reachable: a peer called this service back", ["url": url, "peer": peer])
+            return url
+        case .unknown(let reason):
+            logger.warning("reachability not checked: no peer could call this service back", ["url": url, "reason": reason])
+            return url
+        case .unreachable(let peer, let reason):
+            if let relay = options.list("use-relay").first {
+                do {
+                    let client = try await RelayClient(relay: relay, scheme: url.hasPrefix("https:") ? "https" : "http",
+                                                       local: (options.string("host") ?? "127.0.0.1", port), http: .shared, logger: logger)
+                    client.start()
+                    logger.info("unreachable at its own address; reached through a relay", ["url": url, "peer": peer, "reason": reason,
+                                                                                         "relay": relay, "relayed_url": client.url])
+                    return client.url
+                } catch {
+                    logger.error("cannot start", ["reason": "\(options.service) cannot be called at \(url) and the relay failed: \(error)"])
+                    exit(2)
+                }
+            }
+            let message = "\(options.service) cannot be called at \(url): \(peer) tried to call it back and failed (\(reason)). "
+                + "Behind NAT or a firewall, start it with --use-relay URL (a DHT node started with --relay), or open the port "
+                + "and set --announce-address to the address others reach"
+            guard let unreachable else {
+                logger.warning("unreachable", ["reason": message])
+                return url
+            }
+            logger.error("cannot start", ["reason": message + "; \(unreachable)"])
+            exit(2)
+        }
     }
 
     /// Starts the server; exits with status 1 if it cannot listen. Returns it, its URL and the shutdown grace.

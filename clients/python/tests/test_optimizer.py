@@ -78,24 +78,71 @@ def gradient_optimizer(net, name, averager):
                      averager=averager, batch_size_per_step=SIZES[name], trainer=name, averaging_timeout=15, tracker_opts=TRACKER)
 
 
+def step_by_hand(net, results, epoch):
+    """One epoch's SGD step by hand: p -= lr * (s_a g_a + s_b g_b) / (s_a + s_b), with s = calls x batch size."""
+    samples = {name: results[name]["calls"][epoch] * SIZES[name] for name in SIZES}
+    grads = {}
+    for name in SIZES:
+        net.zero_grad()
+        loss_of(net, name).backward()
+        grads[name] = [p.grad.clone() for p in net.parameters()]
+    with torch.no_grad():
+        for i, p in enumerate(net.parameters()):
+            p -= 0.1 * sum(samples[n] * grads[n][i] for n in SIZES) / sum(samples.values())
+
+
 def test_two_trainer_processes_take_the_samples_weighted_step(mesh):
     results = run_trainers(epoch_trainer, list(zip(SIZES, mesh.averagers)), gradient_optimizer, 2)
     assert results["a"]["epoch"] == results["b"]["epoch"] == 2 and results["a"]["rounds"] == 2
-    # By hand: each epoch, p -= lr * (s_a g_a + s_b g_b) / (s_a + s_b), with s = calls x batch size.
     net = model()
     for epoch in range(2):
-        samples = {name: results[name]["calls"][epoch] * SIZES[name] for name in SIZES}
-        grads = {}
-        for name in SIZES:
-            net.zero_grad()
-            loss_of(net, name).backward()
-            grads[name] = [p.grad.clone() for p in net.parameters()]
-        with torch.no_grad():
-            for i, p in enumerate(net.parameters()):
-                p -= 0.1 * sum(samples[n] * grads[n][i] for n in SIZES) / sum(samples.values())
+        step_by_hand(net, results, epoch)
     assert torch.equal(results["a"]["final"], results["b"]["final"])
     torch.testing.assert_close(results["a"]["final"], flat(net), rtol=0, atol=1e-6)
     assert not torch.allclose(flat(net), flat(model()))
+
+
+def delayed_trainer(name, averager, barrier, queue):
+    """Epoch 0 with delay_grad_averaging: its averaging runs while the trainer keeps computing at the same parameters."""
+    net = model()
+    opt = Optimizer(run_id="opt-delayed", target_batch_size=16, optimizer=torch.optim.SGD(net.parameters(), lr=0.1), params=net.named_parameters(),
+                    averager=averager, batch_size_per_step=SIZES[name], trainer=name, averaging_timeout=15, tracker_opts=TRACKER,
+                    delay_grad_averaging=True)
+    barrier.wait()
+    time.sleep(0.5)
+    start, calls, stale = flat(net), 0, True
+    while not opt.averaging_in_background:
+        opt.zero_grad()
+        loss_of(net, name).backward()
+        opt.step()
+        calls += 1
+    handed_over_at = opt.local_epoch
+    while opt.local_epoch == handed_over_at:
+        stale = stale and torch.equal(flat(net), start)  # computing on while epoch 0 averages: no step taken yet
+        opt.zero_grad()
+        loss_of(net, name).backward()
+        opt.step()
+    first, epoch, rounds = flat(net), opt.local_epoch, opt.averaging_rounds  # the step that applied epoch 0 may hand epoch 1 over
+    opt.shutdown()
+    queue.put({"name": name, "calls": [calls], "final": first.numpy(), "epoch": epoch, "rounds": rounds,
+               "handed_over_at": handed_over_at, "stale": stale})
+
+
+def test_delayed_gradient_averaging_overlaps_compute_and_applies_the_step_late(mesh):
+    results = run_trainers(delayed_trainer, list(zip(SIZES, mesh.averagers)))
+    for name in SIZES:
+        assert results[name]["handed_over_at"] == 0 and results[name]["stale"], results[name]
+        assert results[name]["epoch"] == 1 and results[name]["rounds"] >= 1, results[name]
+    net = model()
+    step_by_hand(net, results, 0)  # epoch 0's gradients, all at the starting parameters
+    assert torch.equal(results["a"]["final"], results["b"]["final"])
+    torch.testing.assert_close(results["a"]["final"], flat(net), rtol=0, atol=1e-6)
+
+
+def test_delay_grad_averaging_is_refused_with_local_updates():
+    with pytest.raises(ValueError, match="use_local_updates"):
+        Optimizer(run_id="x", target_batch_size=1, optimizer=torch.optim.SGD(model().parameters(), lr=0.1), averager="http://127.0.0.1:9",
+                  use_local_updates=True, delay_grad_averaging=True)
 
 
 def local_updates_optimizer(net, name, averager):

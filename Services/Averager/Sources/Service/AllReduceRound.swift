@@ -23,6 +23,8 @@ struct AllReduceRound {
         let part: Int
         let reducer: Int
         let result: Result
+        /// Bytes of the request and its answer (0 for local parts).
+        var bytes = 0
     }
 
     /// What the round gave us.
@@ -31,6 +33,9 @@ struct AllReduceRound {
         var partsAveragedBy: [Int]
         var failedReducers: [Int]
         var excludedSenders: [Int]
+        /// Bytes of our part exchanges with remote reducers (sent and received) and the seconds they took: our link's throughput.
+        var exchangedBytes = 0
+        var exchangeSeconds = 0.0
     }
 
     let group: GroupInfo
@@ -65,15 +70,31 @@ struct AllReduceRound {
 
     private var me: GroupMember { group.members[index] }
 
+    /// The round's timeouts, from the bytes one part puts on the wire with
+    /// `codec` and the throughput the members declared (see `RoundTimeouts`).
+    func timeouts(codec: CompressionCodec) -> RoundTimeouts {
+        let bytesPerValue = switch codec {
+        case .none: 4
+        case .float16, .bfloat16, .meanStd16: 2
+        case .uniform8, .quantile8, .blockwise8: 1
+        }
+        let reducers = plan.partsByReducer.filter { !$0.isEmpty }.count
+        return RoundTimeouts(bandwidths: senders.map { group.members[$0].bandwidth }, partWireBytes: settings.partSize * bytesPerValue,
+                             partsInFlight: settings.partsInFlight, reducers: reducers, floor: settings.senderTimeout,
+                             ceiling: settings.allreduceTimeout, assumedBytesPerSecond: settings.assumedBandwidth)
+    }
+
     /// Runs the round until every part is settled or `deadline` (monotonic seconds).
     /// - Parameter values: our flattened vector (nil for an auxiliary, which
     ///   sends nothing); the averages overwrite it part by part.
     func run(values: FlatVector?, weight: Double, codec: CompressionCodec, deadline: Double) async -> Outcome {
         let ownParts = plan.partsByReducer[index]
-        let reducing = ownParts.isEmpty ? nil : startReducing(ownParts, deadline: deadline)
+        let timeouts = timeouts(codec: codec)
+        let reducing = ownParts.isEmpty ? nil : startReducing(ownParts, senderTimeout: timeouts.senderTimeout, deadline: deadline)
 
         var outcome = Outcome(partsAveragedBy: [], failedReducers: [], excludedSenders: [])
         if let values, me.mode.sends {
+            let exchangeStarted = Clock.now
             var output = RoundOutput(plan: plan, values: values)
             var failed: Set<Int> = []
             await withTaskGroup(of: [PartEvent].self) { tasks in
@@ -82,11 +103,13 @@ struct AllReduceRound {
                         if reducer == index, let session = reducing?.session {
                             return await reduceLocally(parts, values: values, weight: weight, codec: codec, session: session)
                         }
-                        return await send(parts, to: reducer, values: values, weight: weight, codec: codec, deadline: deadline)
+                        return await send(parts, to: reducer, values: values, weight: weight, codec: codec,
+                                          timeout: timeouts.reducerTimeout, deadline: deadline)
                     }
                 }
                 for await events in tasks {
                     for event in events {
+                        outcome.exchangedBytes += event.bytes
                         switch event.result {
                         case .averaged(let average, let contributors):
                             if (try? output.receive(part: event.part, average: average, contributors: contributors)) == nil {
@@ -103,6 +126,7 @@ struct AllReduceRound {
                 }
             }
             output.keepLocalWherePending()
+            outcome.exchangeSeconds = Clock.now - exchangeStarted
             outcome.partsAveragedBy = output.contributors
             outcome.failedReducers = failed.sorted()
         }
@@ -122,12 +146,12 @@ struct AllReduceRound {
 
     /// Registers our reducer for part requests, with a watchdog that excludes
     /// silent senders and a timer that completes everything at the deadline.
-    private func startReducing(_ parts: [Int], deadline: Double) -> (session: ReducerSession, helpers: [Task<Void, Never>]) {
+    private func startReducing(_ parts: [Int], senderTimeout: Double, deadline: Double) -> (session: ReducerSession, helpers: [Task<Void, Never>]) {
         let reducer = PartReducer(parts: parts.map { ($0, plan.parts[$0].count) }, senders: senders,
-                                  aggregation: settings.aggregation, senderTimeout: settings.senderTimeout, now: Clock.now)
+                                  aggregation: settings.aggregation, senderTimeout: senderTimeout, now: Clock.now)
         let session = ReducerSession(group: group, index: index, reducer: reducer)
         registry.register(session, for: group.groupID)
-        let tick = max(0.01, min(0.25, settings.senderTimeout / 4))
+        let tick = max(0.01, min(0.25, senderTimeout / 4))
         let watchdog = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(tick))
@@ -168,13 +192,14 @@ struct AllReduceRound {
 
     /// Sends `parts` in order to a remote reducer, `partsInFlight` at a time;
     /// after the first failure the rest keep their local values.
-    private func send(_ parts: [Int], to reducer: Int, values: FlatVector, weight: Double, codec: CompressionCodec, deadline: Double) async -> [PartEvent] {
+    private func send(_ parts: [Int], to reducer: Int, values: FlatVector, weight: Double, codec: CompressionCodec,
+                      timeout: Double, deadline: Double) async -> [PartEvent] {
         await withTaskGroup(of: PartEvent.self) { tasks in
             var next = 0
             func launch() {
                 let part = parts[next]
                 next += 1
-                tasks.addTask { await sendPart(part, to: reducer, values: values, weight: weight, codec: codec, deadline: deadline) }
+                tasks.addTask { await sendPart(part, to: reducer, values: values, weight: weight, codec: codec, timeout: timeout, deadline: deadline) }
             }
             while next < min(parts.count, settings.partsInFlight) { launch() }
             var events: [PartEvent] = []
@@ -193,9 +218,10 @@ struct AllReduceRound {
         }
     }
 
-    private func sendPart(_ part: Int, to reducer: Int, values: FlatVector, weight: Double, codec: CompressionCodec, deadline: Double) async -> PartEvent {
+    private func sendPart(_ part: Int, to reducer: Int, values: FlatVector, weight: Double, codec: CompressionCodec,
+                          timeout reducerTimeout: Double, deadline: Double) async -> PartEvent {
         let failure = PartEvent(part: part, reducer: reducer, result: .failed)
-        let timeout = min(deadline - Clock.now, settings.reducerTimeout)
+        let timeout = min(deadline - Clock.now, reducerTimeout)
         let range = plan.parts[part].range
         guard timeout > 0, let body = try? PartMessage.request(values: UnsafeBufferPointer(values.buffer(range)), sender: me.peer, weight: weight, codec: codec) else {
             return failure
@@ -209,7 +235,8 @@ struct AllReduceRound {
             metrics.increment("bytes_received_total", by: Double(response.body.count))
             metrics.observe("part_latency_seconds", Clock.now - started)
             let (average, contributors) = try PartMessage.readResponse(response.body)
-            return PartEvent(part: part, reducer: reducer, result: average.map { .averaged($0, contributors: contributors.count) } ?? .nothingCombined)
+            return PartEvent(part: part, reducer: reducer, result: average.map { .averaged($0, contributors: contributors.count) } ?? .nothingCombined,
+                             bytes: body.count + response.body.count)
         } catch {
             metrics.increment("bytes_sent_total", by: Double(body.count))
             return failure

@@ -27,7 +27,10 @@ extension Averager {
     /// and answers with the part's average once every sender delivered it.
     func receivePart(groupID: String, part: Int, body: [UInt8]) async throws(AveragerError) -> [UInt8] {
         let (values, peer, weight, accept) = try PartMessage.readRequest(body)
-        guard let session = await registry.session(groupID, patience: configuration.requestTimeout) else {
+        // A member learns of its group one answer later than the leader, seconds later across a slow
+        // link: wait for the round to begin here for two request timeouts (as measured), within the all-reduce's.
+        let patience = min(configuration.allreduceTimeout, 2 * roundTrips.requestTimeout(floor: configuration.requestTimeout))
+        guard let session = await registry.session(groupID, patience: patience) else {
             throw AveragerError(.unknownGroup, "this averager runs no round of group \(groupID)")
         }
         guard let sender = session.group.index(of: peer) else {

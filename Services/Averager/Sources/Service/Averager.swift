@@ -25,6 +25,10 @@ public final class Averager: Sendable {
     let runs = Mutex<[String: CollaborativeRun]>([:])
     private let peer = Mutex<PeerID?>(nil)
     private let matchmakers = Mutex<[String: Matchmaker]>([:])
+    /// What this averager measured of its link in its all-reduces: declared as its bandwidth unless --bandwidth is set.
+    let throughput = Mutex(ThroughputEstimate())
+    /// How long peers took to answer join requests: every prefix's request timeout follows it.
+    let roundTrips = RoundTrips()
 
     /// - Parameters:
     ///   - dht: where peers declare themselves.
@@ -64,7 +68,7 @@ public final class Averager: Sendable {
             let settings = MatchmakingState.Settings(targetGroupSize: configuration.targetGroupSize, minGroupSize: configuration.minGroupSize,
                                                      requestTimeout: configuration.requestTimeout, clientMode: configuration.mode == .client)
             let matchmaker = Matchmaker(state: MatchmakingState(me: me, groupKey: key, settings: settings), dht: dht, identity: identity, http: http,
-                                        minMatchmakingTime: configuration.minMatchmakingTime, logger: logger, metrics: metrics)
+                                        minMatchmakingTime: configuration.minMatchmakingTime, roundTrips: roundTrips, logger: logger, metrics: metrics)
             matchmakers[prefix] = matchmaker
             return matchmaker
         }
@@ -148,7 +152,8 @@ public final class Averager: Sendable {
         defer { registry.roundEnded() }
 
         let schemaHash = schema.hash(partSize: configuration.partSize, aggregation: configuration.aggregation)
-        let member = GroupMember(peer: me, mode: configuration.mode, bandwidth: configuration.bandwidth, metadata: request.metadata)
+        let member = GroupMember(peer: me, mode: configuration.mode, bandwidth: configuration.bandwidth ?? throughput.withLock { $0.bytesPerSecond },
+                                 metadata: request.metadata)
         let searchDeadline = deadline.earlier(by: min(timeout / 4, configuration.allreduceTimeout)).epoch
         var attempts = 0
         var matchmakingSeconds = 0.0
@@ -183,6 +188,7 @@ public final class Averager: Sendable {
                 outcome = AllReduceRound.Outcome(partsAveragedBy: [0], failedReducers: [], excludedSenders: [])
             }
             metrics.observe("allreduce_seconds", Clock.now - allreduceStarted)
+            throughput.withLock { $0.observe(bytes: outcome.exchangedBytes, seconds: outcome.exchangeSeconds) }
             let record = RoundRecord(group: group, index: group.index(of: me)!, nextGroupKey: await matchmaker.groupKey.key,
                                      partsAveragedBy: outcome.partsAveragedBy, failedReducers: outcome.failedReducers,
                                      excludedSenders: outcome.excludedSenders, excludedTensors: excludedTensors, attempts: attempts,

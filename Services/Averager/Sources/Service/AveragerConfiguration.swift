@@ -25,12 +25,16 @@ public struct AveragerConfiguration: Sendable {
     public var initialGroupBits = ""
     /// The largest part, in bytes of float32 values (512 KiB as in the reference).
     public var partSizeBytes = 512 << 10
-    /// This averager's bandwidth for load balancing (any unit shared by the run); nil: the group's mean.
+    /// This averager's bandwidth for load balancing, in bytes per second; nil: what it measured of its
+    /// part exchanges (the group's mean until then).
     public var bandwidth: Double?
+    /// Bytes per second assumed of a member whose throughput is not measured yet, when timeouts are derived.
+    public var assumedBandwidth = 1_000_000.0
     /// How reducers combine parts.
     public var aggregation: Aggregation = .mean
     /// Seconds a sender may stay silent before a reducer excludes it; a sender
     /// waits twice as long for a reducer's answer before it keeps its local values.
+    /// The floor: each round raises both for what its bytes need on its members' links (`RoundTimeouts`).
     public var senderTimeout = 5.0
     /// Seconds an all-reduce may take once its group is assembled.
     public var allreduceTimeout = 30.0
@@ -59,9 +63,6 @@ public struct AveragerConfiguration: Sendable {
     /// The reference's defaults.
     public init() {}
 
-    /// Seconds a sender waits for a reducer's answer to one part.
-    public var reducerTimeout: Double { 2 * senderTimeout }
-
     /// Elements per part.
     public var partSize: Int { max(1, partSizeBytes / 4) }
 
@@ -71,15 +72,16 @@ public struct AveragerConfiguration: Sendable {
         OptionSpec("target-group-size", help: "start a group as soon as it has this many members (a power of 2 works best)"),
         OptionSpec("min-group-size", default: "2", help: "start a group at its leader's expiration only with this many members"),
         OptionSpec("min-matchmaking-time", default: "5", help: "seconds a peer declares itself before leading whoever joined"),
-        OptionSpec("request-timeout", default: "3", help: "seconds for a join request"),
+        OptionSpec("request-timeout", default: "3", help: "seconds for a join request at least: raised to 8 times the peers' measured answer time, up to 10 times this"),
         OptionSpec("initial-group-bits", default: "", help: "starting group bits (0s and 1s) of every prefix"),
         OptionSpec("part-size-bytes", default: String(512 << 10), help: "largest all-reduce part, in bytes of float32"),
-        OptionSpec("bandwidth", help: "this averager's bandwidth for load balancing (omit: the group's mean; 0: reduce nothing)"),
+        OptionSpec("bandwidth", help: "this averager's bandwidth for load balancing, in bytes per second (omit: what it measured of its last all-reduces, the group's mean before; 0: reduce nothing)"),
+        OptionSpec("assumed-bandwidth", default: "1000000", help: "bytes per second assumed of a peer that has not measured its link yet, when the all-reduce's timeouts are derived from the bytes it moves"),
         OptionSpec("aggregation", default: "mean", help: "mean or centered-clip"),
         OptionSpec("clip-tau", default: "1", help: "centered-clip radius"),
         OptionSpec("clip-iterations", default: "20", help: "centered-clip iterations"),
         OptionSpec("parts-in-flight", default: "4", help: "part requests a sender keeps in flight per reducer"),
-        OptionSpec("sender-timeout", default: "5", help: "seconds a silent sender is waited for before it is excluded"),
+        OptionSpec("sender-timeout", default: "5", help: "seconds a silent sender is waited for before it is excluded, at least: each round raises it for the bytes it moves on its members' measured links, up to --allreduce-timeout"),
         OptionSpec("allreduce-timeout", default: "30", help: "seconds an all-reduce may take once the group is assembled"),
         OptionSpec("default-timeout", default: "30", help: "seconds a call may take when it names no timeout"),
         OptionSpec("non-finite", default: "refuse", help: "tensors with NaN or infinities: refuse (422) or exclude (weight 0, reported)"),
@@ -100,6 +102,7 @@ public struct AveragerConfiguration: Sendable {
         initialGroupBits = options.string("initial-group-bits") ?? ""
         partSizeBytes = try options.int("part-size-bytes") ?? partSizeBytes
         bandwidth = try options.double("bandwidth")
+        assumedBandwidth = try options.double("assumed-bandwidth") ?? assumedBandwidth
         partsInFlight = try options.int("parts-in-flight") ?? partsInFlight
         senderTimeout = try options.double("sender-timeout") ?? senderTimeout
         allreduceTimeout = try options.double("allreduce-timeout") ?? allreduceTimeout
@@ -141,6 +144,7 @@ public struct AveragerConfiguration: Sendable {
         guard partsInFlight >= 1 else { throw OptionError("--parts-in-flight must be at least 1, got \(partsInFlight)") }
         guard partSizeBytes >= 4 else { throw OptionError("--part-size-bytes must be at least 4, got \(partSizeBytes)") }
         if let bandwidth, bandwidth < 0 { throw OptionError("--bandwidth must be >= 0, got \(bandwidth)") }
+        guard assumedBandwidth > 0 else { throw OptionError("--assumed-bandwidth must be a positive number of bytes per second, got \(assumedBandwidth)") }
         if case .centeredClip(let tau, let iterations) = aggregation, !(tau > 0) || iterations < 1 {
             throw OptionError("--clip-tau must be > 0 and --clip-iterations >= 1, got \(tau) and \(iterations)")
         }

@@ -60,9 +60,12 @@ actor Matchmaker {
     private var lateGroup: GroupInfo?
     private var generator = SystemRandomNumberGenerator()
 
-    init(state: MatchmakingState, dht: any AveragerDHT, identity: Identity, http: HTTPClient, minMatchmakingTime: Double, logger: Logger, metrics: Metrics) {
+    init(state: MatchmakingState, dht: any AveragerDHT, identity: Identity, http: HTTPClient, minMatchmakingTime: Double,
+         roundTrips: RoundTrips = RoundTrips(), logger: Logger, metrics: Metrics) {
         self.identity = identity
         self.state = state
+        configuredRequestTimeout = state.settings.requestTimeout
+        self.roundTrips = roundTrips
         self.dht = dht
         self.http = http
         self.minMatchmakingTime = minMatchmakingTime
@@ -72,6 +75,14 @@ actor Matchmaker {
 
     private var me: PeerID { state.me }
     private var requestTimeout: Double { state.settings.requestTimeout }
+    /// `--request-timeout`: the floor of the request timeout, which follows the peers' measured answers (`RoundTripEstimate`).
+    private let configuredRequestTimeout: Double
+    private let roundTrips: RoundTrips
+
+    /// The request timeout for what the peers' answers took so far (also the leader's window for late askers).
+    private func adaptRequestTimeout() {
+        state.settings.requestTimeout = roundTrips.requestTimeout(floor: configuredRequestTimeout)
+    }
 
     /// Starts the next search's groups at `size` members (a run's step knows how many averagers take part).
     func setTargetGroupSize(_ size: Int?) {
@@ -87,6 +98,7 @@ actor Matchmaker {
     /// - Throws: `AveragerError` `.noGroupFound` at the deadline, or
     ///   `.schemaMismatch` if peers were found but their tensors differ.
     func findGroup(schemaHash: String, member: GroupMember, deadline: Double) async throws(AveragerError) -> GroupInfo {
+        adaptRequestTimeout()
         state.begin(schemaHash: schemaHash, member: member)
         candidates.reset()
         diagnostics = Diagnostics()
@@ -231,8 +243,11 @@ actor Matchmaker {
         unresolved = (leader, request)
         let response: JoinResponse
         do {
+            let asked = Clock.now
             response = try JoinResponse(json: try await http.send("POST", "\(leader)/v1/matchmaking/join", json: request.json,
                                                                   timeout: requestTimeout, maxResponseBytes: Self.maxAnswerBytes).json())
+            roundTrips.observe(Clock.now - asked)
+            adaptRequestTimeout()
         } catch {
             joinLock.unlock()
             logger.debug("potential leader did not answer", ["leader": leader, "error": "\(error)"])

@@ -11,9 +11,11 @@ import SharedCore
 /// - `POST /v1/batch/get` `{"keys": [...], "latest"?}` → `{"results": [entry or null, ...]}`
 /// - `GET /v1/node` → id, address, routing table size and peers, record counts
 /// - `GET /openapi.json`, `GET /openapi.yaml` → this API (openapi/dht.yaml, bundled)
+/// - `POST /v1/reachability` `{"url"}` → `{"reachable", "checked", "reason"?}` (calls the URL's /healthz back)
+/// - `POST /v1/relay/sessions`, `GET /v1/relay/sessions/{id}/streams` (with --relay; see `RelayServer`)
 ///
 /// Peer RPCs: `POST /v1/dht/ping`, `/v1/dht/store`, `/v1/dht/find`.
-public func makeDHTRouter(_ node: DHTNode) -> Router {
+public func makeDHTRouter(_ node: DHTNode, relay: RelayServer? = nil) -> Router {
     var router = Router()
     router.serve(.dht)
     let json = ["application/json"]
@@ -69,6 +71,9 @@ public func makeDHTRouter(_ node: DHTNode) -> Router {
     }
 
     router.get("/v1/node") { _ in .json(node.info()) }
+    // Services ask any node whether they can be called, and a node started with --relay relays for those that cannot.
+    router.addReachabilityRoute()
+    router.addRelayRoutes(relay)
 
     guard !node.configuration.clientMode else { return router }
     router.post("/v1/dht/ping", accepts: json) { request in

@@ -17,6 +17,9 @@ public struct DHTSettings: Sendable {
         OptionSpec("max-subkeys-per-key", default: "1024", help: "subkeys one key may hold; more get 507"),
         OptionSpec("max-bytes-per-key", default: String(4 << 20), help: "bytes one key may hold, its subkeys together; more get 507 (also the unit of the body and answer limits)"),
         OptionSpec("max-source-share", default: "0.1", help: "share of --max-records and --max-storage-bytes one source address may hold (a client may write half of it through this node); more get 429"),
+        OptionSpec("relay", help: "relay for services that cannot be called (behind NAT): each gets a port here and is reached through it (see --use-relay)", isSwitch: true),
+        OptionSpec("relay-ports", help: "LOW-HIGH: the ports the relay uses, LOW for the relayed services' tunnels and one port above it per relayed service (default: ports the OS picks)"),
+        OptionSpec("relay-bandwidth", default: "5000000", help: "bytes per second each relayed service may move through this relay, both ways together"),
         OptionSpec("nodes", default: "1", help: "simulation: host this many nodes in this process, each on its own port (from --port upwards, or OS-chosen)"),
     ]
 
@@ -28,6 +31,8 @@ public struct DHTSettings: Sendable {
     public var allowUnreachablePeers = false
     /// More than 1: simulation mode.
     public var nodes = 1
+    /// `--relay`: the relay's settings (its hosts are set from the common options).
+    public var relay: RelayServer.Settings?
 
     /// - Throws: `OptionError` naming the flag that is wrong.
     public init(_ options: ServiceOptions) throws(OptionError) {
@@ -62,6 +67,22 @@ public struct DHTSettings: Sendable {
             configuration.storageLimits.sourceShare = share
         }
         nodes = try positive(options.int("nodes"), "nodes") ?? 1
+        if try options.bool("relay") {
+            var relay = RelayServer.Settings()
+            relay.bytesPerSecondPerPeer = try positive(options.double("relay-bandwidth"), "relay-bandwidth") ?? relay.bytesPerSecondPerPeer
+            if let text = options.string("relay-ports") {
+                let bounds = text.split(separator: "-").map { Int($0) }
+                guard bounds.count == 2, let low = bounds[0], let high = bounds[1], 1 <= low, low < high, high <= 65535 else {
+                    throw OptionError("--relay-ports must be LOW-HIGH with 1 <= LOW < HIGH <= 65535, e.g. 40000-40100, got '\(text)'")
+                }
+                relay.ports = low...high
+            }
+            relay.listenHost = options.string("host") ?? "127.0.0.1"
+            let announced = AnnounceAddress.url(announce: options.string("announce-address"), host: relay.listenHost, port: 0)
+            relay.announceHost = String(announced.split(separator: "/").dropFirst(1).first?.split(separator: ":").first ?? "127.0.0.1")
+            if nodes > 1 { throw OptionError("--relay cannot be combined with --nodes") }
+            self.relay = relay
+        }
         if nodes > 1 && options.string("identity") != nil { throw OptionError("--identity names one node's key; it cannot be combined with --nodes") }
         if nodes > 1 && options.string("announce-address") != nil { throw OptionError("--announce-address names one node; it cannot be combined with --nodes") }
     }

@@ -10,6 +10,10 @@ publishes them in the DHT and answers what to do:
 - ``load_state``: this trainer joined late or fell behind: load the parameters and optimizer state that
   peers share (``load_state_from_peers``) and continue at the run's epoch.
 
+With ``delay_grad_averaging=True`` (the reference's delayed updates) an epoch's averaging runs in a background
+thread while the trainer computes the next epoch's gradients, and its optimizer step is applied when it is
+there, one epoch late at most: compute and network overlap, at the price of gradients one step stale.
+
 With ``use_local_updates=True`` the inner optimizer steps on every batch and the parameters (and the
 optimizer statistics named in ``average_opt_statistics``) are averaged at each epoch's end instead.
 :class:`DiLoCoOptimizer` takes H local steps, then averages the pseudo-gradients (start minus end
@@ -21,6 +25,7 @@ import logging
 import re
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -73,6 +78,11 @@ class Optimizer:
         state_averaging_compression: codec of the averaged parameters in local-updates mode.
         average_opt_statistics: optimizer state keys (e.g. ``("exp_avg_sq",)``) averaged with the parameters
             in local-updates mode.
+        delay_grad_averaging: average each epoch's gradients in the background while the next epoch computes,
+            and take its optimizer step when the average arrives (or when the next epoch has its samples, whichever
+            comes first); gradients-mode only.
+        delay_optimizer_step: the reference's companion flag; here the optimizer step is local and takes no network
+            time, so it is implied by ``delay_grad_averaging`` and changes nothing alone.
         client_mode: if given, checked against the averager's mode (start it with ``--mode client``).
         matchmaking_time: accepted for compatibility; matchmaking is the averager's ``--min-matchmaking-time``.
         tracker_opts: the run's ``metadata_expiration``, ``min_refresh_period``, ``max_refresh_period``.
@@ -84,7 +94,8 @@ class Optimizer:
                  averager: Union[URLs, AveragerClient], params: Params = None, batch_size_per_step: Optional[int] = None,
                  scheduler: Any = None, use_local_updates: bool = False, averaging_timeout: float = 30.0,
                  load_state_timeout: float = 60.0, grad_compression: str = "none", state_averaging_compression: str = "none",
-                 average_opt_statistics: Sequence[str] = (), client_mode: Optional[bool] = None,
+                 average_opt_statistics: Sequence[str] = (), delay_grad_averaging: bool = False,
+                 delay_optimizer_step: Optional[bool] = None, client_mode: Optional[bool] = None,
                  matchmaking_time: Optional[float] = None, tracker_opts: Optional[Mapping[str, float]] = None,
                  trainer: Optional[str] = None, verbose: bool = False) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", run_id):
@@ -93,6 +104,15 @@ class Optimizer:
         self.named_parameters, self.opt = _named_parameters(params, optimizer)
         self.scheduler = scheduler(self.opt) if callable(scheduler) and not hasattr(scheduler, "step") else scheduler
         self.use_local_updates, self.average_opt_statistics = use_local_updates, tuple(average_opt_statistics)
+        if delay_grad_averaging and use_local_updates:
+            raise ValueError("delay_grad_averaging overlaps gradient averaging with compute; it cannot be used with use_local_updates")
+        if delay_grad_averaging and delay_optimizer_step is False:
+            raise ValueError("delay_grad_averaging applies the optimizer step late, so it needs delay_optimizer_step (leave it unset)")
+        if delay_optimizer_step and not delay_grad_averaging:
+            logger.info("delay_optimizer_step alone changes nothing here: the optimizer step is local; set delay_grad_averaging to overlap")
+        self.delay_grad_averaging = delay_grad_averaging
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hivemind-mesh-averaging") if delay_grad_averaging else None
+        self._pending: Optional[Future] = None
         self.averaging_timeout, self.load_state_timeout = averaging_timeout, load_state_timeout
         self.grad_compression, self.state_averaging_compression = check_codec(grad_compression), check_codec(state_averaging_compression)
         self.client = averager if isinstance(averager, AveragerClient) else AveragerClient(averager)
@@ -148,8 +168,19 @@ class Optimizer:
         rate = batch / max(now - self._last_report, 1e-6)
         self._samples_per_second = rate if self._samples_per_second == 0 else 0.9 * self._samples_per_second + 0.1 * rate
         self._last_report = now
+        if self._pending is not None:
+            # The last epoch still averages in the background: keep computing until it is there, or until this
+            # epoch has its samples (then wait), so that parameters are never more than one step stale.
+            if not self._pending.done() and self._samples < self.target_batch_size:
+                return result
+            self._finish_pending()
         self._after_batch(self._report())
         return result
+
+    @property
+    def averaging_in_background(self) -> bool:
+        """With ``delay_grad_averaging``: whether the last epoch's averaging has not been applied yet."""
+        return self._pending is not None
 
     def load_state_from_peers(self, epoch: Optional[int] = None) -> bool:
         """Replaces parameters, optimizer and scheduler state with the newest a peer shares; False if none does."""
@@ -184,7 +215,11 @@ class Optimizer:
         self._new_epoch(int(state["local_epoch"]))
 
     def shutdown(self) -> None:
-        """Leaves the run, so that no peer waits for this trainer's samples."""
+        """Applies an epoch still averaging in the background, then leaves the run, so that no peer waits for this trainer."""
+        if self._pending is not None:
+            self._finish_pending()
+        if self._background is not None:
+            self._background.shutdown(wait=False)
         try:
             self.client.leave_run(self.run_id, self.trainer)
         except MeshError as error:
@@ -251,7 +286,27 @@ class Optimizer:
             tensors = {name: (self._grad_sums[name] / max(self._samples, 1)) if name in self._grad_sums else torch.zeros_like(p)
                        for name, p in self.named_parameters.items()}
             codec = self.grad_compression
+        if self.delay_grad_averaging:
+            # The epoch's gradients go to the background; this epoch's sums start over for the next one at once.
+            epoch, samples = self.local_epoch, self._samples
+            self._samples, self._grad_sums = 0, {}
+            self._pending = self._background.submit(self._average, tensors, codec, action == "local", epoch, samples)
+            return
         averaged, epoch = self._average(tensors, codec, alone=action == "local")
+        self._apply(averaged)
+        self._new_epoch(epoch)
+        self._share_state()
+
+    def _finish_pending(self) -> None:
+        """Applies the epoch that averaged in the background; the next epoch's gradients, already summed, stay."""
+        averaged, epoch = self._pending.result()
+        self._pending = None
+        self._apply(averaged)
+        self.local_epoch = epoch
+        self._share_state()
+
+    def _apply(self, averaged: Mapping[str, torch.Tensor]) -> None:
+        """The epoch's end: the averaged parameters, or an optimizer step with the averaged gradients."""
         with torch.no_grad():
             if self.use_local_updates:
                 for name, p in self.named_parameters.items():
@@ -264,22 +319,24 @@ class Optimizer:
                 self.opt.zero_grad(set_to_none=True)
         if self.scheduler is not None:
             self.scheduler.step()
-        self._new_epoch(epoch)
-        self._share_state()
 
-    def _average(self, tensors: Mapping[str, torch.Tensor], codec: str, alone: bool) -> Tuple[Dict[str, torch.Tensor], int]:
-        """The run's samples-weighted average of this epoch's tensors and the next epoch (our own tensors when alone)."""
+    def _average(self, tensors: Mapping[str, torch.Tensor], codec: str, alone: bool, epoch: Optional[int] = None,
+                 samples: Optional[int] = None) -> Tuple[Dict[str, torch.Tensor], int]:
+        """The run's samples-weighted average of an epoch's tensors (this one unless given) and the next epoch
+        (our own tensors when alone)."""
+        epoch = self.local_epoch if epoch is None else epoch
+        samples = self._samples if samples is None else samples
         if not alone:
             arrays = {name: t.detach().cpu().float().numpy() for name, t in tensors.items()}
             try:
-                result = self.client.step(self.run_id, self.trainer, self.local_epoch, self._samples, arrays, codec=codec,
+                result = self.client.step(self.run_id, self.trainer, epoch, samples, arrays, codec=codec,
                                           averaging_timeout=self.averaging_timeout)
                 self.averaging_rounds += int(result.averaged)
-                self._log("epoch %d ended (%s, %s trainers' samples)", self.local_epoch, result.record.get("outcome"), result.record.get("samples"))
+                self._log("epoch %d ended (%s, %s trainers' samples)", epoch, result.record.get("outcome"), result.record.get("samples"))
                 return {name: torch.from_numpy(result.tensors[name]) for name in tensors}, result.epoch
             except MeshError as error:
-                logger.warning("[%s] epoch %d ended alone: %s", self.trainer, self.local_epoch, error)
-        return {name: t.detach().clone() for name, t in tensors.items()}, self.local_epoch + 1
+                logger.warning("[%s] epoch %d ended alone: %s", self.trainer, epoch, error)
+        return {name: t.detach().clone() for name, t in tensors.items()}, epoch + 1
 
     def _share_state(self) -> None:
         """Offers the state to trainers that join later; they prefer the highest epoch."""

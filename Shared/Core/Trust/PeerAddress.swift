@@ -17,29 +17,41 @@ public enum PeerAddress {
 
     /// The peer id a URL names, lowercased; nil if it names none.
     public static func peer(in url: String) -> String? {
-        guard let (_, rest) = split(url), let at = authority(rest).firstIndex(of: "@") else { return nil }
-        let name = rest[..<at]
-        return isPeerID(name) ? name.lowercased() : nil
+        guard let (_, rest) = split(url), let at = peerEnd(rest) else { return nil }
+        return rest[..<at].lowercased()
     }
 
     /// `url` without its peer id (what is actually requested).
     public static func unpinned(_ url: String) -> String {
-        guard let (scheme, rest) = split(url), let at = authority(rest).firstIndex(of: "@"), isPeerID(rest[..<at]) else { return url }
+        guard let (scheme, rest) = split(url), let at = peerEnd(rest) else { return url }
         return "\(scheme)://\(rest[rest.index(after: at)...])"
     }
 
     /// Whether `text` is a peer id: 64 hex digits.
-    public static func isPeerID(_ text: some StringProtocol) -> Bool {
-        text.utf8.count == 2 * Ed25519.keyLength && text.utf8.allSatisfy { Hex.value($0) != nil }
+    public static func isPeerID(_ text: String) -> Bool { isPeerID(text.utf8[...]) }
+
+    /// Whether `text` is a peer id: 64 hex digits.
+    public static func isPeerID(_ text: Substring) -> Bool { isPeerID(text.utf8) }
+
+    // Every DHT message names up to 20 peers by address, so these read bytes, not characters.
+    private static func isPeerID(_ bytes: Substring.UTF8View) -> Bool {
+        bytes.count == 2 * Ed25519.keyLength && bytes.allSatisfy { Hex.value($0) != nil }
     }
 
     private static func split(_ url: String) -> (scheme: Substring, rest: Substring)? {
-        guard let separator = url.firstRange(of: "://") else { return nil }
-        return (url[..<separator.lowerBound], url[separator.upperBound...])
+        let bytes = url.utf8
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        let rest = bytes[bytes.index(after: colon)...]
+        guard rest.starts(with: "//".utf8) else { return nil }
+        return (url[..<colon], url[bytes.index(colon, offsetBy: 3)...])
     }
 
-    private static func authority(_ rest: Substring) -> Substring {
-        rest[..<(rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex)]
+    /// Where the peer id in `rest` (a URL after `scheme://`) ends: the index of its `@`; nil if it names no peer.
+    private static func peerEnd(_ rest: Substring) -> String.Index? {
+        let bytes = rest.utf8
+        let authorityEnd = bytes.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? bytes.endIndex
+        guard let at = bytes[..<authorityEnd].firstIndex(of: UInt8(ascii: "@")), isPeerID(bytes[..<at]) else { return nil }
+        return at
     }
 }
 

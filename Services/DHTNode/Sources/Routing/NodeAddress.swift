@@ -18,7 +18,7 @@ enum NodeAddress {
         if address.hasPrefix("http://") { rest = bytes.dropFirst(7) }
         else if address.hasPrefix("https://") { rest = bytes.dropFirst(8) }
         else { return "it does not start with http:// or https://" }
-        if let at = rest.firstIndex(of: UInt8(ascii: "@")), PeerAddress.isPeerID(String(decoding: rest[..<at], as: UTF8.self)) {
+        if let at = rest.firstIndex(of: UInt8(ascii: "@")), at - rest.startIndex == 2 * Ed25519.keyLength, rest[..<at].allSatisfy({ Hex.value($0) != nil }) {
             rest = rest[(at + 1)...]
         }
         guard let colon = rest.lastIndex(of: UInt8(ascii: ":")), colon > rest.startIndex else {

@@ -14,7 +14,7 @@ import TestSupport
     static let grid = ["--expert-pattern", "ffn.[0:2].[0:2]", "--hidden-dim", String(width), "--max-batch-size", "16"]
 
     @Test func dhtNode() async throws {
-        let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet)
+        let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet + ["--relay"])
         try await expectClientWorks(["dht", dht.url])
     }
 
@@ -31,7 +31,7 @@ import TestSupport
 
     /// Two averagers, so that averaging calls form a group of two at once.
     @Test func averager() async throws {
-        let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet)
+        let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet + ["--relay"])
         let group = ["--dht", dht.url, "--target-group-size", "2", "--min-matchmaking-time", "1"]
         let averager = try await ServiceProcess.start("hivemind-averager", Self.quiet + group)
         let peer = try await ServiceProcess.start("hivemind-averager", Self.quiet + group)
@@ -39,7 +39,7 @@ import TestSupport
     }
 
     @Test func gateway() async throws {
-        let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet)
+        let dht = try await ServiceProcess.start("hivemind-dht", Self.quiet + ["--relay"])
         let host = try await ServiceProcess.start("hivemind-expert-host", Self.quiet + Self.grid + [
             "--dht", dht.url, "--optimizer", "none", "--update-period", "1",
         ])

@@ -195,6 +195,16 @@ def dht(s: Session, _: argparse.Namespace) -> None:
     found_by_id = s.call(api.peer.peer_find, 200, models.PeerFindResponse,
                          body=models.PeerFindRequest(ids=[key_id])).parsed.results[0]
     expect(isinstance(found_by_id.entry, models.ValueEntry) and found_by_id.entry.value == "v", f"peer_find: {found_by_id}")
+    # The node calls itself back (loopback, where it listens); as a relay (--relay) it registers a service.
+    reach = s.call(api.node.check_reachability, 200, models.Reachability, body=models.ReachabilityRequest(url=s.url)).parsed
+    expect(reach.reachable and reach.checked, f"check_reachability: {reach}")
+    relayed = s.call(api.relay.register_relayed_service, 201, models.RelaySession,
+                     body=models.RelaySessionRequest(scheme=models.RelaySessionRequestScheme.HTTP)).parsed
+    expect(relayed.url.startswith("http://") and ":" in relayed.tunnel, f"register_relayed_service: {relayed}")
+    streams = s.call(api.relay.poll_relayed_streams, 200, models.RelayStreams, id=relayed.id,
+                     authorization=f"Bearer {relayed.secret}", wait=0).parsed
+    expect(streams.streams == [], f"poll_relayed_streams: {streams}")
+    s.call(api.relay.poll_relayed_streams, 401, models.Error, id=relayed.id, authorization="Bearer not-the-secret")
     s.error(api.records.get_record, 404, "not_found", key="never-stored")
     s.error(api.records.store_record, 422, "unprocessable", key="client-test",
             body=models.RecordBody(value=1, expiration_time=time.time() - 60))

@@ -158,15 +158,23 @@ public final class EmulatedNetwork: @unchecked Sendable {
 
     @discardableResult
     static func shell(_ command: [String]) -> String? {
+        // Standard error goes to a file, not a pipe: a service another test starts meanwhile inherits
+        // the pipe's write end and holds it open, and reading the pipe to its end then waits for
+        // that service to exit (WANTests hung so in a full `make test`).
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ip-\(UUID().uuidString)").path
+        guard FileManager.default.createFile(atPath: path, contents: nil), let errors = FileHandle(forWritingAtPath: path) else {
+            return "cannot create \(path)"
+        }
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = command
-        let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         do { try process.run() } catch { return "\(error)" }
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
+        try? errors.close()
+        let message = FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
         return process.terminationStatus == 0 ? nil : message.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

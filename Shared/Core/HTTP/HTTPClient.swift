@@ -50,6 +50,9 @@ public final class HTTPClient: Sendable {
     /// Per peer id: keys of operators' certificates its identity vouched for
     /// (`GET /v1/identity`), and when the peer was last asked.
     private let vouched = Mutex<[String: (pins: Set<String>, asked: Double)]>([:])
+    /// Peer ids come from records anyone can write: at most this many are remembered, and when a new
+    /// one would pass the bound the table starts over (forgetting costs one more `GET /v1/identity`).
+    private static let maxVouchedPeers = 4096
 
     private struct Queue {
         var pending: [Transfer] = []
@@ -110,13 +113,20 @@ public final class HTTPClient: Sendable {
             return try await perform(request, TransferTLS(settings: tls, pins: pins), policy: policy)
         } catch where error.kind == .untrusted && error.isPinMismatch && Clock.now - (known?.asked ?? -.infinity) > 60 {
             // Perhaps an operator's certificate: does the peer's identity vouch for the key it presents?
-            vouched.withLock { $0[peer, default: ([], 0)].asked = Clock.now }
+            remember(peer) { $0.asked = Clock.now }
             guard let card = try? await perform(HTTPClientRequest(url: "https://\(url.authority)/v1/identity", timeout: request.timeout,
                                                                   maxResponseBytes: 64 << 10),
                                                 TransferTLS(settings: tls, pins: [], unverified: true), policy: policy).json(),
                   let pin = IdentityCard.vouchedPin(card, peer: peer), !pins.contains(pin) else { throw error }
-            vouched.withLock { _ = $0[peer, default: ([], Clock.now)].pins.insert(pin) }
+            remember(peer) { _ = $0.pins.insert(pin) }
             return try await perform(request, TransferTLS(settings: tls, pins: pins + [pin]), policy: policy)
+        }
+    }
+
+    private func remember(_ peer: String, _ update: (inout (pins: Set<String>, asked: Double)) -> Void) {
+        vouched.withLock { table in
+            if table[peer] == nil, table.count >= Self.maxVouchedPeers { table.removeAll(keepingCapacity: true) }
+            update(&table[peer, default: ([], Clock.now)])
         }
     }
 

@@ -93,6 +93,7 @@ alive_experts() {
 
 log "${compose[0]} up -d --scale expert-host=4 (project $project)"
 "${compose[@]}" up -d --no-build --scale expert-host=4 >> "$work/compose.log" 2>&1
+pin_bridge "${project}_default"  # before it scales to 5 (see deploy/container-engine.sh)
 deadline=$((SECONDS + 90))
 while [ "$(alive_experts)" != 16 ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
 experts=$(alive_experts)

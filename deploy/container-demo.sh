@@ -181,6 +181,7 @@ steps() {
 # --- The mesh: DHT node 1 starts the DHT, 2 and 3 join it; then everything else at once.
 log "engine $ENGINE, network $network, volume $volume"
 dht_node 1 && ready dht-1 dht
+pin_bridge "$network"      # now that the network's bridge exists (see deploy/container-engine.sh)
 dht_node 2 && dht_node 3 && ready dht-2 dht && ready dht-3 dht
 for n in 1 2 3; do expert_host $n; done
 averager 1 && averager 2

@@ -20,3 +20,16 @@ if [ "$ENGINE" = podman ]; then
     BUILD_FLAGS=(--isolation chroot --format docker)
 fi
 export ENGINE
+
+# pin_bridge NETWORK: gives a podman network's bridge a fixed MAC address (its current one). netavark
+# before 1.6 (Debian bookworm's) leaves the bridge to take the lowest MAC of its ports, so starting or
+# removing any container can change it; the other containers' ARP entry for the gateway, which is also
+# their DNS server (aardvark-dns), then points nowhere and names stop resolving for up to a minute. The
+# bridge exists once a container runs on the network; rootless podman has none here, and then nothing is done.
+pin_bridge() {
+    [ "$ENGINE" = podman ] || return 0
+    local bridge
+    bridge=$(podman network inspect "$1" --format '{{.NetworkInterface}}' 2> /dev/null) || return 0
+    [ -n "$bridge" ] && [ -e "/sys/class/net/$bridge/address" ] || return 0
+    ip link set dev "$bridge" address "$(cat "/sys/class/net/$bridge/address")" 2> /dev/null || true
+}

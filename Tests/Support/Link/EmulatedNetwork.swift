@@ -47,7 +47,9 @@ public final class EmulatedNetwork: @unchecked Sendable {
         namespaces.append(hub)
         self.seed = seed
         do {
-            try Self.run(["ip", "-n", hub, "link", "add", "br0", "type", "bridge"])
+            // A bridge's MAC otherwise follows its lowest port's, so adding a host would change the MAC of the
+            // emulator's address and the hosts that had resolved it would lose it until their ARP entry expired.
+            try Self.run(["ip", "-n", hub, "link", "add", "br0", "address", "02:00:0a:5a:00:01", "type", "bridge"])
             try Self.run(["ip", "-n", hub, "addr", "add", "\(Self.hubAddress)/16", "dev", "br0"])
             try Self.run(["ip", "-n", hub, "link", "set", "br0", "up"])
             try Self.run(["ip", "-n", hub, "link", "set", "lo", "up"])

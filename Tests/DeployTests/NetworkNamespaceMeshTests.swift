@@ -62,15 +62,9 @@ import TestSupport
     }
 }
 
-/// A blocking run for cleanup in `defer`, where `await` is not allowed.
+/// A blocking run for cleanup in `defer`, where `await` is not allowed (from the repository's root).
 enum Shell {
     static func runBlocking(_ command: [String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        process.currentDirectoryURL = Repository.root
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
+        try ServiceProcess.runBlocking("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", Repository.root.path] + command, timeout: 120).status
     }
 }

@@ -111,15 +111,26 @@ public final class ServiceProcess: Sendable {
     /// Runs any executable, given by its full path (e.g. `/usr/bin/env` to find
     /// `python3`), like `runToExit`.
     public static func run(_ path: String, _ arguments: [String], timeout: Double = 20) async throws -> (status: Int32, stdout: String, stderr: String) {
-        try await onOwnThread {
-            let child = try Spawned(path, arguments, environment: [:], captureStandardError: true)
-            let (stdout, stderr) = child.readAll(until: Clock.now + timeout)
-            child.closePipes()
-            kill(child.pid, SIGKILL)  // no-op if it already exited
-            var status: Int32 = 0
-            waitpid(child.pid, &status, 0)
-            return (shellStatus(status), String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-        }
+        try await onOwnThread { try runBlocking(path, arguments, timeout: timeout) }
+    }
+
+    /// Runs any executable like `run`, blocking the calling thread (for setup
+    /// that is not async, and for cleanup in `defer`). Foundation's `Process`
+    /// is no substitute: its `waitUntilExit` can miss the exit (see the type's comment).
+    public static func runBlocking(_ path: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+        let result = try runBlockingBytes(path, arguments, timeout: timeout)
+        return (result.status, String(decoding: result.stdout, as: UTF8.self), String(decoding: result.stderr, as: UTF8.self))
+    }
+
+    /// `runBlocking` with the output as bytes (e.g. DER from openssl).
+    public static func runBlockingBytes(_ path: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: [UInt8], stderr: [UInt8]) {
+        let child = try Spawned(path, arguments, environment: [:], captureStandardError: true)
+        let (stdout, stderr) = child.readAll(until: Clock.now + timeout)
+        child.closePipes()
+        kill(child.pid, SIGKILL)  // no-op if it already exited
+        var status: Int32 = 0
+        waitpid(child.pid, &status, 0)
+        return (shellStatus(status), stdout, stderr)
     }
 
     /// Runs blocking work on a new thread and resumes the caller with its result.

@@ -107,21 +107,9 @@ import TestSupport
 
 /// Runs the openssl command line; its standard output, or an error if it fails.
 func openssl(_ arguments: [String]) throws -> [UInt8] {
-    // Output to a file, not a pipe: a service another test starts meanwhile would inherit the pipe's
-    // write end, and reading to its end would wait for that service.
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("openssl-\(UUID().uuidString)").path
-    guard FileManager.default.createFile(atPath: path, contents: nil), let output = FileHandle(forWritingAtPath: path) else {
-        throw ServiceProcessError("cannot create \(path)")
+    let result = try ServiceProcess.runBlockingBytes("/usr/bin/openssl", arguments, timeout: 30)
+    guard result.status == 0 else {
+        throw ServiceProcessError("openssl \(arguments.joined(separator: " ")) failed: \(String(decoding: result.stderr, as: UTF8.self))")
     }
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-    process.arguments = arguments
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    try? output.close()
-    guard process.terminationStatus == 0 else { throw ServiceProcessError("openssl \(arguments.joined(separator: " ")) failed") }
-    return Array(FileManager.default.contents(atPath: path) ?? Data())
+    return result.stdout
 }

@@ -158,26 +158,15 @@ public final class EmulatedNetwork: @unchecked Sendable {
         return try await ServiceProcess.run("/usr/sbin/ip", ["netns", "exec", host.namespace, path] + arguments, timeout: timeout)
     }
 
+    /// Runs `command` (e.g. `ip ...`); nil if it succeeded, else what it printed on standard error.
     @discardableResult
     static func shell(_ command: [String]) -> String? {
-        // Standard error goes to a file, not a pipe: a service another test starts meanwhile inherits
-        // the pipe's write end and holds it open, and reading the pipe to its end then waits for
-        // that service to exit (WANTests hung so in a full `make test`).
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ip-\(UUID().uuidString)").path
-        guard FileManager.default.createFile(atPath: path, contents: nil), let errors = FileHandle(forWritingAtPath: path) else {
-            return "cannot create \(path)"
+        do {
+            let result = try ServiceProcess.runBlocking("/usr/bin/env", command, timeout: 30)
+            return result.status == 0 ? nil : result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            return "\(error)"
         }
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch { return "\(error)" }
-        process.waitUntilExit()
-        try? errors.close()
-        let message = FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        return process.terminationStatus == 0 ? nil : message.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     static func run(_ command: [String]) throws {

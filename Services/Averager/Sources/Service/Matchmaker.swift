@@ -121,7 +121,7 @@ actor Matchmaker {
         if group == nil { group = lateGroup }
         if group == nil, let (leader, request) = unresolved {
             // The deadline cut our last request short: the leader may have counted us in its group.
-            group = await resolve(leader, request)
+            group = await resolve(leader, request, until: deadline)
         }
         unresolved = nil
         lateGroup = nil
@@ -251,7 +251,7 @@ actor Matchmaker {
         } catch {
             joinLock.unlock()
             logger.debug("potential leader did not answer", ["leader": leader, "error": "\(error)"])
-            return await unanswered(leader, request, error)
+            return await unanswered(leader, request, error, deadline: deadline)
         }
         guard response == .accepted else {
             unresolved = nil
@@ -276,7 +276,7 @@ actor Matchmaker {
         } catch {
             state.unfollow()
             logger.debug("leader went silent", ["leader": leader, "error": "\(error)"])
-            return await unanswered(leader, request, error)
+            return await unanswered(leader, request, error, deadline: deadline)
         }
         unresolved = nil
         switch outcome {
@@ -309,26 +309,37 @@ actor Matchmaker {
     /// reached the leader, tell the leader we give up, and take part if it
     /// already began a group with us (the reference's leader sees the
     /// follower's stream close). A cancelled search leaves that to `findGroup`.
-    private func unanswered(_ leader: PeerID, _ request: JoinRequest, _ error: any Error) async -> GroupInfo? {
+    private func unanswered(_ leader: PeerID, _ request: JoinRequest, _ error: any Error, deadline: Double) async -> GroupInfo? {
         if (error as? HTTPClientError)?.kind == .connectionRefused {
             unresolved = nil
             return nil
         }
         guard !Task.isCancelled else { return nil }
-        return await resolve(leader, request)
+        return await resolve(leader, request, until: deadline)
     }
 
     /// Tells `leader` we give up on `request`; returns the group it began with us, if it did.
-    private func resolve(_ leader: PeerID, _ request: JoinRequest) async -> GroupInfo? {
+    /// A leave lost on the way (a timeout, a reset) is sent again for two more request timeouts
+    /// (at most until `deadline`): the leader may have counted us in its group, and only its
+    /// answer says so (it keeps its decisions a minute); a leader that stays silent is given up.
+    private func resolve(_ leader: PeerID, _ request: JoinRequest, until deadline: Double) async -> GroupInfo? {
         let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey), "expiration": .double(request.expiration)]
-        let outcome: LeaderOutcome
-        do {
-            outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/leave", json: body, timeout: requestTimeout, maxResponseBytes: Self.maxAnswerBytes).json())
-        } catch {
-            // Cut short by the deadline: `findGroup` asks again.
-            if !Task.isCancelled { unresolved = nil }
-            logger.debug("cannot tell the leader we left", ["leader": leader, "error": "\(error)"])
-            return nil
+        let giveUp = min(deadline, Clock.epoch + 2 * requestTimeout)
+        var outcome: LeaderOutcome?
+        while outcome == nil {
+            do {
+                outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/leave", json: body, timeout: requestTimeout,
+                                                                      maxResponseBytes: Self.maxAnswerBytes).json())
+            } catch {
+                logger.debug("cannot tell the leader we left", ["leader": leader, "error": "\(error)"])
+                let kind = (error as? HTTPClientError)?.kind
+                guard !Task.isCancelled, kind == .timeout || kind == .transport, Clock.epoch < giveUp else {
+                    // Cut short by the deadline: `findGroup` asks again.
+                    if !Task.isCancelled { unresolved = nil }
+                    return nil
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
         }
         unresolved = nil
         guard case .begin(let group) = outcome else { return nil }
@@ -340,6 +351,7 @@ actor Matchmaker {
     /// Starts our group with the followers we have.
     private func assemble() {
         let (group, notifications) = state.assemble(now: Clock.now, using: &generator)
+        logger.debug("assembled a group", ["group": group.groupID, "members": "\(group.members.count)", "left_out": "\(notifications.count + 1 - group.members.count)"])
         deliver(notifications)
         finish(group)
     }

@@ -270,7 +270,9 @@ actor Matchmaker {
 
         let outcome: LeaderOutcome
         do {
-            let timeout = max(0, request.expiration - Clock.epoch) + requestTimeout
+            // The leader decides by its expiration, which is before ours; its word may then queue behind
+            // its first parts on a slow uplink, hence two request timeouts more (the reducers' first-part grace).
+            let timeout = max(0, request.expiration - Clock.epoch) + 2 * requestTimeout
             let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey)]
             outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/await", json: body, timeout: timeout, maxResponseBytes: Self.maxAnswerBytes).json())
         } catch {

@@ -85,17 +85,23 @@ private func runReferenceProtocol(peers count: Int, groupSize: Int, rounds: Int,
     defer { client.shutdown() }
     var times: [Double] = []
     var succeeded = 0, complete = 0
+    var matchmaking: [Double] = [], allReduce: [Double] = []
     for _ in 0..<rounds {
         let start = monotonicSeconds()
         let records = await peers.averageTogether(bodies, query: "codec=float16", client: client, timeout: 15)
         times.append(monotonicSeconds() - start)
         succeeded += records.compactMap { $0 }.count
         complete += records.filter { $0?["outcome"] == "complete" }.count
+        matchmaking += records.compactMap { $0?["matchmaking_seconds"]?.doubleValue }
+        allReduce += records.compactMap { $0?["allreduce_seconds"]?.doubleValue }
     }
     let attempts = count * rounds
     let rate = Double(succeeded) / Double(attempts)
     print("reference protocol: \(count) peers, target group \(groupSize), \(rounds) rounds, three 256x256 float16 tensors")
     print("  time per round    median \(milliseconds(median(times)))  max \(milliseconds(times.max()!))  target < \(format(target, 1)) s \(verdict(median(times) < target))")
+    if !matchmaking.isEmpty, !allReduce.isEmpty {
+        print("  of which         matchmaking median \(milliseconds(median(matchmaking))), all-reduce median \(milliseconds(median(allReduce))) (per call)")
+    }
     print("  success rate      \(format(rate * 100, 1))% (\(succeeded) of \(attempts) calls; \(complete) with every part averaged by the whole group)  target 100% \(verdict(rate == 1))")
 }
 

@@ -27,6 +27,11 @@ import SharedCore
         flipped[10] ^= 1
         #expect(!Ed25519.isValidSignature(flipped, for: message, publicKey: publicKey))
         #expect(!Ed25519.isValidSignature(signature, for: message + [0], publicKey: publicKey))
+        // Asked again, the answer comes from the cache of recent valid signatures, which is keyed
+        // on key, signature and message alike: another key's claim to the signature stays refused.
+        #expect(Ed25519.isValidSignature(signature, for: message, publicKey: publicKey))
+        let otherKey = try #require(Ed25519.publicKey(privateKey: Ed25519.newPrivateKey()))
+        #expect(!Ed25519.isValidSignature(signature, for: message, publicKey: otherKey))
     }
 
     @Test func wrongLengthsAreRefusedNotTrapped() {

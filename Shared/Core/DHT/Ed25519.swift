@@ -1,4 +1,5 @@
 import COpenSSL
+import Synchronization
 
 /// Ed25519 signatures (RFC 8032) over OpenSSL's libcrypto. Keys are raw bytes:
 /// a 32-byte private key (the seed) and a 32-byte public key; signatures are 64 bytes.
@@ -38,13 +39,27 @@ public enum Ed25519 {
 
     /// Whether `signature` is the signature of `message` by the owner of `publicKey`.
     public static func isValidSignature(_ signature: [UInt8], for message: [UInt8], publicKey: [UInt8]) -> Bool {
-        guard signature.count == signatureLength, publicKey.count == keyLength,
-              let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, publicKey, keyLength),
+        guard signature.count == signatureLength, publicKey.count == keyLength else { return false }
+        let digest = (publicKey + signature + message).withUnsafeBytes(MessageAuthentication.sha256)
+        if recentlyValid.withLock({ $0.contains(digest) }) { return true }
+        guard let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, publicKey, keyLength),
               let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_PKEY_free(key); EVP_MD_CTX_free(context) }
-        return EVP_DigestVerifyInit(context, nil, nil, nil, key) == 1
-            && EVP_DigestVerify(context, signature, signatureLength, message, message.count) == 1
+        guard EVP_DigestVerifyInit(context, nil, nil, nil, key) == 1,
+              EVP_DigestVerify(context, signature, signatureLength, message, message.count) == 1 else { return false }
+        recentlyValid.withLock { valid in
+            if valid.count >= maxRecentlyValid { valid.removeAll(keepingCapacity: true) }
+            valid.insert(digest)
+        }
+        return true
     }
+
+    /// Signatures verified lately, by the SHA-256 of key, signature and message: a DHT node and
+    /// its readers see the same records again and again (every replica's copy, every poll of a
+    /// group key), and a hash costs a fraction of a verification. Only valid ones are kept, at
+    /// most `maxRecentlyValid` (then it starts over), so a flood of records only costs hits.
+    private static let recentlyValid = Mutex(Set<[UInt8]>())
+    static let maxRecentlyValid = 1 << 16
 
     private static func privateKeyHandle(_ privateKey: [UInt8]) -> OpaquePointer? {
         guard privateKey.count == keyLength else { return nil }

@@ -80,7 +80,7 @@ extension ExpertHost {
         } catch {
             metrics.increment("declarations_total", labels: ["outcome": "failed"])
             declarationProblem.withLock { $0 = "the last declaration in the DHT failed: \(error)" }
-            logger.warning("cannot declare experts in the DHT; will retry", ["error": "\(error)"])
+            logger.warning("cannot declare experts in the DHT; will retry", ["error": explained(error)])
             return false
         }
     }

@@ -82,3 +82,12 @@ public struct Logger: Sendable {
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
     }
 }
+
+/// An error as an operator's log or a CLI's user should read it: a refusal by
+/// another service or DHT node with that peer's own message, which answers to
+/// API callers never relay (see `HTTPClientError`).
+public func explained(_ error: any Error) -> String {
+    if let error = error as? HTTPClientError { return error.detailedDescription }
+    if let error = error as? DHTClientError { return error.detailedDescription }
+    return "\(error)"
+}

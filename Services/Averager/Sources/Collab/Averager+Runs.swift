@@ -188,7 +188,7 @@ extension Averager {
                 try await dht.declare(key: tracker.progressKey, subkey: subkey, value: value, expiration: expiration, signedBy: identity)
             } catch {
                 failed.append(subkey)
-                logger.warning("cannot publish progress in the DHT", ["run": tracker.run, "error": "\(error)"])
+                logger.warning("cannot publish progress in the DHT", ["run": tracker.run, "error": explained(error)])
             }
         }
         if !failed.isEmpty { tracker.unpublished(failed) }
@@ -199,7 +199,7 @@ extension Averager {
             let members = try await dht.members(key: tracker.progressKey)
             tracker.update(remote: members.compactMap { TrainerProgress(subkey: $0.subkey, json: $0.value) })
         } catch {
-            logger.warning("cannot read progress from the DHT", ["run": tracker.run, "error": "\(error)"])
+            logger.warning("cannot read progress from the DHT", ["run": tracker.run, "error": explained(error)])
         }
     }
 

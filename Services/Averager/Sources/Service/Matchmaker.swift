@@ -170,7 +170,7 @@ actor Matchmaker {
         do {
             try await dht.declare(key: key, name: me, value: true, expiration: expiration, signedBy: identity)
         } catch {
-            logger.warning("cannot declare in the DHT", ["key": key, "error": "\(error)"])
+            logger.warning("cannot declare in the DHT", ["key": key, "error": explained(error)])
         }
     }
 

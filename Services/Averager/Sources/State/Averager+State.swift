@@ -39,7 +39,7 @@ extension Averager {
             try await dht.declare(key: StateLoader.donorKey(prefix), name: me, value: .double(snapshot.priority),
                                   expiration: Clock.epoch + configuration.declareStatePeriod, signedBy: identity)
         } catch {
-            logger.warning("cannot declare state in the DHT", ["prefix": prefix, "error": "\(error)"])
+            logger.warning("cannot declare state in the DHT", ["prefix": prefix, "error": explained(error)])
         }
     }
 

@@ -191,10 +191,16 @@ import Testing
         clock.advance(1)
         tracker.missed([Substring(third)])
         #expect(tracker.partnerAveragers() == [Substring(Self.other)])
+        #expect(tracker.hasMissedPartners)
+        // Looking for a group right now (its trainer is blocked in a step, waiting for us): waited for again.
+        #expect(tracker.partnerAveragers(lookingNow: [Substring(third)]) == [Substring(Self.other), Substring(third)])
+        #expect(tracker.partnerAveragers(lookingNow: [Substring(Identity().ownerMarker)]) == [Substring(Self.other)],
+                "an averager outside the run is no partner")
         // Its trainer reports again: it is waited for again.
         clock.advance(1)
         tracker.update(remote: [Self.remote("b", epoch: 2, samples: 0, time: clock.now - 2), Self.remote("d", epoch: 3, samples: 5, time: clock.now, owner: third)])
         #expect(tracker.partnerAveragers() == [Substring(Self.other), Substring(third)])
+        #expect(!tracker.hasMissedPartners)
     }
 
     @Test func recordsArePublishedWhenChangedAndRenewedAtHalfTheirLifetime() throws {

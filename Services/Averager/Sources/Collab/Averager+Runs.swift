@@ -123,7 +123,11 @@ extension Averager {
         let codec = submissions.first?.codec ?? .none
 
         _ = await deadline.run { await self.fetchProgress(tracker) }  // partners as of now, not as of the last periodic read
-        let partners = tracker.partnerAveragers()
+        var lookingNow: Set<Substring> = []
+        if tracker.hasMissedPartners, let members = await deadline.run({ await self.lookingForGroup(prefix: "\(tracker.run)_grads") }) {
+            lookingNow = Set((members ?? []).compactMap { TrainerProgress.ownerMarker(ofSubkey: $0.subkey) })
+        }
+        let partners = tracker.partnerAveragers(lookingNow: lookingNow)
         var outcome = "local"
         var groupSize = 1
         var groupEpoch = epoch
@@ -165,8 +169,15 @@ extension Averager {
         let tracker = try collaborativeRun(run).tracker
         await fetchProgress(tracker)
         guard tracker.global().peers == 0 else { return true }
-        guard let members = try? await dht.members(key: try await groupKey(of: prefix)) else { return true }
-        return members.contains { $0.peer != peerID && $0.value == .bool(true) }
+        guard let members = await lookingForGroup(prefix: prefix) else { return true }
+        return !members.isEmpty
+    }
+
+    /// The other averagers declared as looking for a group under `prefix`'s current key, or nil
+    /// when the DHT cannot be read.
+    func lookingForGroup(prefix: String) async -> [DHTMember]? {
+        guard let key = try? await groupKey(of: prefix), let members = try? await dht.members(key: key) else { return nil }
+        return members.filter { $0.peer != peerID && $0.value == .bool(true) }
     }
 
     // MARK: - Progress in the DHT

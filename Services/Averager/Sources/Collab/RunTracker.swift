@@ -190,12 +190,26 @@ public final class RunTracker: Sendable {
     /// step, as the reference's synchronous default). An averager that missed
     /// a step is not waited for again until its trainers report anew, so a
     /// dead trainer costs the others one averaging timeout, not one per step.
-    public func partnerAveragers() -> Set<Substring> {
+    /// - Parameter lookingNow: owner markers of averagers looking for a group under the run's
+    ///   prefix right now. One of them that missed a step is waited for again all the same: its
+    ///   trainer is blocked in a step of its own, waiting for us, so it cannot report anew (without
+    ///   this, one failed round could leave the two averaging alone, each in turn, for good).
+    public func partnerAveragers(lookingNow: Set<Substring> = []) -> Set<Substring> {
         state.withLock { state in
             Set(state.remote.filter { record in
                 guard let owner = record.ownerMarker else { return false }
-                return state.missedAt[String(owner)].map { record.time > $0 } ?? true
+                return lookingNow.contains(owner) || state.missedAt[String(owner)].map { record.time > $0 } ?? true
             }.compactMap(\.ownerMarker))
+        }
+    }
+
+    /// Whether some partner is not waited for because it missed a step.
+    public var hasMissedPartners: Bool {
+        state.withLock { state in
+            state.remote.contains { record in
+                guard let owner = record.ownerMarker, let missed = state.missedAt[String(owner)] else { return false }
+                return record.time <= missed
+            }
         }
     }
 

@@ -56,7 +56,10 @@ public struct TrainerProgress: Sendable, Equatable {
     }
 
     /// The owner marker that starts the subkey (`[owner:...]`), or nil.
-    public var ownerMarker: Substring? {
+    public var ownerMarker: Substring? { Self.ownerMarker(ofSubkey: subkey) }
+
+    /// The owner marker that starts `subkey`, or nil (also for an averager's group declaration).
+    public static func ownerMarker(ofSubkey subkey: String) -> Substring? {
         guard subkey.hasPrefix("[owner:"), let end = subkey.firstIndex(of: "]") else { return nil }
         return subkey[...end]
     }

@@ -54,6 +54,12 @@ def test_a_moderated_swarm_serves_its_members_only(tmp_path: Path) -> None:
         assert info["address"] == averager.replace("://", f"://{info['peer_id']}@", 1)
         # The peer address as groups name the averager reaches it too (the peer id is not sent).
         assert AveragerClient(info["address"], transport=inside).info()["peer_id"] == info["peer_id"]
+        # The same address naming another member (the DHT node) is refused before anything is sent:
+        # the certificate there holds the averager's key, not that member's.
+        dht_peer = DHTClient(dht, transport=inside).node()["public_key"]
+        with pytest.raises(MeshError) as impostor:
+            AveragerClient(averager.replace("://", f"://{dht_peer}@", 1), transport=inside).info()
+        assert impostor.value.code == "untrusted" and info["peer_id"] in impostor.value.message, impostor.value.message
 
         # A server that is no member of this swarm is not trusted.
         with LocalMesh(bin_dir()) as other:

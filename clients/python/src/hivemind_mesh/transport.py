@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import requests
+import urllib3
 
 from .errors import MeshError
 
@@ -64,8 +65,11 @@ class Swarm:
     authorities are not consulted); ``certificate`` (from ``hivemind swarm admit``) and ``identity`` (its key)
     are presented on every call as the TLS client certificate. Without them, calls get 401 ``membership_required``.
 
-    Unlike the Swift services, this client checks membership, not a peer's key: it calls a peer address
-    (``https://PEER_ID@host:port``, as records name peers) as any member at that address."""
+    A peer address (``https://PEER_ID@host:port``, as records name peers) is called only if the server's
+    certificate holds that peer's key, checked after the handshake and before the request is sent, as
+    the Swift services check it. (Servers whose certificate an operator issued, ``--tls-cert``, vouch
+    for it with their identity card; this client does not read those cards, and refuses such a server
+    at a peer address.)"""
 
     ca: str
     certificate: Optional[str] = None
@@ -100,8 +104,46 @@ class _SwarmAdapter(requests.adapters.HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-#: A peer id where a URL's user name goes: never sent.
-_PEER_ID = re.compile(r"^(https?://)[0-9A-Fa-f]{64}@")
+#: A peer id where a URL's user name goes: checked against the server's certificate, never sent.
+_PEER_ID = re.compile(r"^(https?://)([0-9A-Fa-f]{64})@([^/]+)")
+
+#: An Ed25519 key's SubjectPublicKeyInfo up to the key's 32 bytes (RFC 8410), as a member's certificate holds it.
+_ED25519_KEY_INFO = bytes.fromhex("302a300506032b6570032100")
+
+
+def certificate_key(der: bytes) -> Optional[str]:
+    """The Ed25519 public key (hex) a DER certificate holds, or None if it holds another kind of key."""
+    at = der.find(_ED25519_KEY_INFO)
+    start = at + len(_ED25519_KEY_INFO)
+    return der[start:start + 32].hex() if at >= 0 and len(der) >= start + 32 else None
+
+
+class _PinnedConnection(urllib3.connection.HTTPSConnection):
+    """A connection that, once its handshake is done and before a request is sent, checks that the
+    server's certificate holds ``peer``'s key (set on a subclass per peer)."""
+
+    peer = ""
+
+    def connect(self) -> None:
+        super().connect()
+        key = certificate_key(self.sock.getpeercert(binary_form=True) or b"")  # type: ignore[union-attr]
+        if key != self.peer:
+            self.close()
+            raise ssl.SSLError(f"the server's certificate holds {'the key ' + key if key else 'no Ed25519 key'}, "
+                               f"not the peer {self.peer} its address names")
+
+
+class _PinnedAdapter(_SwarmAdapter):
+    """A swarm adapter for one peer address: its connections check the server's key (`_PinnedConnection`)."""
+
+    def __init__(self, context: ssl.SSLContext, peer: str) -> None:
+        connection = type("PinnedConnection", (_PinnedConnection,), {"peer": peer})
+        self.pool = type("PinnedPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": connection})
+        super().__init__(context)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme, "https": self.pool}
 
 
 @dataclass
@@ -120,19 +162,33 @@ class Transport:
             if self.swarm is not None:
                 session.verify = self.swarm.ca
                 session.mount("https://", _SwarmAdapter(self.swarm.context()))
-            self._local.session, self._local.pid = session, os.getpid()
+            self._local.session, self._local.pid, self._local.pinned = session, os.getpid(), {}
         return session
+
+    def _pin(self, session: requests.Session, origin: str, peer: str) -> None:
+        """Calls to ``origin`` (``https://host:port``) go through an adapter that checks ``peer``'s key."""
+        pinned: Dict[str, str] = self._local.pinned
+        if pinned.get(origin) != peer:
+            assert self.swarm is not None
+            session.mount(origin + "/", _PinnedAdapter(self.swarm.context(), peer))
+            pinned[origin] = peer
 
     def send(self, method: str, url: str, *, timeout: float, params: Optional[Mapping[str, Any]] = None,
              json: Any = None, data: Optional[bytes] = None, headers: Optional[Mapping[str, str]] = None,
              ok: Iterable[int] = ()) -> Answer:
         """One request; raises :class:`MeshError` for no answer, a body over the cap, or an error status not in ``ok``."""
-        url = _PEER_ID.sub(r"\1", url)
+        session = self.session()
+        pinned = _PEER_ID.match(url)
+        url = _PEER_ID.sub(r"\1\3", url)
+        if pinned and pinned.group(1) == "https://" and self.swarm is not None:
+            self._pin(session, "https://" + pinned.group(3), pinned.group(2).lower())
         try:
-            response = self.session().request(method, url, params=_query(params), json=json, data=data, headers=headers,
-                                              timeout=(min(CONNECT_TIMEOUT, timeout), timeout), stream=True)
+            response = session.request(method, url, params=_query(params), json=json, data=data, headers=headers,
+                                       timeout=(min(CONNECT_TIMEOUT, timeout), timeout), stream=True)
         except requests.Timeout as error:
             raise MeshError("timeout", f"no answer within {timeout} s: {error}", None, url) from None
+        except requests.exceptions.SSLError as error:
+            raise MeshError("untrusted", f"the server is not the one asked for: {error}", None, url) from None
         except requests.RequestException as error:
             raise MeshError("unreachable", str(error), None, url) from None
         try:

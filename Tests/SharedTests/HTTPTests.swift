@@ -101,24 +101,14 @@ func exampleRoutes(_ router: inout Router) {
     }
 
     @Test func refusedConnectionIsTyped() async throws {
-        // A port bound but not listening refuses connections, and nothing else can take it meanwhile
-        // (a stopped server's port can go to another test's server at once).
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        try #require(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let refusing = try BoundPort()
+        let port = refusing.port
         await #expect {
             _ = try await HTTPClient.shared.get("http://127.0.0.1:\(port)/healthz", timeout: 2)
         } throws: { error in
             (error as? HTTPClientError)?.kind == .connectionRefused
         }
+        withExtendedLifetime(refusing) {}
     }
 
     static let errorCases: [(name: String, request: HTTPClientRequest, status: Int, code: String, mentions: String)] = [

@@ -11,6 +11,7 @@ from typing import Any, List
 import pytest
 
 from hivemind_mesh import AveragerClient, DHTClient, LocalMesh, MeshError, Swarm, Transport
+from hivemind_mesh import transport as transport_module
 
 from .conftest import bin_dir
 
@@ -67,3 +68,14 @@ def test_a_moderated_swarm_serves_its_members_only(tmp_path: Path) -> None:
             with pytest.raises(MeshError) as untrusted:
                 DHTClient(foreign, transport=inside).node()
             assert untrusted.value.status is None and "certificate" in untrusted.value.message.lower()
+
+
+def test_key_checking_adapters_are_bounded(tmp_path: Path) -> None:
+    """Peer addresses come from records anyone writes: a session keeps at most MAX_PINNED_ORIGINS of them."""
+    hivemind(tmp_path, "swarm", "init")
+    transport = Transport(swarm=Swarm(str(tmp_path / "swarm.crt")))
+    session = transport.session()
+    for index in range(transport_module.MAX_PINNED_ORIGINS + 10):
+        transport._pin(session, f"https://10.0.{index // 250}.{index % 250}:8000", "a" * 64)
+    pinned = [prefix for prefix in session.adapters if prefix.startswith("https://10.")]
+    assert 0 < len(pinned) <= transport_module.MAX_PINNED_ORIGINS

@@ -124,8 +124,8 @@ extension Averager {
 
         _ = await deadline.run { await self.fetchProgress(tracker) }  // partners as of now, not as of the last periodic read
         var lookingNow: Set<Substring> = []
-        if tracker.hasMissedPartners, let members = await deadline.run({ await self.lookingForGroup(prefix: "\(tracker.run)_grads") }) {
-            lookingNow = Set((members ?? []).compactMap { TrainerProgress.ownerMarker(ofSubkey: $0.subkey) })
+        if tracker.hasMissedPartners, let members = await deadline.run({ await self.lookingForGroup(prefix: "\(tracker.run)_grads") }) ?? nil {
+            lookingNow = Set(members.compactMap { TrainerProgress.ownerMarker(ofSubkey: $0.subkey) })
         }
         let partners = tracker.partnerAveragers(lookingNow: lookingNow)
         var outcome = "local"

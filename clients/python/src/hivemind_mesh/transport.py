@@ -26,6 +26,8 @@ OCTETS = "application/octet-stream"
 DEFAULT_MAX_RESPONSE_BYTES = 256 << 20
 #: Seconds allowed to open a connection, whatever the call's own timeout.
 CONNECT_TIMEOUT = 5.0
+#: Peer addresses (host and port) a thread's session keeps a key-checking adapter for, at most.
+MAX_PINNED_ORIGINS = 256
 
 URLs = Union[str, Sequence[str]]
 
@@ -170,6 +172,11 @@ class Transport:
         pinned: Dict[str, str] = self._local.pinned
         if pinned.get(origin) != peer:
             assert self.swarm is not None
+            if origin not in pinned and len(pinned) >= MAX_PINNED_ORIGINS:
+                # Peer addresses come from records anyone can write: the adapters start over rather than pile up.
+                for known in pinned:
+                    session.adapters.pop(known + "/").close()
+                pinned.clear()
             session.mount(origin + "/", _PinnedAdapter(self.swarm.context(), peer))
             pinned[origin] = peer
 

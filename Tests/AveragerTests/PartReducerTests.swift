@@ -43,16 +43,6 @@ import Shared
         #expect(reducer.excluded == [3] && reducer.isComplete)
     }
 
-    @Test func aSenderNotHeardFromYetHasTheFirstPartGraceMore() {
-        var reducer = PartReducer(parts: [(index: 4, count: 3)], senders: [0, 1], aggregation: .mean, senderTimeout: 2,
-                                  firstPartGrace: 6, now: 0)
-        _ = reducer.deliver(part: 4, sender: 0, weight: 1, values: Self.vector([1, 1, 1]), now: 0.5)
-        // Member 1 may not know yet that the group began: 2 s of silence are not enough to exclude it.
-        #expect(reducer.excludeSilentSenders(now: 7.9).isEmpty && reducer.excluded.isEmpty)
-        #expect(reducer.excludeSilentSenders(now: 8.1).map(\.contributors) == [[0]])
-        #expect(reducer.excluded == [1])
-    }
-
     @Test func aSenderWaitingForItsResultsIsNotSilent() {
         var reducer = Self.reducer(timeout: 2)
         _ = reducer.deliver(part: 4, sender: 0, weight: 1, values: Self.vector([1, 1, 1]), now: 0)

@@ -52,16 +52,13 @@ public struct PartReducer: Sendable {
     ///   - parts: the parts this member reduces, with their element counts.
     ///   - senders: member indices of the group's senders (every member but auxiliaries).
     ///   - now: seconds on a monotonic clock; the senders' silence is measured from here.
-    ///   - firstPartGrace: seconds more for a sender's first part: a follower may learn that its
-    ///     group began only at its second try (the leader's word queued behind its parts on a slow link).
-    public init(parts: [(index: Int, count: Int)], senders: [Int], aggregation: Aggregation, senderTimeout: Double,
-                firstPartGrace: Double = 0, now: Double) {
+    public init(parts: [(index: Int, count: Int)], senders: [Int], aggregation: Aggregation, senderTimeout: Double, now: Double) {
         self.senders = Set(senders)
         self.aggregation = aggregation
         self.senderTimeout = senderTimeout
         partCounts = Dictionary(uniqueKeysWithValues: parts.map { ($0.index, $0.count) })
         pending = Dictionary(uniqueKeysWithValues: parts.map { ($0.index, PartState(count: $0.count)) })
-        lastActivity = Dictionary(uniqueKeysWithValues: senders.map { ($0, now + firstPartGrace) })
+        lastActivity = Dictionary(uniqueKeysWithValues: senders.map { ($0, now) })
         inFlight = Dictionary(uniqueKeysWithValues: senders.map { ($0, 0) })
     }
 

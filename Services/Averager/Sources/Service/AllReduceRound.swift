@@ -148,8 +148,7 @@ struct AllReduceRound {
     /// silent senders and a timer that completes everything at the deadline.
     private func startReducing(_ parts: [Int], senderTimeout: Double, deadline: Double) -> (session: ReducerSession, helpers: [Task<Void, Never>]) {
         let reducer = PartReducer(parts: parts.map { ($0, plan.parts[$0].count) }, senders: senders,
-                                  aggregation: settings.aggregation, senderTimeout: senderTimeout,
-                                  firstPartGrace: 2 * settings.requestTimeout, now: Clock.now)
+                                  aggregation: settings.aggregation, senderTimeout: senderTimeout, now: Clock.now)
         let session = ReducerSession(group: group, index: index, reducer: reducer)
         registry.register(session, for: group.groupID)
         let tick = max(0.01, min(0.25, senderTimeout / 4))

@@ -81,7 +81,7 @@ public struct AveragerConfiguration: Sendable {
         OptionSpec("clip-tau", default: "1", help: "centered-clip radius"),
         OptionSpec("clip-iterations", default: "20", help: "centered-clip iterations"),
         OptionSpec("parts-in-flight", default: "4", help: "part requests a sender keeps in flight per reducer"),
-        OptionSpec("sender-timeout", default: "5", help: "seconds a silent sender is waited for before it is excluded, at least: each round raises it for the bytes it moves on its members' measured links, up to --allreduce-timeout; a sender's first part gets 2 x --request-timeout more"),
+        OptionSpec("sender-timeout", default: "5", help: "seconds a silent sender is waited for before it is excluded, at least: each round raises it for the bytes it moves on its members' measured links, up to --allreduce-timeout"),
         OptionSpec("allreduce-timeout", default: "30", help: "seconds an all-reduce may take once the group is assembled"),
         OptionSpec("default-timeout", default: "30", help: "seconds a call may take when it names no timeout"),
         OptionSpec("non-finite", default: "refuse", help: "tensors with NaN or infinities: refuse (422) or exclude (weight 0, reported)"),

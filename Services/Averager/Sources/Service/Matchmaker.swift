@@ -271,7 +271,7 @@ actor Matchmaker {
         let outcome: LeaderOutcome
         do {
             // The leader decides by its expiration, which is before ours; its word may then queue behind
-            // its first parts on a slow uplink, hence two request timeouts more (the reducers' first-part grace).
+            // its first parts on a slow uplink, hence two request timeouts more.
             let timeout = max(0, request.expiration - Clock.epoch) + 2 * requestTimeout
             let body: JSON = ["peer": .string(me), "group_key": .string(request.groupKey)]
             outcome = try LeaderOutcome(json: try await http.send("POST", "\(leader)/v1/matchmaking/await", json: body, timeout: timeout, maxResponseBytes: Self.maxAnswerBytes).json())

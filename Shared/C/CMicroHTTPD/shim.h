@@ -102,6 +102,13 @@ static inline gnutls_datum_t *cmhd_new_ticket_key(void) {
     return key;
 }
 
+/// Wipes and frees a key from `cmhd_new_ticket_key` (once the daemon that used it has stopped).
+static inline void cmhd_free_ticket_key(gnutls_datum_t *key) {
+    if (!key) return;
+    if (key->data) { gnutls_memset(key->data, 0, key->size); gnutls_free(key->data); }
+    free(key);
+}
+
 /// Sets up a new TLS connection before its handshake (from the connection's
 /// STARTED notification): reads go through `cmhd_tls_pull`, and session
 /// tickets under `ticket_key` are issued. Returns the state to pass to

@@ -141,6 +141,8 @@ public final class HTTPServer: @unchecked Sendable {
 
     deinit {
         assert(daemon == nil || stopped.load(ordering: .relaxed), "HTTPServer must be stopped before it is released")
+        // A running daemon may still seal tickets with the key: then it is left to the process's end.
+        if daemon == nil || stopped.load(ordering: .relaxed) { cmhd_free_ticket_key(ticketKey) }
     }
 
     /// Stops gracefully: accepts no new connection (and answers new requests

@@ -223,7 +223,10 @@ public final class HTTPClient: Sendable {
 }
 
 /// `curl_global_init` must run once before any other libcurl call.
-private let curlGlobalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
+private let curlGlobalInit: Void = {
+    OpenSSLLibrary.initialized
+    curl_global_init(Int(CURL_GLOBAL_ALL))
+}()
 
 /// The owner of the multi handle.
 private final class CURLMultiHandle: @unchecked Sendable {

@@ -95,10 +95,11 @@ public struct ServiceOptions: Sendable {
         self.values = values
     }
 
-    /// Reads the process's own arguments and environment and installs the
+    /// Sets up libcrypto (`OpenSSLLibrary`), reads the process's own arguments and environment and installs the
     /// process's `EgressPolicy` from them (before any call goes out); prints
     /// usage or the error and exits (0 for --help, 2 otherwise) when they are not usable.
     public static func parseOrExit(service: String, specs: [OptionSpec]) -> ServiceOptions {
+        OpenSSLLibrary.initialized
         do {
             let options = try ServiceOptions(service: service, specs: OptionSpec.common + specs,
                                              arguments: Array(CommandLine.arguments.dropFirst()), environment: processEnvironment())

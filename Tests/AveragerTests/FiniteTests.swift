@@ -1,4 +1,5 @@
 import Testing
+import Shared
 @testable import Averager
 
 struct FiniteTests {
@@ -17,7 +18,7 @@ struct FiniteTests {
             }
         }
         #expect(Finite.all([]))
-        var generator = SystemRandomNumberGenerator()
+        var generator = SystemRandom()
         let random = (0..<10_000).map { _ in Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &generator)) }
         #expect(Finite.all(random) == random.allSatisfy { $0.isFinite })
     }

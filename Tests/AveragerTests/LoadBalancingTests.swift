@@ -1,4 +1,5 @@
 import Testing
+import Shared
 @testable import Averager
 
 @Suite struct LoadBalancingTests {
@@ -38,7 +39,7 @@ import Testing
     }
 
     @Test func sharesAlwaysSumToTheTotal() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SystemRandom()
         for _ in 0..<200 {
             let total = Int.random(in: 1...10_000_000, using: &generator)
             let bandwidths = (0..<Int.random(in: 1...64, using: &generator)).map { _ -> Double? in

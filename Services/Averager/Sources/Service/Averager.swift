@@ -52,7 +52,7 @@ public final class Averager: Sendable {
     /// A node or auxiliary is known by its peer address (pinned to its identity);
     /// a client, which nobody calls, by a random id.
     public func start(address: String) {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SystemRandom()
         let peer = configuration.mode == .client ? "client-" + Hashing.randomHex(bytes: 8, using: &generator) : address
         self.peer.withLock { $0 = $0 ?? peer }
     }

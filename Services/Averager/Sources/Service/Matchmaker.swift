@@ -58,7 +58,7 @@ actor Matchmaker {
     private var unresolved: (leader: PeerID, request: JoinRequest)?
     /// A group our leader began after our search had its answer: we take part all the same.
     private var lateGroup: GroupInfo?
-    private var generator = SystemRandomNumberGenerator()
+    private var generator = SystemRandom()
 
     init(state: MatchmakingState, dht: any AveragerDHT, identity: Identity, http: HTTPClient, minMatchmakingTime: Double,
          roundTrips: RoundTrips = RoundTrips(), logger: Logger, metrics: Metrics) {

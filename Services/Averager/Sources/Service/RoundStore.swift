@@ -28,7 +28,7 @@ final class RoundStore: Sendable {
     /// Starts `work` in the background; returns the round's id.
     /// - Throws: `AveragerError` `.tooMany` while `limit` rounds are running.
     func schedule(_ work: @escaping @Sendable () async throws(AveragerError) -> AverageResult) throws(AveragerError) -> String {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SystemRandom()
         let id = Hashing.randomHex(bytes: 8, using: &generator)
         try entries.withLock { state throws(AveragerError) in
             if state.rounds.count >= limit {

@@ -73,7 +73,7 @@ extension Averager {
             (bounds, partial) = (range, true)
         }
         // A request that names no downloader needs a free slot but holds none afterwards.
-        var generator = SystemRandomNumberGenerator()
+        var generator = SystemRandom()
         try states.admit(requester ?? Hashing.randomHex(bytes: 8, using: &generator), prefix: prefix,
                          finished: requester == nil || bounds.upperBound >= size)
         metrics.increment("state_downloads_total", labels: ["result": "served"])

@@ -33,7 +33,7 @@ struct StateLoader {
         do { members = try await dht.members(key: Self.donorKey(prefix)) } catch {
             throw AveragerError(.unavailable, "cannot read the donors of '\(prefix)' from the DHT: \(error)")
         }
-        var generator = SystemRandomNumberGenerator()
+        var generator = SystemRandom()
         let donors = Self.order(members, excluding: me, using: &generator)
         guard !donors.isEmpty else { throw AveragerError(.notFound, "no averager shares state for prefix '\(prefix)'") }
         var failures: [String] = []

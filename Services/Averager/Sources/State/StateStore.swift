@@ -33,7 +33,7 @@ final class StateStore: Sendable {
     /// Replaces the state of `prefix`.
     /// - Throws: `AveragerError` `.insufficientStorage` when a new prefix or the bytes would pass the limits.
     func put(prefix: String, bytes: [UInt8], priority: Double) throws(AveragerError) -> Snapshot {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SystemRandom()
         let snapshot = Snapshot(bytes: bytes, version: Hashing.randomHex(bytes: 8, using: &generator), priority: priority)
         try snapshots.withLock { snapshots throws(AveragerError) in
             guard snapshots[prefix] != nil || snapshots.count < limits.maxStates else {

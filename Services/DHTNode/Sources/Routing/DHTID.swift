@@ -72,7 +72,7 @@ public struct DHTID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// A random id from the system's generator (a node's id without an identity).
     public static func random() -> DHTID {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SystemRandom()
         return random(using: &generator)
     }
 

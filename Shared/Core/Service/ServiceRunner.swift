@@ -45,8 +45,10 @@ public enum ServiceRunner {
             details["peer_id"] = .string(security.identity.peerID)
             readiness.release("started")
         } catch {
-            logger.error("cannot start", ["reason": "\(error)"])
+            // Stopped before the message is made: held across that await until exit(1), its string was
+            // reported as leaked by LeakSanitizer.
             await server.stop(timeout: 1)
+            logger.error("cannot start", ["reason": "\(error)"])
             exit(1)
         }
         serveUntilTerminated(options, server: server, url: url, grace: grace, logger: logger, details: details, onStop: onStop)

@@ -84,7 +84,7 @@ extension DHTTests {
             #expect(summary["legit_stored"] == 200 && summary["legit_read"] == 200, "\(summary)")
             let info = try await HTTPClient.shared.get("\(node.url)/v1/node").json()
             #expect(info["records"] == 5_200)
-            #expect(peak > 0 && peak < 300 << 20, "peak RSS \(peak >> 20) MiB")
+            #expect(peak > 0 && (peak < 300 << 20 || Sanitizer.isActive), "peak RSS \(peak >> 20) MiB")
         }
 
         @Test func aFullNodeRefusesWith507AndKeepsWhatItHolds() async throws {
@@ -269,7 +269,7 @@ extension DHTTests {
             let info = try await HTTPClient.shared.get("\(node.url)/v1/node").json()
             print("hivemind-dht filled to its default limits (\(info["records"] ?? .null) records): peak RSS \(peak >> 20) MiB; statuses \(result.stdout)")
             #expect(result.status == 0 && info["records"] == 49_995, "\(result.stderr.suffix(1000))")
-            #expect(peak < 300 << 20, "peak RSS \(peak >> 20) MiB")
+            #expect(peak < 300 << 20 || Sanitizer.isActive, "peak RSS \(peak >> 20) MiB")
         }
     }
 }

@@ -1,5 +1,5 @@
 import Testing
-import SharedCore
+@testable import SharedCore
 
 /// Ed25519 and SHA-1 over libcrypto, against published answers: RFC 8032
 /// section 7.1 (tests 1 and 2, also checked with Python's `cryptography`) and
@@ -44,5 +44,52 @@ import SharedCore
     @Test func sha1OfABC() {
         #expect(SHA1Digest.hash(Array("abc".utf8)).hexString == "a9993e364706816aba3e25717850c26c9cd0d89d")
         #expect(SHA1Digest.hash([]).hexString == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+    }
+}
+
+/// The table of recently valid signatures: what it remembers, what replaces what, and that its
+/// memory is fixed.
+@Suite struct RecentSignaturesTests {
+    /// A digest whose slot bits (bytes 16..<24) are `slot` and whose tag starts with `tag`.
+    static func digest(slot: UInt8, tag: UInt8) -> [UInt8] {
+        var bytes = [UInt8](repeating: 7, count: 32)
+        bytes[0] = tag
+        bytes[16..<24] = [0, 0, 0, 0, 0, 0, 0, slot][...]
+        return bytes
+    }
+
+    @Test func remembersWhatWasInsertedAndNothingElse() {
+        var table = RecentSignatures(slots: 8)
+        let a = Self.digest(slot: 1, tag: 1), b = Self.digest(slot: 2, tag: 1)
+        #expect(!table.contains(a))
+        table.insert(a)
+        #expect(table.contains(a) && !table.contains(b))
+        // Same slot, another tag: not a match.
+        #expect(!table.contains(Self.digest(slot: 1, tag: 2)))
+        // Slot bits past the table's size wrap: slot 9 of 8 is slot 1, and its tag differs.
+        #expect(!table.contains(Self.digest(slot: 9, tag: 2)))
+        #expect(!table.contains([1, 2, 3]))
+    }
+
+    @Test func aNewerDigestForTheSameSlotReplacesTheOlder() {
+        var table = RecentSignatures(slots: 8)
+        let older = Self.digest(slot: 3, tag: 1), newer = Self.digest(slot: 11, tag: 2)
+        table.insert(older)
+        table.insert(newer)
+        #expect(table.contains(newer) && !table.contains(older))
+    }
+
+    @Test func anEmptySlotMatchesNoDigest() {
+        let table = RecentSignatures(slots: 4)
+        #expect(!table.contains([UInt8](repeating: 0, count: 32)))
+    }
+
+    /// 100,000 different digests into 1,024 slots: exactly the last of each slot is remembered.
+    @Test func holdsOneDigestPerSlotHoweverManyArePut() {
+        var table = RecentSignatures(slots: 1024)
+        let digests = (0..<100_000).map { index in Array("record \(index)".utf8).withUnsafeBytes(MessageAuthentication.sha256) }
+        for digest in digests { table.insert(digest) }
+        #expect(table.contains(digests.last!))
+        #expect(digests.count { table.contains($0) } == 1024)
     }
 }

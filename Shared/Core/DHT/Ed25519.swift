@@ -47,19 +47,12 @@ public enum Ed25519 {
         defer { EVP_PKEY_free(key); EVP_MD_CTX_free(context) }
         guard EVP_DigestVerifyInit(context, nil, nil, nil, key) == 1,
               EVP_DigestVerify(context, signature, signatureLength, message, message.count) == 1 else { return false }
-        recentlyValid.withLock { valid in
-            if valid.count >= maxRecentlyValid { valid.removeAll(keepingCapacity: true) }
-            valid.insert(digest)
-        }
+        recentlyValid.withLock { $0.insert(digest) }
         return true
     }
 
-    /// Signatures verified lately, by the SHA-256 of key, signature and message: a DHT node and
-    /// its readers see the same records again and again (every replica's copy, every poll of a
-    /// group key), and a hash costs a fraction of a verification. Only valid ones are kept, at
-    /// most `maxRecentlyValid` (then it starts over), so a flood of records only costs hits.
-    private static let recentlyValid = Mutex(Set<[UInt8]>())
-    static let maxRecentlyValid = 1 << 16
+    /// Signatures verified lately, by the SHA-256 of key, signature and message: 65,536 slots, 1 MiB.
+    private static let recentlyValid = Mutex(RecentSignatures(slots: 1 << 16))
 
     private static func privateKeyHandle(_ privateKey: [UInt8]) -> OpaquePointer? {
         guard privateKey.count == keyLength else { return nil }

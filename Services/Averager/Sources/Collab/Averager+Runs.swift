@@ -123,8 +123,9 @@ extension Averager {
         let codec = submissions.first?.codec ?? .none
 
         _ = await deadline.run { await self.fetchProgress(tracker) }  // partners as of now, not as of the last periodic read
+        let prefix = "\(tracker.run)_grads"
         var lookingNow: Set<Substring> = []
-        if tracker.hasMissedPartners, let members = await deadline.run({ await self.lookingForGroup(prefix: "\(tracker.run)_grads") }) ?? nil {
+        if tracker.hasMissedPartners, let members = await deadline.run({ await self.lookingForGroup(prefix: prefix) }) ?? nil {
             lookingNow = Set(members.compactMap { TrainerProgress.ownerMarker(ofSubkey: $0.subkey) })
         }
         let partners = tracker.partnerAveragers(lookingNow: lookingNow)
@@ -134,7 +135,7 @@ extension Averager {
         if !partners.isEmpty {
             let names = tensors.keys.sorted()
             let wire = names.map { (name: $0, tensor: try! WireTensor(tensors[$0]!)) }  // float32 of finite values
-            let request = AverageRequest(prefix: "\(tracker.run)_grads", tensors: wire, weight: Double(samples), timeout: settings.averagingTimeout,
+            let request = AverageRequest(prefix: prefix, tensors: wire, weight: Double(samples), timeout: settings.averagingTimeout,
                                          codec: codec, metadata: ["epoch": .int(epoch), "trainers": .int(submissions.count),
                                                    "averager": .string(identity.ownerMarker)])
             do {

@@ -58,6 +58,13 @@ public final class RunTracker: Sendable {
         /// Partner averagers (owner markers) that missed a step, and when.
         var missedAt: [String: Double] = [:]
 
+        /// Whether `record`'s averager missed a step after the record was made (its trainers
+        /// have not reported since).
+        func isMissed(_ record: TrainerProgress) -> Bool {
+            guard let owner = record.ownerMarker, let missed = missedAt[String(owner)] else { return false }
+            return record.time <= missed
+        }
+
         func global(_ now: Double) -> GlobalProgress {
             GlobalProgress.estimate(remote + local.values.map(\.progress), targetBatchSize: settings.targetBatchSize,
                                     epochFloor: epochFloor, now: now, refresh: settings.refresh)
@@ -198,19 +205,14 @@ public final class RunTracker: Sendable {
         state.withLock { state in
             Set(state.remote.filter { record in
                 guard let owner = record.ownerMarker else { return false }
-                return lookingNow.contains(owner) || state.missedAt[String(owner)].map { record.time > $0 } ?? true
+                return lookingNow.contains(owner) || !state.isMissed(record)
             }.compactMap(\.ownerMarker))
         }
     }
 
     /// Whether some partner is not waited for because it missed a step.
     public var hasMissedPartners: Bool {
-        state.withLock { state in
-            state.remote.contains { record in
-                guard let owner = record.ownerMarker, let missed = state.missedAt[String(owner)] else { return false }
-                return record.time <= missed
-            }
-        }
+        state.withLock { state in state.remote.contains { state.isMissed($0) } }
     }
 
     /// Notes partners that did not join a step (none of their records is newer than now).

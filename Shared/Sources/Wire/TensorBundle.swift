@@ -32,13 +32,18 @@ public struct TensorBundle: Sendable, Equatable {
     static let codecKey = "compression"
     static let descriptorPrefix = "compression."
 
+    /// - Throws: `SafetensorsError` when `metadata` uses a key reserved for compression descriptions.
+    static func checkUnreserved(_ metadata: [String: String]) throws(SafetensorsError) {
+        if let reserved = metadata.keys.first(where: { $0 == codecKey || $0.hasPrefix(descriptorPrefix) }) {
+            throw SafetensorsError(.invalidMetadata, "metadata key '\(reserved)' is reserved for compression descriptions")
+        }
+    }
+
     /// Serializes the bundle as safetensors, compressing every tensor with `codec`.
     /// - Throws: `SafetensorsError` for duplicate names, names that collide with
     ///   another tensor's parts, reserved metadata keys, or inconsistent tensors.
     public func encode(codec: CompressionCodec = .none) throws(SafetensorsError) -> [UInt8] {
-        if let reserved = metadata.keys.first(where: { $0 == TensorBundle.codecKey || $0.hasPrefix(TensorBundle.descriptorPrefix) }) {
-            throw SafetensorsError(.invalidMetadata, "metadata key '\(reserved)' is reserved for compression descriptions")
-        }
+        try Self.checkUnreserved(metadata)
         var stored: [(name: String, source: Safetensors.Source)] = []
         var allMetadata = metadata
         if codec != .none { allMetadata[TensorBundle.codecKey] = codec.rawValue }
@@ -50,13 +55,7 @@ public struct TensorBundle: Sendable, Equatable {
                 continue
             }
             let compressed = try codec.compress(tensor)
-            for part in compressed.parts {
-                let partName = name + part.suffix
-                if !part.suffix.isEmpty, ownNames.contains(partName) {
-                    throw SafetensorsError(.invalidTensor, "tensor name '\(partName)' collides with a part of compressed tensor '\(name)'")
-                }
-                stored.append((partName, .wire(part.tensor)))
-            }
+            stored += try compressed.storedParts(as: name, besides: ownNames).map { ($0.name, .wire($0.tensor)) }
             allMetadata[TensorBundle.descriptorPrefix + name] = compressed.descriptor.serialized()
         }
         return try Safetensors.encode(stored, metadata: allMetadata)
@@ -75,13 +74,7 @@ public struct TensorBundle: Sendable, Equatable {
     public static func decode(_ buffer: UnsafeRawBufferPointer) throws(SafetensorsError) -> TensorBundle {
         let header = try SafetensorsHeader(buffer)
         var metadata = header.metadata
-        metadata[codecKey] = nil
-        var descriptors: [String: CompressedDescriptor] = [:]
-        for (key, value) in header.metadata where key.hasPrefix(descriptorPrefix) {
-            let name = String(key.dropFirst(descriptorPrefix.count))
-            descriptors[name] = try CompressedDescriptor(name: name, text: value)
-            metadata[key] = nil
-        }
+        let (descriptors, partNames) = try CompressedDescriptor.all(in: &metadata)
         var entries: [String: SafetensorsHeader.Entry] = [:]
         for entry in header.entries { entries[entry.name] = entry }
         /// Copies one stored tensor out of the buffer.
@@ -91,27 +84,10 @@ public struct TensorBundle: Sendable, Equatable {
             return WireTensor(unchecked: entry.dtype, entry.shape, bytes)
         }
 
-        // Every part of a described tensor must exist; parts are not tensors of their own.
-        var partNames: Set<String> = []
-        for (name, descriptor) in descriptors {
-            for suffix in descriptor.suffixes where !suffix.isEmpty { partNames.insert(name + suffix) }
-        }
         var tensors: [(name: String, tensor: Tensor)] = []
         for entry in header.entries where !partNames.contains(entry.name) {
             if let descriptor = descriptors[entry.name] {
-                var parts: [CompressedTensor.Part] = []
-                for suffix in descriptor.suffixes {
-                    guard let part = entries[entry.name + suffix] else {
-                        throw SafetensorsError(.invalidCompression, "compressed tensor '\(entry.name)' is missing its part '\(entry.name + suffix)'")
-                    }
-                    parts.append(.init(suffix, wire(part)))
-                }
-                let compressed = CompressedTensor(codec: descriptor.codec, shape: descriptor.shape, parts: parts, parameters: descriptor.parameters)
-                do {
-                    tensors.append((entry.name, try compressed.decompressed()))
-                } catch {
-                    throw SafetensorsError(.invalidCompression, "compressed tensor '\(entry.name)': \(error.message)")
-                }
+                tensors.append((entry.name, try descriptor.decompress(entry.name) { entries[$0].map(wire) }))
             } else if entry.dtype == .f32 {
                 tensors.append((entry.name, try directFloats(entry, buffer, header.dataStart)))
             } else {
@@ -122,9 +98,7 @@ public struct TensorBundle: Sendable, Equatable {
                 tensors.append((entry.name, try Tensor(wire(entry))))
             }
         }
-        if let orphan = descriptors.keys.sorted().first(where: { entries[$0] == nil }) {
-            throw SafetensorsError(.invalidCompression, "metadata describes compressed tensor '\(orphan)', but the payload has no tensor of that name")
-        }
+        try CompressedDescriptor.checkNoOrphans(descriptors) { entries[$0] != nil }
         return TensorBundle(tensors, metadata: metadata)
     }
 
@@ -143,8 +117,62 @@ public struct TensorBundle: Sendable, Equatable {
     }
 }
 
+extension CompressedTensor {
+    /// The parts as stored under `name` (`name`, `name.codebook`...).
+    /// - Throws: `SafetensorsError` when a part's name is one of `taken` (another tensor's).
+    func storedParts(as name: String, besides taken: Set<String>) throws(SafetensorsError) -> [(name: String, tensor: WireTensor)] {
+        try parts.map { part throws(SafetensorsError) in
+            let partName = name + part.suffix
+            if !part.suffix.isEmpty, taken.contains(partName) {
+                throw SafetensorsError(.invalidTensor, "tensor name '\(partName)' collides with a part of compressed tensor '\(name)'")
+            }
+            return (partName, part.tensor)
+        }
+    }
+}
+
 /// A `compression.<name>` metadata entry, parsed and checked.
 struct CompressedDescriptor {
+    /// The descriptors in `metadata`, by tensor name, and the names of their
+    /// extra parts (which are not tensors of their own); the `compression`
+    /// keys are taken out of `metadata`.
+    static func all(in metadata: inout [String: String]) throws(SafetensorsError) -> (descriptors: [String: CompressedDescriptor], partNames: Set<String>) {
+        metadata[TensorBundle.codecKey] = nil
+        var descriptors: [String: CompressedDescriptor] = [:]
+        var partNames: Set<String> = []
+        for (key, value) in metadata where key.hasPrefix(TensorBundle.descriptorPrefix) {
+            let name = String(key.dropFirst(TensorBundle.descriptorPrefix.count))
+            let descriptor = try CompressedDescriptor(name: name, text: value)
+            descriptors[name] = descriptor
+            for suffix in descriptor.suffixes where !suffix.isEmpty { partNames.insert(name + suffix) }
+            metadata[key] = nil
+        }
+        return (descriptors, partNames)
+    }
+
+    /// Every described tensor must be in the payload (`exists`).
+    static func checkNoOrphans(_ descriptors: [String: CompressedDescriptor], exists: (String) -> Bool) throws(SafetensorsError) {
+        if let orphan = descriptors.keys.sorted().first(where: { !exists($0) }) {
+            throw SafetensorsError(.invalidCompression, "metadata describes compressed tensor '\(orphan)', but the payload has no tensor of that name")
+        }
+    }
+
+    /// Rebuilds the float32 tensor `name` from its parts, which `part` looks up by name.
+    func decompress(_ name: String, part: (String) -> WireTensor?) throws(SafetensorsError) -> Tensor {
+        var parts: [CompressedTensor.Part] = []
+        for suffix in suffixes {
+            guard let tensor = part(name + suffix) else {
+                throw SafetensorsError(.invalidCompression, "compressed tensor '\(name)' is missing its part '\(name + suffix)'")
+            }
+            parts.append(.init(suffix, tensor))
+        }
+        do {
+            return try CompressedTensor(codec: codec, shape: shape, parts: parts, parameters: parameters).decompressed()
+        } catch {
+            throw SafetensorsError(.invalidCompression, "compressed tensor '\(name)': \(error.message)")
+        }
+    }
+
     let codec: CompressionCodec
     let shape: [Int]
     let suffixes: [String]

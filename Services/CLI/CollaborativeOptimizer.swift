@@ -22,6 +22,8 @@ struct CollaborativeOptimizer {
     let averagingTimeout: Double
     /// Compression of the step's all-reduce between averagers.
     var codec: CompressionCodec = .none
+    /// Compression of the state downloaded from a peer.
+    var stateCodec: CompressionCodec = .none
     /// The averager's `--run-token`, for the calls that change what others download.
     let runToken: String?
     private let http = HTTPClient.shared
@@ -86,7 +88,8 @@ struct CollaborativeOptimizer {
 
     /// The latest state a peer shares, or nil if none does.
     func loadState() async -> [UInt8]? {
-        let request = HTTPClientRequest(method: "POST", url: "\(averager)/v1/state/load?prefix=\(statePrefix)&timeout=5", timeout: 15)
+        let request = HTTPClientRequest(method: "POST", url: "\(averager)/v1/state/load?prefix=\(statePrefix)&timeout=5&codec=\(stateCodec.rawValue)",
+                                        timeout: 15)
         return try? await http.send(request).body
     }
 }

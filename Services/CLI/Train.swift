@@ -36,6 +36,7 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("optimizer", default: "gradients", help: "gradients (average gradients at each epoch's end, then step) or local-updates (step on every batch, average parameters at each epoch's end)"),
         OptionSpec("target-batch-size", default: "128", help: "samples the whole run processes per collaborative epoch"),
         OptionSpec("grad-compression", default: "none", help: "codec of the all-reduce at each epoch's end (none, float16, bfloat16, mean_std_16bit, uniform_8bit, quantile_8bit, blockwise_8bit): 8-bit moves a quarter of the bytes over slow links"),
+        OptionSpec("state-compression", default: "none", help: "codec of the state a late or lagging trainer downloads from a peer (the same names): float32 tensors of 1024 values or more travel compressed, all else exact (counters, biases, Adam's second moments)"),
         OptionSpec("delay-grad-averaging", help: "overlap averaging with compute: an epoch's gradients average in the background while the next epoch computes, and apply one step late (the reference's delay_grad_averaging and delay_optimizer_step; gradients mode)", isSwitch: true),
         OptionSpec("averaging-timeout", default: "5", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
         OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
@@ -74,6 +75,8 @@ struct TrainerConfiguration {
     let delayGradAveraging: Bool
     /// Compression of the all-reduce between averagers at each epoch's end.
     let gradCompression: CompressionCodec
+    /// Compression of the state downloaded from a peer.
+    let stateCompression: CompressionCodec
     let run: String
     let runToken: String?
     let initSeed: UInt64
@@ -119,6 +122,9 @@ struct TrainerConfiguration {
         delayGradAveraging = try options.bool("delay-grad-averaging")
         do { gradCompression = try CompressionCodec(parsing: options.string("grad-compression") ?? "none") } catch {
             throw OptionError("--grad-compression: \(error.message)")
+        }
+        do { stateCompression = try CompressionCodec(parsing: options.string("state-compression") ?? "none") } catch {
+            throw OptionError("--state-compression: \(error.message)")
         }
         if delayGradAveraging, mode != .gradients {
             throw OptionError("--delay-grad-averaging overlaps gradient averaging; it needs --optimizer gradients, not \(mode.rawValue)")

@@ -44,7 +44,8 @@ struct Trainer {
         optimizer = try Optimizer(rule: .adam(), learningRate: config.learningRate)
         collaboration = config.averager.map {
             CollaborativeOptimizer(averager: $0, run: config.run, trainer: config.name, targetBatchSize: config.targetBatchSize,
-                                   averagingTimeout: config.averagingTimeout, codec: config.gradCompression, runToken: config.runToken)
+                                   averagingTimeout: config.averagingTimeout, codec: config.gradCompression,
+                                   stateCodec: config.stateCompression, runToken: config.runToken)
         }
         if let collaboration {
             do { try await collaboration.configure() } catch { log("cannot configure run \(config.run) on the averager: \(explained(error)); training alone until it answers") }

@@ -55,6 +55,41 @@ extension Averagers {
             }
         }
 
+        /// A newcomer that asks for float16 gets the donor's file back with its
+        /// large float32 tensor rounded to float16 and the rest exact, and the
+        /// donor sends about half the bytes; the compressed representation has a
+        /// tag of its own, so that its chunks are ranges of one representation.
+        @Test func aNewcomerCanAskForACompressedState() async throws {
+            var configuration = AveragerConfiguration.test()
+            configuration.stateChunkBytes = 16 << 10
+            let state = try Self.state(8, elements: 64 << 10)
+            try await AveragerCluster.with(Array(repeating: configuration, count: 2)) { cluster in
+                try await Self.put(cluster, 0, state)
+                let sentBefore = cluster.averagers[0].metrics.value("bytes_sent_total")
+                let response = try await cluster.trainer.post("\(cluster.urls[1])/v1/state/load?prefix=run&timeout=20&codec=float16", bytes: [], timeout: 30)
+                let sent = cluster.averagers[0].metrics.value("bytes_sent_total") - sentBefore
+                let original = try Safetensors.decode(state), loaded = try Safetensors.decode(response.body)
+                #expect(loaded.metadata == original.metadata && loaded["half"] == original["half"] && loaded["step"] == original["step"])
+                let before = try Tensor(original["weights"]!), after = try Tensor(try #require(loaded["weights"]))
+                #expect(loaded["weights"]?.dtype == .f32 && after.shape == before.shape)
+                let worst = zip(before.scalars, after.scalars).map { abs($0 - $1) / max(abs($0), 1e-4) }.max() ?? 1
+                #expect(worst <= 1.0 / 2048 && worst > 0, "relative error \(worst): float16 rounds to 11 significant bits")
+                // 256 KiB of float32 weights and 128 KiB of float16: 384 KiB whole, 256 KiB compressed.
+                #expect(abs(sent / Double(state.count) - 2.0 / 3) < 0.01, "the donor sent \(sent) of \(state.count) bytes")
+
+                let url = "\(cluster.urls[0])/v1/state?prefix=run&codec=uniform_8bit"
+                let first = try await cluster.trainer.send(HTTPClientRequest(url: url, headers: [("Range", "bytes=0-99")]))
+                let tag = try #require(first.headers["etag"])
+                #expect(tag.hasSuffix("-uniform_8bit\""))
+                let rest = try await cluster.trainer.send(HTTPClientRequest(url: url, headers: [("Range", "bytes=100-"), ("If-Match", tag)]))
+                let whole = try StateCompression.decompress(first.body + rest.body)
+                #expect(try Safetensors.decode(whole)["step"] == original["step"])
+                await #expect {
+                    _ = try await cluster.trainer.get("\(cluster.urls[0])/v1/state?prefix=run&codec=zip")
+                } throws: { ($0 as? HTTPClientError)?.status == 400 && ($0 as? HTTPClientError)?.serverMessage.contains("uniform_8bit") == true }
+            }
+        }
+
         @Test func withoutDonorsLoadingSaysSo() async throws {
             try await AveragerCluster.with([.test()]) { cluster in
                 await #expect { _ = try await Self.load(cluster, 0) } throws: { error in

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hivemind_mesh import AveragerClient, DHTClient, ExpertHostClient, GatewayClient, MeshError, MixtureSettings
-from hivemind_mesh.safetensors import encode
+from hivemind_mesh.safetensors import decode, encode
 
 from .conftest import FFN_UIDS, GRID, HIDDEN
 
@@ -82,6 +82,13 @@ def test_averaging_rounds_and_shared_state(mesh):
     loaded, donor = b.load_state("client-state", timeout=10)
     assert loaded == body and donor == a.info()["address"]  # the donor as groups name it: its URL with its peer id
     assert b.load_state("client-nobody", timeout=1) is None
+    # Under a codec, large float32 tensors travel as float16 and come back float32; small ones exact.
+    weights = np.random.default_rng(5).standard_normal(4096).astype(np.float32)
+    a.share_state(encode({"w": weights, "step": np.array(70001, np.float32)}, {"epoch": "4"}), "client-state-16")
+    loaded, _ = b.load_state("client-state-16", timeout=10, codec="float16")
+    tensors, metadata = decode(loaded)
+    assert tensors["w"].dtype == np.float32 and metadata == {"epoch": "4"} and tensors["step"] == 70001
+    np.testing.assert_array_equal(tensors["w"], weights.astype(np.float16).astype(np.float32))
     assert a.info()["mode"] == "node"
 
 

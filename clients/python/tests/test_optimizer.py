@@ -208,8 +208,16 @@ def test_load_state_from_peers_restores_parameters_and_optimizer_state_exactly(m
             assert torch.equal(got["optimizer"]["state"][index][key], value), key
     assert got["optimizer"]["param_groups"][0]["lr"] == expected["optimizer"]["param_groups"][0]["lr"] == 0.01 * 0.5 ** 3
     assert got["scheduler"] == expected["scheduler"]
+    # Under a codec too: this model's tensors are all below the 1024 values a codec compresses, so still exact.
+    compressed = Optimizer(run_id="opt-state", target_batch_size=3, optimizer=lambda p: torch.optim.Adam(p, lr=0.5),
+                           params=torch.nn.Linear(4, 2).named_parameters(), averager=mesh.averagers[1], batch_size_per_step=3,
+                           trainer="compressed", tracker_opts=TRACKER, load_state_compression="uniform_8bit")
+    assert compressed.load_state_from_peers()
+    for name, value in expected["parameters"].items():
+        assert torch.equal(compressed.state_dict()["parameters"][name], value)
     donor.shutdown()
     newcomer.shutdown()
+    compressed.shutdown()
 
 
 def diloco_trainer(name, averager, barrier, queue, rounds):

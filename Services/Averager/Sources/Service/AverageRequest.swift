@@ -49,8 +49,7 @@ public struct AverageRequest: Sendable {
             throw AveragerError(.unprocessable, "weight must be a finite number >= 0, got \(request.query["weight"] ?? "")")
         }
         let timeout = try request.query["timeout"].map { text throws(AveragerError) in try Self.timeout(text) }
-        let codec: CompressionCodec
-        do { codec = try CompressionCodec(parsing: request.query["codec"] ?? "none") } catch { throw AveragerError(.badRequest, error.message) }
+        let codec = try request.codec()
         let (tensors, metadata) = try Self.readTensors(request.body)
         var gathered: JSON = .null
         if let text = metadata["gather"] {

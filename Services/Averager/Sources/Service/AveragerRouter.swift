@@ -75,11 +75,12 @@ public enum AveragerRouter {
             return .json(["version": .string(snapshot.version), "bytes": .int(snapshot.bytes.count), "priority": .double(snapshot.priority)])
         }
         add("GET", "/v1/state") { request throws(AveragerError) in
-            try averager.serveState(prefix: try request.prefix(), requester: request.headers["x-hivemind-peer"], headers: request.headers)
+            try await averager.serveState(prefix: try request.prefix(), requester: request.headers["x-hivemind-peer"], headers: request.headers,
+                                          codec: try request.codec())
         }
         add("POST", "/v1/state/load") { request throws(AveragerError) in
             let timeout = try request.query["timeout"].map(AverageRequest.timeout) ?? averager.configuration.defaultTimeout
-            let (bytes, donor) = try await averager.loadState(prefix: try request.prefix(), timeout: timeout)
+            let (bytes, donor) = try await averager.loadState(prefix: try request.prefix(), timeout: timeout, codec: try request.codec())
             var response = HTTPResponse.bytes(bytes)
             response.headers.append(("X-Hivemind-Donor", donor))
             return response
@@ -116,11 +117,9 @@ public enum AveragerRouter {
                 return value
             }
             let (epoch, samples) = (try integer("epoch"), try integer("samples"))
-            let codec: CompressionCodec
-            do throws(SafetensorsError) { codec = try CompressionCodec(parsing: request.query["codec"] ?? "none") } catch { throw AveragerError(.badRequest, error.message) }
             let (tensors, _) = try AverageRequest.readTensors(request.body)
             let outcome = try await averager.step(run: request.parameter("run"), trainer: trainer, epoch: epoch, samples: samples,
-                                                  tensors: tensors, codec: codec)
+                                                  tensors: tensors, codec: try request.codec())
             var response: HTTPResponse
             do throws(SafetensorsError) {
                 var wire: [(name: String, tensor: WireTensor)] = []
@@ -201,5 +200,10 @@ extension HTTPRequest {
         }
         try GroupKey.validate(prefix: prefix)
         return prefix
+    }
+
+    /// The optional `codec` query parameter (`none` when absent), else 400 naming the codecs.
+    func codec() throws(AveragerError) -> CompressionCodec {
+        do { return try CompressionCodec(parsing: query["codec"] ?? "none") } catch { throw AveragerError(.badRequest, error.message) }
     }
 }

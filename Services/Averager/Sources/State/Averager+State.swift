@@ -48,17 +48,21 @@ extension Averager {
     /// - Parameters:
     ///   - requester: the newcomer's id (`X-Hivemind-Peer`), which holds a download slot across chunks.
     ///   - headers: the request's headers (`Range`, `If-Match`, `If-None-Match`, `If-Range`), names lowercased.
-    func serveState(prefix: String, requester: String?, headers: [String: String]) throws(AveragerError) -> HTTPResponse {
+    ///   - codec: how to send the state (`StateRequest` then applies to that representation, whose tag names the codec).
+    func serveState(prefix: String, requester: String?, headers: [String: String],
+                    codec: CompressionCodec = .none) async throws(AveragerError) -> HTTPResponse {
         guard let snapshot = states.snapshot(prefix) else {
             throw AveragerError(.notFound, "this averager holds no state for prefix '\(prefix)'")
         }
-        let size = snapshot.bytes.count
-        let tag = ("ETag", "\"\(snapshot.version)\"")
+        if codec != .none { try states.checkRoom(for: requester, prefix: prefix) }
+        let (bytes, version) = try await states.representation(snapshot, prefix: prefix, codec: codec)
+        let size = bytes.count
+        let tag = ("ETag", "\"\(version)\"")
         var bounds = 0..<size
         var partial = false
-        switch try StateRequest.answer(headers: headers, etag: snapshot.version, size: size) {
+        switch try StateRequest.answer(headers: headers, etag: version, size: size) {
         case .preconditionFailed:
-            throw AveragerError(.stateChanged, "If-Match names none of the current version \"\(snapshot.version)\" of the state of "
+            throw AveragerError(.stateChanged, "If-Match names none of the current version \"\(version)\" of the state of "
                 + "'\(prefix)': it changed since the download began; start again")
         case .notModified:
             return HTTPResponse(status: 304, headers: [tag], body: [])
@@ -78,7 +82,7 @@ extension Averager {
                          finished: requester == nil || bounds.upperBound >= size)
         metrics.increment("state_downloads_total", labels: ["result": "served"])
         metrics.increment("bytes_sent_total", by: Double(bounds.count))
-        var response = HTTPResponse.bytes(Array(snapshot.bytes[bounds]), status: partial ? 206 : 200)
+        var response = HTTPResponse.bytes(Array(bytes[bounds]), status: partial ? 206 : 200)
         response.headers += [tag, ("Accept-Ranges", "bytes"), ("X-Hivemind-State-Priority", "\(snapshot.priority)")]
         if partial {
             response.headers.append(("Content-Range", "bytes \(bounds.lowerBound)-\(bounds.upperBound - 1)/\(size)"))
@@ -88,14 +92,15 @@ extension Averager {
 
     /// Downloads the latest state of `prefix` from the donors (`POST /v1/state/load`),
     /// answering within `timeout` seconds of the call's arrival whatever the DHT and the donors do.
+    /// With a `codec` the donors send it compressed (`StateCompression`), and it is rebuilt here.
     /// - Throws: `AveragerError`: 404 without donors, 503 when every donor failed or stayed busy,
     ///   504 (`timeout`) when the deadline passed while reading the DHT.
-    func loadState(prefix: String, timeout: Double) async throws(AveragerError) -> (bytes: [UInt8], donor: PeerID) {
+    func loadState(prefix: String, timeout: Double, codec: CompressionCodec = .none) async throws(AveragerError) -> (bytes: [UInt8], donor: PeerID) {
         try GroupKey.validate(prefix: prefix)
         guard let me = peerID else { throw AveragerError(.unavailable, "the averager is not listening yet") }
         let deadline = Deadline(after: timeout)
         let loader = StateLoader(me: me, dht: dht, http: http, chunkBytes: configuration.stateChunkBytes, chunkTimeout: configuration.requestTimeout,
-                                 maxStateBytes: configuration.limits.maxStateBytes)
+                                 maxStateBytes: configuration.limits.maxStateBytes, codec: codec)
         let outcome = await deadline.run(cancellingLateWork: true) { () async -> Result<(bytes: [UInt8], donor: PeerID), AveragerError> in
             do throws(AveragerError) { return .success(try await loader.load(prefix: prefix, deadline: deadline.instant)) } catch { return .failure(error) }
         }

@@ -12,6 +12,8 @@ struct StateLoader {
     let chunkTimeout: Double
     /// The largest state downloaded: a donor announcing more is not believed.
     let maxStateBytes: Int
+    /// How the donors are asked to send the state (`StateCompression`).
+    var codec: CompressionCodec = .none
 
     /// The DHT key under which donors of `prefix` declare their priority.
     static func donorKey(_ prefix: String) -> String { "\(prefix).all_averagers" }
@@ -25,7 +27,7 @@ struct StateLoader {
     }
 
     /// Downloads the state of `prefix` before `deadline` (monotonic seconds).
-    /// - Returns: the donor's bytes, exactly as it stored them, and the donor.
+    /// - Returns: the donor's bytes, exactly as it stored them (up to the codec's error), and the donor.
     /// - Throws: `AveragerError`: `.notFound` when no donor is declared,
     ///   `.unavailable` when every donor failed or stayed busy until the deadline.
     func load(prefix: String, deadline: Double) async throws(AveragerError) -> (bytes: [UInt8], donor: PeerID) {
@@ -41,7 +43,12 @@ struct StateLoader {
             var anyBusy = false
             for donor in donors where Clock.now < deadline {
                 do {
-                    return (try await download(prefix: prefix, from: donor, deadline: deadline), donor)
+                    do {
+                        return (try await download(prefix: prefix, from: donor, codec: codec, deadline: deadline), donor)
+                    } catch where error.kind == .unprocessable {
+                        // This donor's state cannot travel compressed: take it as it is.
+                        return (try await download(prefix: prefix, from: donor, codec: .none, deadline: deadline), donor)
+                    }
                 } catch where error.kind == .busy {
                     anyBusy = true
                 } catch {
@@ -57,7 +64,7 @@ struct StateLoader {
     }
 
     /// Fetches one donor's snapshot chunk by chunk, pinned to its first version.
-    private func download(prefix: String, from donor: PeerID, deadline: Double) async throws(AveragerError) -> [UInt8] {
+    private func download(prefix: String, from donor: PeerID, codec: CompressionCodec, deadline: Double) async throws(AveragerError) -> [UInt8] {
         var bytes: [UInt8] = []
         var version: String?
         var total = Int.max
@@ -68,10 +75,15 @@ struct StateLoader {
             let response: HTTPClientResponse
             do {
                 // A chunk is at most what was asked for: a donor that sends more is cut off there.
-                response = try await http.send(HTTPClientRequest(url: "\(donor)/v1/state?prefix=\(prefix)", headers: headers, timeout: timeout,
+                response = try await http.send(HTTPClientRequest(url: "\(donor)/v1/state?prefix=\(prefix)&codec=\(codec.rawValue)", headers: headers, timeout: timeout,
                                                                  maxResponseBytes: chunkBytes))
             } catch {
-                throw AveragerError(error.status == 503 && error.code == "busy" ? .busy : .unavailable, error.message)
+                let kind: AveragerError.Kind = switch (error.status, error.code) {
+                case (503, "busy"): .busy
+                case (422, _) where codec != .none: .unprocessable
+                default: .unavailable
+                }
+                throw AveragerError(kind, error.message)
             }
             guard let range = response.headers["content-range"], let slash = range.lastIndex(of: "/"),
                   let size = Int(range[range.index(after: slash)...]), size >= 0 else {
@@ -87,6 +99,11 @@ struct StateLoader {
             bytes += response.body
             guard !response.body.isEmpty || bytes.count >= total else { throw AveragerError(.unavailable, "the donor sent an empty chunk") }
         }
-        return bytes
+        guard codec != .none else { return bytes }
+        do {
+            return try StateCompression.decompress(bytes, maxBytes: maxStateBytes)
+        } catch {
+            throw AveragerError(.unavailable, "the donor's compressed state does not decode within --max-state-bytes (\(maxStateBytes)): \(error.message)")
+        }
     }
 }

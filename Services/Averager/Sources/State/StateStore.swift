@@ -22,6 +22,10 @@ final class StateStore: Sendable {
     private let maxDownloads: Int
     private let limits: AveragerLimits
     private let snapshots = Mutex<[String: Snapshot]>([:])
+    /// Per prefix: the current snapshot under the two codecs asked for last,
+    /// by tag, as work that concurrent askers share (made once per version and
+    /// codec, each no larger than the state; dropped at every put).
+    private let compressed = Mutex<[String: [(tag: String, work: Task<Result<[UInt8], AveragerError>, Never>)]]>([:])
     /// Per prefix: the newcomers downloading, and when each last asked.
     private let downloads = Mutex<[String: [String: Double]]>([:])
 
@@ -46,7 +50,37 @@ final class StateStore: Sendable {
             }
             snapshots[prefix] = snapshot
         }
+        compressed.withLock { $0[prefix] = nil }
         return snapshot
+    }
+
+    /// What `GET /v1/state` serves of `snapshot` under `codec` (`StateCompression`),
+    /// and its entity tag: the version, and the codec's name after a dash unless
+    /// `.none`. Compressed bytes are kept, so that a newcomer's byte ranges all
+    /// come from one representation made once (compression is deterministic,
+    /// so one made again after an eviction has the same bytes).
+    /// - Throws: `AveragerError` `.unprocessable` when the state cannot be compressed.
+    func representation(_ snapshot: Snapshot, prefix: String, codec: CompressionCodec) async throws(AveragerError) -> (bytes: [UInt8], tag: String) {
+        guard codec != .none else { return (snapshot.bytes, snapshot.version) }
+        let tag = "\(snapshot.version)-\(codec.rawValue)"
+        let work = compressed.withLock { kept in
+            var entries = (kept[prefix] ?? []).filter { $0.tag.hasPrefix(snapshot.version + "-") }
+            if let index = entries.firstIndex(where: { $0.tag == tag }) {
+                entries.append(entries.remove(at: index))
+            } else {
+                let bytes = snapshot.bytes
+                entries.append((tag, Task.detached(priority: .utility) { () -> Result<[UInt8], AveragerError> in
+                    do throws(SafetensorsError) { return .success(try StateCompression.compress(bytes, codec: codec)) } catch {
+                        return .failure(AveragerError(.unprocessable, "cannot send the state of '\(prefix)' with codec \(codec.rawValue): "
+                            + "\(error.message); ask with codec=none"))
+                    }
+                }))
+                if entries.count > 2 { entries.removeFirst() }
+            }
+            kept[prefix] = entries
+            return entries.last!.work
+        }
+        return (try await work.value.get(), tag)
     }
 
     /// The state of `prefix`, if any.
@@ -66,8 +100,22 @@ final class StateStore: Sendable {
             downloads[prefix] = active
             return true
         }
-        guard admitted else {
-            throw AveragerError(.busy, "this donor serves \(maxDownloads) downloads of '\(prefix)' already; try another donor or retry shortly")
+        guard admitted else { throw busy(prefix) }
+    }
+
+    /// Checks, taking nothing, that `requester` (nil: anyone) holds a slot for `prefix` or could take one:
+    /// a busy donor says so before it does any work for the request.
+    /// - Throws: `AveragerError` `.busy` otherwise.
+    func checkRoom(for requester: String?, prefix: String) throws(AveragerError) {
+        let now = Clock.now
+        let room = downloads.withLock { downloads in
+            let active = (downloads[prefix] ?? [:]).filter { now - $0.value < Self.idleDownload }
+            return requester.map { active[$0] != nil } == true || active.count < maxDownloads
         }
+        guard room else { throw busy(prefix) }
+    }
+
+    private func busy(_ prefix: String) -> AveragerError {
+        AveragerError(.busy, "this donor serves \(maxDownloads) downloads of '\(prefix)' already; try another donor or retry shortly")
     }
 }

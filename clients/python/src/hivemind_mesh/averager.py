@@ -74,9 +74,14 @@ class AveragerClient(ServiceClient):
         body = state if isinstance(state, (bytes, bytearray)) else encode_bundle(state)
         return self.call("PUT", "/v1/state", data=body, headers=HEADERS, params={"prefix": prefix, "priority": priority}).json()
 
-    def load_state(self, prefix: str, *, timeout: float = 30) -> Optional[Tuple[bytes, str]]:
-        """The latest state a donor shares (its bytes, exactly) and the donor; None if nobody shares one."""
-        answer = self.call("POST", "/v1/state/load", params={"prefix": prefix, "timeout": timeout}, timeout=timeout + 15, ok=(404,))
+    def load_state(self, prefix: str, *, timeout: float = 30, codec: str = "none") -> Optional[Tuple[bytes, str]]:
+        """The latest state a donor shares and the donor; None if nobody shares one.
+
+        The bytes are the donor's exactly, unless a ``codec`` compressed its float32 tensors of 1024 values or more
+        on the way (then those are within the codec's error, and the file is float32 as it was).
+        """
+        answer = self.call("POST", "/v1/state/load", params={"prefix": prefix, "timeout": timeout, "codec": check_codec(codec)},
+                           timeout=timeout + 15, ok=(404,))
         return None if answer.status == 404 else (answer.body, answer.headers.get("X-Hivemind-Donor", ""))
 
     def state(self, prefix: str) -> bytes:

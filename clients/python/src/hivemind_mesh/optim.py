@@ -76,6 +76,8 @@ class Optimizer:
         load_state_timeout: seconds to download peers' state.
         grad_compression: codec of the averaged gradients (``"float16"``, ``"uniform_8bit"``...; see codecs.CODECS).
         state_averaging_compression: codec of the averaged parameters in local-updates mode.
+        load_state_compression: codec of the state downloaded from a peer (float32 tensors of 1024 values or more;
+            the rest travels exact, Adam's second moments included).
         average_opt_statistics: optimizer state keys (e.g. ``("exp_avg_sq",)``) averaged with the parameters
             in local-updates mode.
         delay_grad_averaging: average each epoch's gradients in the background while the next epoch computes,
@@ -94,7 +96,7 @@ class Optimizer:
                  averager: Union[URLs, AveragerClient], params: Params = None, batch_size_per_step: Optional[int] = None,
                  scheduler: Any = None, use_local_updates: bool = False, averaging_timeout: float = 30.0,
                  load_state_timeout: float = 60.0, grad_compression: str = "none", state_averaging_compression: str = "none",
-                 average_opt_statistics: Sequence[str] = (), delay_grad_averaging: bool = False,
+                 load_state_compression: str = "none", average_opt_statistics: Sequence[str] = (), delay_grad_averaging: bool = False,
                  delay_optimizer_step: Optional[bool] = None, client_mode: Optional[bool] = None,
                  matchmaking_time: Optional[float] = None, tracker_opts: Optional[Mapping[str, float]] = None,
                  trainer: Optional[str] = None, verbose: bool = False) -> None:
@@ -115,6 +117,7 @@ class Optimizer:
         self._pending: Optional[Future] = None
         self.averaging_timeout, self.load_state_timeout = averaging_timeout, load_state_timeout
         self.grad_compression, self.state_averaging_compression = check_codec(grad_compression), check_codec(state_averaging_compression)
+        self.load_state_compression = check_codec(load_state_compression)
         self.client = averager if isinstance(averager, AveragerClient) else AveragerClient(averager)
         self.trainer = trainer or f"trainer-{uuid.uuid4().hex[:10]}"
         self.tracker_opts = dict(tracker_opts or {})
@@ -185,7 +188,7 @@ class Optimizer:
     def load_state_from_peers(self, epoch: Optional[int] = None) -> bool:
         """Replaces parameters, optimizer and scheduler state with the newest a peer shares; False if none does."""
         try:
-            loaded = self.client.load_state(self.state_prefix, timeout=self.load_state_timeout)
+            loaded = self.client.load_state(self.state_prefix, timeout=self.load_state_timeout, codec=self.load_state_compression)
         except MeshError as error:
             logger.warning("[%s] cannot load the peers' state: %s", self.trainer, error)
             loaded = None

@@ -70,6 +70,28 @@ def test_a_moderated_swarm_serves_its_members_only(tmp_path: Path) -> None:
             assert untrusted.value.status is None and "certificate" in untrusted.value.message.lower()
 
 
+def test_a_member_with_an_operators_certificate_is_reached_at_its_peer_address(tmp_path: Path) -> None:
+    """A service serving an operator's certificate (``--tls-cert``, here P-256) vouches for its key with its
+    identity card; the client accepts that key at the service's peer address, and at no other peer's."""
+    hivemind(tmp_path, "swarm", "init")
+    ca = str(tmp_path / "swarm.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                    "-keyout", str(tmp_path / "operator.key"), "-out", str(tmp_path / "operator.crt"), "-subj", "/CN=dht.example"],
+                   check=True, capture_output=True)
+    with LocalMesh(bin_dir()) as local:
+        key, certificate = member(tmp_path, "dht")
+        url = local.start("hivemind-dht", "--identity", key, "--swarm-ca", ca, "--swarm-cert", certificate,
+                          "--tls-cert", str(tmp_path / "operator.crt"), "--tls-key", str(tmp_path / "operator.key")).url
+        peer = hivemind(tmp_path, "identity", "--identity", "dht.key")["peer_id"]
+        trainer_key, trainer_certificate = member(tmp_path, "trainer")
+        inside = Transport(swarm=Swarm(ca, trainer_certificate, trainer_key))
+        assert DHTClient(url.replace("://", f"://{peer}@", 1), transport=inside).node()["public_key"] == peer
+        other = hivemind(tmp_path, "identity", "--identity", "other.key")["peer_id"]
+        with pytest.raises(MeshError) as impostor:
+            DHTClient(url.replace("://", f"://{other}@", 1), transport=inside).node()
+        assert impostor.value.code == "untrusted" and "no card of that peer vouches" in impostor.value.message, impostor.value.message
+
+
 def test_key_checking_adapters_are_bounded(tmp_path: Path) -> None:
     """Peer addresses come from records anyone writes: a session keeps at most MAX_PINNED_ORIGINS of them."""
     hivemind(tmp_path, "swarm", "init")

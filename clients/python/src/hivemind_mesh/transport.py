@@ -8,18 +8,21 @@ so connections are reused across calls of the same thread.
 """
 from __future__ import annotations
 
+import http.client
 import json as jsonlib
 import os
 import re
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import requests
 import urllib3
 
 from .errors import MeshError
+from .identity import certificate_key, key_pin, vouched_pin
 
 OCTETS = "application/octet-stream"
 #: Largest response body read by default (the services' own default body limit).
@@ -68,10 +71,9 @@ class Swarm:
     are presented on every call as the TLS client certificate. Without them, calls get 401 ``membership_required``.
 
     A peer address (``https://PEER_ID@host:port``, as records name peers) is called only if the server's
-    certificate holds that peer's key, checked after the handshake and before the request is sent, as
-    the Swift services check it. (Servers whose certificate an operator issued, ``--tls-cert``, vouch
-    for it with their identity card; this client does not read those cards, and refuses such a server
-    at a peer address.)"""
+    certificate holds that peer's key, or a key the peer's signed identity card vouches for (a server with
+    an operator's certificate, ``--tls-cert``), checked after the handshake and before the request is sent,
+    as the Swift services check it. The key is the check there: no authority or name is consulted."""
 
     ca: str
     certificate: Optional[str] = None
@@ -83,11 +85,14 @@ class Swarm:
         ca = os.environ.get("HIVEMIND_SWARM_CA")
         return cls(ca, os.environ.get("HIVEMIND_SWARM_CERT"), os.environ.get("HIVEMIND_IDENTITY")) if ca else None
 
-    def context(self) -> ssl.SSLContext:
+    def context(self, *, pinned: bool = False) -> ssl.SSLContext:
+        """The TLS context of calls; ``pinned`` for a peer address, whose key is checked instead of the chain."""
         if bool(self.certificate) != bool(self.identity):
             raise ValueError("a swarm membership needs both the certificate and the identity key it admits")
         context = ssl.create_default_context(cafile=self.ca)
         context.check_hostname = False
+        if pinned:
+            context.verify_mode = ssl.CERT_NONE
         if self.certificate:
             context.load_cert_chain(self.certificate, self.identity)
         return context
@@ -109,30 +114,75 @@ class _SwarmAdapter(requests.adapters.HTTPAdapter):
 #: A peer id where a URL's user name goes: checked against the server's certificate, never sent.
 _PEER_ID = re.compile(r"^(https?://)([0-9A-Fa-f]{64})@([^/]+)")
 
-#: An Ed25519 key's SubjectPublicKeyInfo up to the key's 32 bytes (RFC 8410), as a member's certificate holds it.
-_ED25519_KEY_INFO = bytes.fromhex("302a300506032b6570032100")
-
-
-def certificate_key(der: bytes) -> Optional[str]:
-    """The Ed25519 public key (hex) a DER certificate holds, or None if it holds another kind of key."""
-    at = der.find(_ED25519_KEY_INFO)
-    start = at + len(_ED25519_KEY_INFO)
-    return der[start:start + 32].hex() if at >= 0 and len(der) >= start + 32 else None
+#: Per peer, the key pins its identity card vouched for, and when its card was last asked for (at most once a
+#: minute, as the Swift services ask); kept for MAX_PINNED_ORIGINS peers at most.
+_VOUCHED: Dict[str, Set[str]] = {}
+_ASKED: Dict[str, float] = {}
+_VOUCHED_LOCK = threading.Lock()
+#: The largest identity card read.
+_MAX_CARD_BYTES = 64 << 10
 
 
 class _PinnedConnection(urllib3.connection.HTTPSConnection):
     """A connection that, once its handshake is done and before a request is sent, checks that the
-    server's certificate holds ``peer``'s key (set on a subclass per peer)."""
+    server's certificate holds ``peer``'s key, or a key ``peer`` vouches for (set on a subclass per peer)."""
 
     peer = ""
 
     def connect(self) -> None:
+        # The key is the check: no chain (requests would ask for one with the swarm's root), no name.
+        self.cert_reqs, self.ca_certs = "CERT_NONE", None
         super().connect()
-        key = certificate_key(self.sock.getpeercert(binary_form=True) or b"")  # type: ignore[union-attr]
-        if key != self.peer:
-            self.close()
-            raise ssl.SSLError(f"the server's certificate holds {'the key ' + key if key else 'no Ed25519 key'}, "
-                               f"not the peer {self.peer} its address names")
+        certificate = self.sock.getpeercert(binary_form=True) or b""  # type: ignore[union-attr]
+        key = certificate_key(certificate)
+        if key == self.peer:
+            self.is_verified = True
+            return
+        try:
+            pin: Optional[str] = key_pin(certificate)
+        except ValueError:
+            pin = None
+        with _VOUCHED_LOCK:
+            known = pin in _VOUCHED.get(self.peer, set())
+        if pin is not None and (known or self._vouches_for(pin)):
+            self.is_verified = True
+            return
+        self.close()
+        raise ssl.SSLError(f"the server's certificate holds {'the key ' + key if key else 'no Ed25519 key'}, "
+                           f"not the peer {self.peer} its address names, and no card of that peer vouches for it")
+
+    def _vouches_for(self, pin: str) -> bool:
+        """Whether the peer's identity card, asked on a connection of its own (it checks nothing: the card is
+        signed) within CONNECT_TIMEOUT, vouches for the key ``pin``; remembered if so."""
+        with _VOUCHED_LOCK:
+            if time.monotonic() - _ASKED.get(self.peer, -60.0) < 60 or getattr(self, "_tunnel_host", None):
+                return False  # asked lately, or behind a proxy (the card is asked for directly)
+            if self.peer not in _ASKED and len(_ASKED) >= MAX_PINNED_ORIGINS:
+                _ASKED.clear()
+                _VOUCHED.clear()
+            _ASKED[self.peer] = time.monotonic()
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        connection = http.client.HTTPSConnection(self.host, self.port, timeout=CONNECT_TIMEOUT, context=self.ssl_context)
+        try:
+            connection.request("GET", "/v1/identity")
+            response = connection.getresponse()
+            body = b""
+            while len(body) <= _MAX_CARD_BYTES and time.monotonic() < deadline:
+                chunk = response.read1(_MAX_CARD_BYTES + 1 - len(body))
+                if not chunk:
+                    break
+                body += chunk
+            complete = response.status == 200 and len(body) <= _MAX_CARD_BYTES and time.monotonic() < deadline
+            card = jsonlib.loads(body) if complete else None
+        except (OSError, ValueError, RecursionError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
+        if vouched_pin(card, self.peer) != pin:
+            return False
+        with _VOUCHED_LOCK:
+            _VOUCHED.setdefault(self.peer, set()).add(pin)
+        return True
 
 
 class _PinnedAdapter(_SwarmAdapter):
@@ -177,7 +227,7 @@ class Transport:
                 for known in pinned:
                     session.adapters.pop(known + "/").close()
                 pinned.clear()
-            session.mount(origin + "/", _PinnedAdapter(self.swarm.context(), peer))
+            session.mount(origin + "/", _PinnedAdapter(self.swarm.context(pinned=True), peer))
             pinned[origin] = peer
 
     def send(self, method: str, url: str, *, timeout: float, params: Optional[Mapping[str, Any]] = None,

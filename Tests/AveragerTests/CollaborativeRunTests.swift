@@ -137,6 +137,54 @@ extension Averagers {
             #expect(squared / 5000 < 8e-4, "mean squared error \(squared / 5000) against the exact mean")
         }
 
+        /// One round fails on purpose: the second trainer steps only after the
+        /// first one's averaging timeout, so the first averager marks the other
+        /// as having missed a step. Both trainers then go on as `hivemind
+        /// train` does: a batch of 10 samples every 250 ms (an epoch is 40
+        /// samples of the run), a step when told. The first, ahead and alone,
+        /// later finds its partner blocked in a step (which reports nothing new)
+        /// looking for a group, and waits for it: the two average together again
+        /// instead of the first racing on alone while the other waits out its
+        /// timeout at every epoch.
+        @Test func afterAFailedRoundTheTrainersAverageTogetherAgain() async throws {
+            let swarm = try await Swarm.start(2, ["--min-matchmaking-time", "1"])
+            let settings: JSON = ["target_batch_size": 40, "averaging_timeout": 3, "min_refresh_period": 0.2, "max_refresh_period": 1]
+            for url in swarm.urls {
+                _ = try await swarm.trainer.send("PUT", "\(url)/v1/runs/drift", json: settings, timeout: 10)
+            }
+            let body = try TensorBundle([("grad", Tensor(zeros: [100]))]).encode()
+            /// A trainer's epochs from 0 on, until it is past epoch 5: the record of each step.
+            func train(_ index: Int, firstDelay: Double) async throws -> [JSON] {
+                var records: [JSON] = []
+                var epoch = 0, samples = 0
+                while epoch <= 5 {
+                    try await Task.sleep(for: .milliseconds(250))
+                    samples += 10
+                    let answer = try await Self.progress(swarm, index, trainer: "t\(index)", epoch: epoch, samples: samples, rate: 40, run: "drift")
+                    if answer["action"] == "load_state" {  // fell behind the run: continue where it is (no state to load here)
+                        (epoch, samples) = (try #require(answer["epoch"]?.intValue), 0)
+                        continue
+                    }
+                    guard answer["action"] == "step" else { continue }
+                    if epoch == 0 { try await Task.sleep(for: .seconds(firstDelay)) }
+                    let response = try await swarm.trainer.post("\(swarm.urls[index])/v1/runs/drift/step?trainer=t\(index)&epoch=\(epoch)&samples=\(samples)",
+                                                                bytes: body, timeout: 60)
+                    let record = try JSON.parse(try TensorBundle.decode(response.body).metadata["step"] ?? "null")
+                    records.append(record)
+                    (epoch, samples) = (try #require(record["epoch"]?.intValue), 0)
+                }
+                return records
+            }
+            async let first = train(0, firstDelay: 0)
+            async let second = train(1, firstDelay: 4)
+            let records = [try await first, try await second]
+            #expect(records[0][0]["outcome"] == "local", "the first trainer averaged the round that failed on purpose: \(records[0][0])")
+            for (index, steps) in records.enumerated() {
+                #expect(steps.suffix(2).allSatisfy { $0["outcome"] == "averaged" && $0["group_size"] == 2 },
+                        "trainer \(index) still averages alone: \(steps.map { "\($0["epoch"]?.intValue ?? -1):\($0["outcome"]?.stringValue ?? "?")" })")
+            }
+        }
+
         /// Bad reports get a clear 4xx naming the problem.
         @Test func badInputIsRefused() async throws {
             let swarm = try await Swarm.start(1, [])

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 extension WAN {
-    /// The demo's model trained over `home` links (60 ms RTT +-20, 50/10 Mbit/s,
+    /// The demo's training (its model, data and epochs) over `home` links (60 ms RTT +-20, 50/10 Mbit/s,
     /// 0.1% of connections reset), every service on a host of its own: one
     /// expert host behind NAT, reached through a relay; the other expert host cut
     /// off for 3 s midway (a partition that heals); trainers that overlap
@@ -44,16 +44,16 @@ extension WAN {
             defer { try? FileManager.default.removeItem(atPath: folder) }
             let runs = trainers.enumerated().map { index, host in
                 let flags = ["train", "--gateway", gateway!, "--averager", "http://\(host.address):8000", "--run-token", token,
-                             "--data", Repository.path("data/digits.csv.gz"), "--train-samples", "640", "--epochs", "2", "--seed", "\(index + 1)",
+                             "--data", Repository.path("data/digits.csv.gz"), "--epochs", "\(Self.epochs)", "--seed", "\(index + 1)",
                              "--averaging-timeout", "10", "--delay-grad-averaging", "--name", "trainer-\(index)",
                              "--history", "\(folder)/trainer-\(index).jsonl"]
-                return Task { try await network.run(on: host, "hivemind", flags, timeout: 240) }
+                return Task { try await network.run(on: host, "hivemind", flags, timeout: 540) }
             }
 
             // Midway the public expert host is cut off for 3 s, then comes back.
             let history = "\(folder)/trainer-0.jsonl"
-            let deadline = Clock.now + 120
-            while Self.lastStep(history) < 15, Clock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            let deadline = Clock.now + 300
+            while Self.lastStep(history) < Self.steps / 2, Clock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
             let partitionedAt = Self.lastStep(history)
             network.emulator.partition("experts0")
             try await Task.sleep(for: .seconds(3))
@@ -66,17 +66,26 @@ extension WAN {
                 #expect(result.status == 0, "trainer-\(index): \(result.stderr.suffix(2000))")
                 let summary = try JSON.parse(result.stdout)
                 print("home, NAT, partition: \(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))")
-                #expect((summary["held_out_accuracy"]?.doubleValue ?? 0) >= 0.8, "trainer-\(index): \(summary)")
-                #expect(summary["steps"]?.intValue == 40, "\(summary)")
-                #expect((summary["failed_steps"]?.intValue ?? 40) <= 4, "\(summary)")
+                #expect((summary["held_out_accuracy"]?.doubleValue ?? 0) >= Self.demoAccuracy, "trainer-\(index): \(summary)")
+                #expect(summary["steps"]?.intValue == Self.steps, "\(summary)")
+                #expect((summary["failed_steps"]?.intValue ?? Self.steps) <= Self.steps / 10, "\(summary)")
                 #expect((summary["averaging_rounds"]?.intValue ?? 0) >= 2, "\(summary)")
             }
-            #expect((15..<35).contains(partitionedAt), "the partition came midway: step \(partitionedAt)")
+            #expect((Self.steps / 2..<Self.steps * 3 / 4).contains(partitionedAt), "the partition came midway: step \(partitionedAt)")
             // Both hosts served: the one behind NAT through the relay, the partitioned one again after it healed.
             #expect(try await Self.forwardRequests(hidden.url, network: network, from: trainers[0]) > 0)
             let servedAtEnd = try await Self.forwardRequests(publicURL!, network: network, from: trainers[0])
             #expect(servedAtEnd > servedAtHeal, "served \(servedAtHeal) forward requests by the heal (step \(healedAt)), \(servedAtEnd) at the end")
         }
+
+        /// The demo's training: every training sample (1,437 digits, 45 batches of 32) for its 6 epochs.
+        static let epochs = 6
+        static let steps = 45 * epochs
+        /// The demo's accuracy, as its runs spread: its trainers reach 98.05% to
+        /// 99.16% held-out on loopback (README); here, with updates a step late
+        /// over `home` links, two runs gave 97.77% and 98.05% (both trainers,
+        /// 270 steps each: 8 and 7 of the 359 held-out digits wrong).
+        static let demoAccuracy = 0.975
 
         static func lastStep(_ path: String) -> Int {
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""

@@ -155,7 +155,8 @@ class _PinnedConnection(urllib3.connection.HTTPSConnection):
         """Whether the peer's identity card, asked on a connection of its own (it checks nothing: the card is
         signed) within CONNECT_TIMEOUT, vouches for the key ``pin``; remembered if so."""
         with _VOUCHED_LOCK:
-            if time.monotonic() - _ASKED.get(self.peer, -60.0) < 60 or getattr(self, "_tunnel_host", None):
+            asked = _ASKED.get(self.peer)
+            if (asked is not None and time.monotonic() - asked < 60) or getattr(self, "_tunnel_host", None):
                 return False  # asked lately, or behind a proxy (the card is asked for directly)
             if self.peer not in _ASKED and len(_ASKED) >= MAX_PINNED_ORIGINS:
                 _ASKED.clear()

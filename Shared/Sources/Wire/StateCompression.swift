@@ -55,7 +55,7 @@ public enum StateCompression {
         let payload = try Safetensors.decode(file)
         var metadata = payload.metadata
         let (descriptors, partNames) = try CompressedDescriptor.all(in: &metadata)
-        guard metadata.count != payload.metadata.count else { return file }
+        guard !descriptors.isEmpty || payload.metadata[TensorBundle.codecKey] != nil else { return file }
         var tensors: [String: WireTensor] = [:]
         for (name, tensor) in payload.tensors { tensors[name] = tensor }
         try CompressedDescriptor.checkNoOrphans(descriptors) { tensors[$0] != nil }

@@ -94,8 +94,8 @@ final class StateStore: Sendable {
     func admit(_ requester: String, prefix: String, finished: Bool) throws(AveragerError) {
         let now = Clock.now
         let admitted = downloads.withLock { downloads in
-            var active = (downloads[prefix] ?? [:]).filter { now - $0.value < Self.idleDownload }
-            guard active[requester] != nil || active.count < maxDownloads else { return false }
+            var active = Self.active(downloads[prefix], now: now)
+            guard hasRoom(active, for: requester) else { return false }
             active[requester] = finished ? nil : now
             downloads[prefix] = active
             return true
@@ -108,11 +108,17 @@ final class StateStore: Sendable {
     /// - Throws: `AveragerError` `.busy` otherwise.
     func checkRoom(for requester: String?, prefix: String) throws(AveragerError) {
         let now = Clock.now
-        let room = downloads.withLock { downloads in
-            let active = (downloads[prefix] ?? [:]).filter { now - $0.value < Self.idleDownload }
-            return requester.map { active[$0] != nil } == true || active.count < maxDownloads
-        }
-        guard room else { throw busy(prefix) }
+        guard downloads.withLock({ hasRoom(Self.active($0[prefix], now: now), for: requester) }) else { throw busy(prefix) }
+    }
+
+    /// The downloads of a prefix that are not idle.
+    private static func active(_ downloads: [String: Double]?, now: Double) -> [String: Double] {
+        (downloads ?? [:]).filter { now - $0.value < idleDownload }
+    }
+
+    /// Whether `requester` holds a slot among `active`, or one is free.
+    private func hasRoom(_ active: [String: Double], for requester: String?) -> Bool {
+        requester.map { active[$0] != nil } == true || active.count < maxDownloads
     }
 
     private func busy(_ prefix: String) -> AveragerError {

@@ -283,6 +283,8 @@ final class FakePeer: Sendable {
         let id = DHTID.random()
         let answers = Mutex<[DHTID: DHTEntry]>([:])
         let findsAnswered = Atomic<Int>(0)
+        /// Each find's `values` flag, in order.
+        let valuesAsked = Mutex<[Bool]>([])
         let url = Mutex("")
         var peer: DHTPeer { DHTPeer(id: id, address: url.withLock { $0 }) }
     }
@@ -301,8 +303,10 @@ final class FakePeer: Sendable {
             return .json(StoreResponse(peer: state.peer, refusals: Array(repeating: nil, count: count)).json)
         }
         router.post("/v1/dht/find") { request in
-            let ids = try FindRequest(fields: request.jsonObject()).ids
+            let find = try FindRequest(fields: request.jsonObject())
+            let ids = find.ids
             state.findsAnswered.add(1, ordering: .relaxed)
+            state.valuesAsked.withLock { $0.append(find.values) }
             let bad: [JSON] = ["file:///etc/passwd", "http://169.254.169.254:80/latest/meta-data/", "gopher://127.0.0.1:70/x",
                                "http://user@127.0.0.1:9", "http://127.0.0.1:9/v1"].map { ["node_id": .string(DHTID.random().hex), "address": .string($0)] }
             let results: [JSON] = ids.map { id in

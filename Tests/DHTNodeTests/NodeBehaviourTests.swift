@@ -31,6 +31,41 @@ extension DHTTests {
             }
         }
 
+        @Test func aFindForNodesOnlyCarriesNoValues() async throws {
+            try await withSimulation(2) { simulation, _ in
+                let node = simulation.members[1].node
+                #expect(await simulation.members[0].node.store([DHTRecord(key: "held", value: 1, expirationTime: expiring())]).first?.replicas == 2)
+                let ids = [DHTID(key: "held")]
+                let withValues = try node.handleFind(FindRequest(sender: nil, ids: ids))
+                let nodesOnly = try node.handleFind(FindRequest(sender: nil, ids: ids, values: false))
+                #expect(withValues.results[0].entry?.value == 1)
+                #expect(nodesOnly.results[0].entry == nil)
+                #expect(nodesOnly.results[0].nearest == withValues.results[0].nearest && !nodesOnly.results[0].nearest.isEmpty)
+                // On the wire: the field only when false; a request without it (an older node's) asks for values.
+                #expect(FindRequest(sender: nil, ids: ids).json.objectValue?["values"] == nil)
+                #expect(try FindRequest(fields: JSONObjectReader(FindRequest(sender: nil, ids: ids, values: false).json)).values == false)
+                #expect(try FindRequest(fields: JSONObjectReader(["ids": [.string(ids[0].hex)]])).values)
+            }
+        }
+
+        @Test func onlyGetsAskForValues() async throws {
+            let fake = try FakePeer()
+            defer { fake.stop() }
+            let http = HTTPClient()
+            defer { http.shutdown() }
+            let (node, server) = try await join([fake.url], http: http)
+            defer { node.shutdown() }
+            let joined = fake.state.valuesAsked.withLock { $0 }
+            _ = await node.store([DHTRecord(key: "k", value: 1, expirationTime: expiring())])
+            let stored = fake.state.valuesAsked.withLock { $0 }
+            _ = await node.get(["k"], latest: true)
+            let read = fake.state.valuesAsked.withLock { $0 }
+            await server.stop(timeout: 5)
+            #expect(!joined.isEmpty && !joined.contains(true), "the bootstrap lookup asked for values: \(joined)")
+            #expect(stored.count > joined.count && !stored.contains(true), "the store's lookup asked for values: \(stored)")
+            #expect(read.count > stored.count && !read[stored.count...].contains(false), "the get did not ask for values: \(read)")
+        }
+
         @Test func concurrentGetsOfOneKeyShareOneSearch() async throws {
             try await withSimulation(12) { simulation, _ in
                 let reader = simulation.members[11].node

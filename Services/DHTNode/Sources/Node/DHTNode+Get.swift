@@ -48,7 +48,7 @@ extension DHTNode {
         }
 
         var lacking: [DHTID: [DHTPeer]] = [:]
-        _ = await lookup(order, purpose: "get", onResponse: { peer, found in
+        _ = await lookup(order, purpose: "get", values: true, onResponse: { peer, found in
             var done: Set<DHTID> = []
             for (keyID, result) in found {
                 guard var search = searches[keyID] else { continue }

@@ -14,9 +14,10 @@ extension DHTNode {
     /// Looks up `queries` starting from our routing table.
     /// - Parameters:
     ///   - purpose: the `lookups_total` label.
+    ///   - values: whether to ask for the values held; only a lookup whose `onResponse` reads them does.
     ///   - onResponse: sees each answer; returns the queries that are done (a value good enough was found).
     ///   - onFinished: called as each query finishes, while others may still run.
-    func lookup(_ queries: [DHTID], purpose: String,
+    func lookup(_ queries: [DHTID], purpose: String, values: Bool = false,
                 onResponse: (DHTPeer, [DHTID: FindResult]) -> Set<DHTID> = { _, _ in [] },
                 onFinished: (Traversal.Finished) -> Void = { _ in }) async -> LookupResult {
         var result = LookupResult()
@@ -65,7 +66,7 @@ extension DHTNode {
                     }
                     group.addTask {
                         do {
-                            return .answered(peer, asked, try await self.find(address, asked))
+                            return .answered(peer, asked, try await self.find(address, asked, values: values))
                         } catch {
                             return .failed(peer, asked)
                         }

@@ -29,9 +29,10 @@ extension DHTNode {
         }
     }
 
-    func find(_ address: String, _ ids: [DHTID]) async throws(PeerCallError) -> FindResponse {
+    /// - Parameter values: whether the answer should carry the values held (see `FindRequest.values`).
+    func find(_ address: String, _ ids: [DHTID], values: Bool) async throws(PeerCallError) -> FindResponse {
         do {
-            let response = try await peers.find(address, FindRequest(sender: sender, ids: ids))
+            let response = try await peers.find(address, FindRequest(sender: sender, ids: ids, values: values))
             heard(from: response.peer)
             return response
         } catch {

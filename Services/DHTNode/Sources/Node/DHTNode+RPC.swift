@@ -49,8 +49,9 @@ extension DHTNode {
         return StoreResponse(peer: me, refusals: refusals)
     }
 
-    /// `POST /v1/dht/find`: per id, what we hold (see `localEntry`) and the k
-    /// nearest nodes we know, without the requester. Entries go into the answer
+    /// `POST /v1/dht/find`: per id, what we hold (see `localEntry`; nothing when
+    /// the request says `"values": false`) and the k nearest nodes we know,
+    /// without the requester. Entries go into the answer
     /// while it holds at most `maxAnswerBytes` of them; later ids get none (the
     /// requester finds them at other nodes, or asks again for fewer ids).
     func handleFind(_ request: FindRequest) throws(HTTPError) -> FindResponse {
@@ -60,7 +61,7 @@ extension DHTNode {
         let results = withState { state in
             var budget = maxAnswerBytes
             return request.ids.map { keyID in
-                var (entry, bytes) = localEntry(keyID, state: &state, now: now)
+                var (entry, bytes) = request.values ? localEntry(keyID, state: &state, now: now) : (nil, 0)
                 if entry != nil {
                     if bytes <= budget { budget -= bytes } else { entry = nil }
                 }

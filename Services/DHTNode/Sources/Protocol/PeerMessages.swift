@@ -123,19 +123,28 @@ struct StoreResponse: Sendable {
 struct FindRequest: Sendable {
     var sender: DHTPeer?
     var ids: [DHTID]
+    /// Whether the answer should carry the values held. A lookup that only
+    /// looks for nodes (to store, to fill the routing table) sends `"values":
+    /// false` and saves the responder copying and the network carrying every
+    /// record under the key; a node that does not know the field answers with
+    /// values, which such a lookup ignores.
+    var values: Bool
 
-    init(sender: DHTPeer?, ids: [DHTID]) {
+    init(sender: DHTPeer?, ids: [DHTID], values: Bool = true) {
         self.sender = sender
         self.ids = ids
+        self.values = values
     }
 
     var json: JSON {
         var members: [String: JSON] = ["ids": .array(ids.map { .string($0.hex) })]
         if let sender { members["peer"] = sender.json }
+        if !values { members["values"] = false }
         return .object(members)
     }
 
     init(fields: JSONObjectReader) throws(JSONFieldError) {
+        values = try fields.optional("values", JSONObjectReader.bool) ?? true
         sender = try fields.optional("peer", JSONObjectReader.object).map { reader throws(JSONFieldError) in try DHTPeer(fields: reader) }
         ids = try fields.array("ids").enumerated().map { index, value throws(JSONFieldError) in
             guard let hex = value.stringValue, let id = DHTID(hex: hex) else {

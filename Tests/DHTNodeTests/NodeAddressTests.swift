@@ -37,5 +37,25 @@ extension DHTTests {
                 _ = try PingRequest(fields: JSONObjectReader(["peer": ["node_id": .string(bad.hex), "address": "http://127.0.0.1:1/x"]]))
             }
         }
+
+        /// Checks are remembered per (node_id, address) pair, so a pair that passed
+        /// once never vouches for the same address under another id, nor the reverse.
+        @Test func aPeerAddressMustHashToItsNodeIDEveryTime() throws {
+            let owner = Identity(), other = Identity()
+            let address = "https://\(owner.peerID)@127.0.0.1:4433"
+            func peer(_ id: DHTID, _ address: String) throws -> DHTPeer {
+                try DHTPeer(fields: JSONObjectReader(["node_id": .string(id.hex), "address": .string(address)]))
+            }
+            let id = DHTID(publicKey: owner.publicKey)
+            for filled in [false, true] {
+                #expect(try peer(id, address).id == id)
+                #expect(try peer(id, address).id == id, "remembered")
+                #expect(throws: JSONFieldError.self) { _ = try peer(DHTID(publicKey: other.publicKey), address) }
+                #expect(throws: JSONFieldError.self) { _ = try peer(id, "https://\(other.peerID)@127.0.0.1:4433") }
+                #expect(throws: JSONFieldError.self) { _ = try peer(id, address + "/v1") }
+                // More pairs than the memo holds: it starts over.
+                if !filled { for port in 1...DHTPeer.maxChecked { _ = try peer(DHTID.random(), "http://127.0.0.1:\(port)") } }
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
 import SharedCore
+import Synchronization
 
 /// Another DHT node: its id and the base URL of its HTTP API. A node with an
 /// identity announces its peer address (`https://<peer id>@host:port`, see
@@ -27,6 +28,8 @@ struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
             throw JSONFieldError(path: fields.path.isEmpty ? "node_id" : "\(fields.path).node_id", expected: "40 hex digits", found: "'\(hex.prefix(64))'")
         }
         let address = try fields.string("address")
+        self.init(id: id, address: address)
+        guard !Self.checked.withLock({ $0.contains(self) }) else { return }
         let path = fields.path.isEmpty ? "address" : "\(fields.path).address"
         if let problem = NodeAddress.problem(address) {
             throw JSONFieldError(path: path, expected: "http(s)://host:port (\(problem))", found: "'\(address.prefix(64))'")
@@ -34,6 +37,16 @@ struct DHTPeer: Hashable, Sendable, CustomStringConvertible {
         if let peer = PeerAddress.peer(in: address), DHTID(publicKey: [UInt8](hex: peer)!) != id {
             throw JSONFieldError(path: path, expected: "the address of the node whose key's SHA-1 is node_id \(hex)", found: "peer \(peer)")
         }
-        self.init(id: id, address: address)
+        Self.checked.withLock { checked in
+            if checked.count >= Self.maxChecked { checked.removeAll(keepingCapacity: true) }
+            checked.insert(self)
+        }
     }
+
+    /// Pairs of id and address that passed the checks above. Every find answer
+    /// names up to 20 nodes per id, nearly always the same few, and the checks
+    /// (a SHA-1 of the peer's key among them) are a pure function of the pair:
+    /// each pair is checked once, until the memo fills and starts over.
+    private static let checked = Mutex(Set<DHTPeer>())
+    static let maxChecked = 4096
 }

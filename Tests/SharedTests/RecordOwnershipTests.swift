@@ -56,6 +56,33 @@ import Shared
         }
     }
 
+    @Test func markersAreFoundAnywhereAndTakenOut() throws {
+        let k = owner.publicKeyHex, m = owner.ownerMarker, m2 = stranger.ownerMarker
+        let cases: [(text: String, unmarked: String, owners: [String])] = [
+            ("", "", []), ("14" + m, "14", [k]), (m + "http://127.0.0.1:1", "http://127.0.0.1:1", [k]),
+            ("a" + m + "b" + m2 + "c", "abc", [k, stranger.publicKeyHex]), ("é" + m + "ü", "éü", [k]),
+            ("[" + m + "]", "[]", [k]), ("[owne", "[owne", []), ("[owner", "[owner", []), ("x[owne[owner:" + k.uppercased() + "]", "x[owne", [k]),
+        ]
+        for (text, unmarked, owners) in cases {
+            #expect(RecordOwnership.unmarked(text) == unmarked, "\(text)")
+            #expect(try RecordOwnership.owners(in: text, field: "subkey") == owners, "\(text)")
+        }
+        #expect(RecordOwnership.unmarked("a[owner:abc") == "a[owner:abc", "an unclosed marker stays")
+        for malformed in ["[owner:abc", "[owner:]", "[owner:" + k.dropLast() + "g]", "[owner:" + k + "0]", "[owner:" + k.dropLast(2) + "é]"] {
+            #expect(throws: RecordOwnershipError.self, "\(malformed)") { try RecordOwnership.owners(in: malformed, field: "subkey") }
+        }
+    }
+
+    @Test func verifiedOwnerIsTheSignerOrNothing() {
+        let signed = owner.sign(ownedRecord())
+        #expect(RecordOwnership.verifiedOwner(signed) == owner.publicKeyHex)
+        #expect(RecordOwnership.verifiedOwner(stranger.sign(ownedRecord())) == nil)
+        #expect(RecordOwnership.verifiedOwner(DHTRecord(key: "plain", value: 1, expirationTime: 1)) == nil, "an unowned record has no owner")
+        var conflicting = signed
+        conflicting.key += stranger.ownerMarker
+        #expect(RecordOwnership.verifiedOwner(stranger.sign(conflicting)) == nil)
+    }
+
     @Test func identityFileIsCreatedOnceAndReadBack() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("identity-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: path) }

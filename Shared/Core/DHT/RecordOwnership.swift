@@ -32,17 +32,22 @@ public enum RecordOwnership {
     public static func owner(of record: DHTRecord) throws(RecordOwnershipError) -> String? {
         var named = try owners(in: record.key, field: "key")
         if let subkey = record.subkey { named += try owners(in: subkey, field: "subkey") }
-        let distinct = Set(named)
-        guard distinct.count <= 1 else {
-            throw RecordOwnershipError(.conflictingOwners, "the key and subkey name different owners (\(distinct.sorted().joined(separator: ", "))); a record can have one owner")
+        guard let first = named.first else { return nil }
+        guard named.allSatisfy({ $0 == first }) else {
+            throw RecordOwnershipError(.conflictingOwners, "the key and subkey name different owners (\(Set(named).sorted().joined(separator: ", "))); a record can have one owner")
         }
-        return distinct.first
+        return first
     }
 
     /// Checks that an owned record carries its owner's valid signature; unowned records pass.
     /// - Throws: `RecordOwnershipError` saying what is wrong.
     public static func verify(_ record: DHTRecord) throws(RecordOwnershipError) {
         guard let owner = try owner(of: record) else { return }
+        try verify(record, owner: owner)
+    }
+
+    /// Checks the signature of `record` by `owner`, which `owner(of:)` read from it.
+    private static func verify(_ record: DHTRecord, owner: String) throws(RecordOwnershipError) {
         guard let signatureHex = record.signature else {
             throw RecordOwnershipError(.missingSignature, "the record is owned by \(owner) and needs that key's signature in 'signature'")
         }
@@ -62,40 +67,53 @@ public enum RecordOwnership {
     /// record or a bad signature. What a reader checks before it believes a
     /// record from the DHT (a DHT node may be hostile too).
     public static func verifiedOwner(_ record: DHTRecord) -> String? {
-        guard let owner = try? owner(of: record), (try? verify(record)) != nil else { return nil }
+        guard let owner = try? owner(of: record), (try? verify(record, owner: owner)) != nil else { return nil }
         return owner
     }
+
+    // Every DHT read parses the markers of every subkey, so the two functions below scan bytes, not characters.
 
     /// `text` without its owner markers: the name a subkey gives before its owner (`14` of `14[owner:...]`).
     public static func unmarked(_ text: String) -> String {
         var result = ""
-        var rest = Substring(text)
-        while let start = rest.firstRange(of: markerPrefix) {
-            result += rest[..<start.lowerBound]
-            rest = rest[start.upperBound...]
-            guard let end = rest.firstIndex(of: "]") else { return result + markerPrefix + rest }
-            rest = rest[rest.index(after: end)...]
+        var rest = text[...]
+        while let marker = firstMarker(in: rest) {
+            result += rest[..<marker.lowerBound]
+            rest = rest[marker.upperBound...]
+            guard let end = rest.utf8.firstIndex(of: UInt8(ascii: "]")) else { return result + markerPrefix + rest }
+            rest = rest[rest.utf8.index(after: end)...]
         }
         return result + rest
     }
 
-    /// The public keys named by the markers in `text`.
+    /// The public keys named by the markers in `text`, lowercase.
     static func owners(in text: String, field: String) throws(RecordOwnershipError) -> [String] {
         var owners: [String] = []
-        var rest = Substring(text)
-        while let start = rest.firstRange(of: markerPrefix) {
-            rest = rest[start.upperBound...]
-            guard let end = rest.firstIndex(of: "]") else {
+        var rest = text[...]
+        while let marker = firstMarker(in: rest) {
+            rest = rest[marker.upperBound...]
+            guard let end = rest.utf8.firstIndex(of: UInt8(ascii: "]")) else {
                 throw RecordOwnershipError(.malformedOwner, "the \(field) has '\(markerPrefix)' without a closing ']'; expected \(markerPrefix)<64 hex digits>]")
             }
             let hex = rest[..<end]
-            guard let bytes = [UInt8](hex: hex), bytes.count == Ed25519.keyLength else {
+            guard PeerAddress.isPeerID(hex) else {
                 throw RecordOwnershipError(.malformedOwner, "the \(field) names owner '\(hex.prefix(80))', which is not an Ed25519 public key; expected 64 hex digits")
             }
-            owners.append(bytes.hexString)
-            rest = rest[rest.index(after: end)...]
+            owners.append(hex.lowercased())
+            rest = rest[rest.utf8.index(after: end)...]
         }
         return owners
+    }
+
+    /// Where the first `[owner:` in `text` is.
+    private static func firstMarker(in text: Substring) -> Range<String.Index>? {
+        let bytes = text.utf8, prefix = markerPrefix.utf8
+        var from = bytes.startIndex
+        while let open = bytes[from...].firstIndex(of: UInt8(ascii: "[")) {
+            if bytes[open...].starts(with: prefix) { return open..<bytes.index(open, offsetBy: prefix.count) }
+            from = bytes.index(after: open)
+        }
+        return nil
     }
 }
 

@@ -34,6 +34,21 @@ import Testing
         #expect(!Ed25519.isValidSignature(signature, for: message, publicKey: otherKey))
     }
 
+    /// An identity imports its key once and signs with it from any thread: every signature
+    /// is still the RFC's, however many tasks sign at once.
+    @Test(arguments: vectors.indices)
+    func anIdentitySignsAsTheRFCSaysFromManyTasksAtOnce(index: Int) async throws {
+        let vector = Self.vectors[index]
+        let identity = try Identity(privateKeyHex: vector.privateKey)
+        let message = try #require([UInt8](hex: vector.message))
+        #expect(identity.publicKeyHex == vector.publicKey)
+        let signatures = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<200).map { _ in identity.signature(for: message).hexString } } }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(signatures.count == 1600 && Set(signatures) == [vector.signature])
+    }
+
     @Test func wrongLengthsAreRefusedNotTrapped() {
         #expect(Ed25519.publicKey(privateKey: [1, 2, 3]) == nil)
         #expect(Ed25519.signature(for: [], privateKey: []) == nil)

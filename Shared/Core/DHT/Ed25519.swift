@@ -17,24 +17,56 @@ public enum Ed25519 {
 
     /// The public key of a private key, or nil if it is not 32 bytes.
     public static func publicKey(privateKey: [UInt8]) -> [UInt8]? {
-        guard let key = privateKeyHandle(privateKey) else { return nil }
-        defer { EVP_PKEY_free(key) }
-        var publicKey = [UInt8](repeating: 0, count: keyLength)
-        var length = keyLength
-        guard EVP_PKEY_get_raw_public_key(key, &publicKey, &length) == 1, length == keyLength else { return nil }
-        return publicKey
+        SigningKey(privateKey: privateKey)?.publicKey
     }
 
     /// The signature of `message`, or nil if the private key is not 32 bytes.
+    /// A key that signs often is better imported once (`SigningKey`).
     public static func signature(for message: [UInt8], privateKey: [UInt8]) -> [UInt8]? {
-        guard let key = privateKeyHandle(privateKey), let context = EVP_MD_CTX_new() else { return nil }
-        defer { EVP_PKEY_free(key); EVP_MD_CTX_free(context) }
-        var signature = [UInt8](repeating: 0, count: signatureLength)
-        var length = signatureLength
-        guard EVP_DigestSignInit(context, nil, nil, nil, key) == 1,
-              EVP_DigestSign(context, &signature, &length, message, message.count) == 1,
-              length == signatureLength else { return nil }
-        return signature
+        SigningKey(privateKey: privateKey)?.signature(for: message)
+    }
+
+    /// A private key imported into libcrypto once, to sign many messages: a
+    /// service signs every declaration it makes, and importing the key costs
+    /// as much as a signature.
+    ///
+    /// `@unchecked Sendable`: the key is never modified after `init`, and each
+    /// signature has its own `EVP_MD_CTX`; libcrypto allows concurrent
+    /// read-only use of one `EVP_PKEY` with separate contexts (openssl-threads(7)).
+    public final class SigningKey: @unchecked Sendable {
+        private let key: OpaquePointer
+        /// The raw 32-byte public key.
+        public let publicKey: [UInt8]
+
+        /// The key whose raw 32-byte private key (the seed) is given; nil if it is not 32 bytes.
+        /// The corresponding C function is `EVP_PKEY_new_raw_private_key`.
+        public init?(privateKey: [UInt8]) {
+            guard privateKey.count == keyLength,
+                  let key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, privateKey, keyLength) else { return nil }
+            var publicKey = [UInt8](repeating: 0, count: keyLength)
+            var length = keyLength
+            guard EVP_PKEY_get_raw_public_key(key, &publicKey, &length) == 1, length == keyLength else {
+                EVP_PKEY_free(key)
+                return nil
+            }
+            self.key = key
+            self.publicKey = publicKey
+        }
+
+        deinit { EVP_PKEY_free(key) }
+
+        /// The signature of `message`; nil only if libcrypto cannot allocate a context.
+        /// The corresponding C function is `EVP_DigestSign`.
+        public func signature(for message: [UInt8]) -> [UInt8]? {
+            guard let context = EVP_MD_CTX_new() else { return nil }
+            defer { EVP_MD_CTX_free(context) }
+            var signature = [UInt8](repeating: 0, count: signatureLength)
+            var length = signatureLength
+            guard EVP_DigestSignInit(context, nil, nil, nil, key) == 1,
+                  EVP_DigestSign(context, &signature, &length, message, message.count) == 1,
+                  length == signatureLength else { return nil }
+            return signature
+        }
     }
 
     /// Whether `signature` is the signature of `message` by the owner of `publicKey`.
@@ -53,11 +85,6 @@ public enum Ed25519 {
 
     /// Signatures verified lately, by the SHA-256 of key, signature and message: 65,536 slots, 1 MiB.
     private static let recentlyValid = Mutex(RecentSignatures(slots: 1 << 16))
-
-    private static func privateKeyHandle(_ privateKey: [UInt8]) -> OpaquePointer? {
-        guard privateKey.count == keyLength else { return nil }
-        return EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, privateKey, keyLength)
-    }
 }
 
 /// SHA-1 (the Kademlia id of a key or a public key).

@@ -10,21 +10,23 @@ public struct Identity: Sendable {
     /// The raw 32-byte private key; keep it secret (the key file is created with mode 0600).
     public let privateKey: [UInt8]
     /// The raw 32-byte public key.
-    public let publicKey: [UInt8]
+    public var publicKey: [UInt8] { signingKey.publicKey }
+    /// The private key as libcrypto holds it, imported once for all the signatures the identity makes.
+    private let signingKey: Ed25519.SigningKey
 
     /// A new random key pair.
     public init() {
         privateKey = Ed25519.newPrivateKey()
-        publicKey = Ed25519.publicKey(privateKey: privateKey)!
+        signingKey = Ed25519.SigningKey(privateKey: privateKey)!
     }
 
     /// The key pair whose 32-byte private key is given as 64 hex digits.
     public init(privateKeyHex: String) throws(IdentityError) {
-        guard let bytes = [UInt8](hex: privateKeyHex), let publicKey = Ed25519.publicKey(privateKey: bytes) else {
+        guard let bytes = [UInt8](hex: privateKeyHex), let signingKey = Ed25519.SigningKey(privateKey: bytes) else {
             throw IdentityError("an identity is a 32-byte Ed25519 private key written as 64 hex digits")
         }
         privateKey = bytes
-        self.publicKey = publicKey
+        self.signingKey = signingKey
     }
     /// The public key as 64 hex digits, as owner markers write it.
     public var publicKeyHex: String { publicKey.hexString }
@@ -59,11 +61,15 @@ public struct Identity: Sendable {
     /// The record with this identity's signature over its key, subkey, value and expiration.
     public func sign(_ record: DHTRecord) -> DHTRecord {
         var signed = record
-        let payload = RecordOwnership.signingPayload(key: record.key, subkey: record.subkey, value: record.value,
-                                                     expirationTime: record.expirationTime)
-        // Signing fails only if OpenSSL cannot allocate, which is not recoverable here.
-        signed.signature = Ed25519.signature(for: payload, privateKey: privateKey)!.hexString
+        signed.signature = signature(for: RecordOwnership.signingPayload(key: record.key, subkey: record.subkey, value: record.value,
+                                                                         expirationTime: record.expirationTime)).hexString
         return signed
+    }
+
+    /// This identity's Ed25519 signature of `message`.
+    public func signature(for message: [UInt8]) -> [UInt8] {
+        // Signing fails only if OpenSSL cannot allocate, which is not recoverable here.
+        signingKey.signature(for: message)!
     }
 
     /// Reads the key file at `path`, or creates it (mode 0600, PEM) with a new

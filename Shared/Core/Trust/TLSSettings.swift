@@ -77,7 +77,7 @@ public struct IdentityCard: Sendable {
     public init(identity: Identity, tlsCertificate: Certificate?, membership: Certificate?) {
         peerID = identity.peerID
         tlsKeyPin = tlsCertificate?.publicKeyPin
-        tlsKeySignature = tlsKeyPin.map { Ed25519.signature(for: Self.vouchPayload($0), privateKey: identity.privateKey)!.hexString }
+        tlsKeySignature = tlsKeyPin.map { identity.signature(for: Self.vouchPayload($0)).hexString }
         self.membership = membership
     }
 

@@ -192,12 +192,52 @@ import Shared
             DHTMember(subkey: "late", value: true, expiration: 25),
             DHTMember(subkey: "tie", value: true, expiration: 20),
         ]
-        #expect(candidates.next(from: members, me: "me", expiration: 20, now: 10)?.peer == "a")
-        #expect(candidates.next(from: members, me: "me", expiration: 20, now: 10)?.peer == "b")
+        let all: (DHTMember) -> Bool = { _ in true }
+        #expect(candidates.next(from: members, me: "me", expiration: 20, now: 10, authentic: all)?.peer == "a")
+        #expect(candidates.next(from: members, me: "me", expiration: 20, now: 10, authentic: all)?.peer == "b")
         // "tie" has our expiration but sorts after "me": it should ask us, not we it.
-        #expect(candidates.next(from: members, me: "me", expiration: 20, now: 10) == nil)
+        #expect(candidates.next(from: members, me: "me", expiration: 20, now: 10, authentic: all) == nil)
         var client = LeaderCandidates()
-        #expect(client.next(from: members, me: "c", expiration: .infinity, now: 10)?.peer == "a")
+        #expect(client.next(from: members, me: "c", expiration: .infinity, now: 10, authentic: all)?.peer == "a")
+    }
+
+    /// Only the declaration about to be chosen is verified; a forged one is passed over, for good.
+    @Test func aForgedCandidateIsPassedOverForTheNext() {
+        let honest = Identity(), forger = Identity(), victim = Identity()
+        func declared(_ identity: Identity, _ port: Int, expiration: Double) -> DHTItem {
+            let record = identity.sign(DHTRecord(key: "run.0b", subkey: identity.ownerMarker + "http://127.0.0.1:\(port)", value: true, expirationTime: expiration))
+            return DHTItem(value: record.value, expirationTime: record.expirationTime, signature: record.signature)
+        }
+        var forged = declared(forger, 2, expiration: 11)
+        forged.expirationTime = 10  // earliest of all, but no longer what its owner signed
+        let stolen = declared(forger, 3, expiration: 10.5)  // the forger's signature on the victim's subkey
+        let items: [(String, DHTItem)] = [
+            (forger.ownerMarker + "http://127.0.0.1:2", forged),
+            (victim.ownerMarker + "http://127.0.0.1:3", stolen),
+            (honest.ownerMarker + "http://127.0.0.1:1", declared(honest, 1, expiration: 12)),
+        ]
+        let members = items.compactMap { DHTMember(key: "run.0b", subkey: $0.0, item: $0.1) }
+        #expect(members.count == 3 && members.filter(\.isAuthentic).count == 1)
+        var checked: [String] = []
+        var candidates = LeaderCandidates()
+        let chosen = candidates.next(from: members, me: "http://127.0.0.1:9", expiration: 20, now: 1) { member in
+            checked.append(member.peer)
+            return member.isAuthentic
+        }
+        #expect(chosen?.peer == "http://\(honest.peerID)@127.0.0.1:1", "the only authentic declaration, pinned to its signer")
+        #expect(checked == ["http://\(forger.peerID)@127.0.0.1:2", "http://\(victim.peerID)@127.0.0.1:3", "http://\(honest.peerID)@127.0.0.1:1"])
+        #expect(candidates.next(from: members, me: "http://127.0.0.1:9", expiration: 20, now: 1) { _ in true } == nil, "each is passed over for good")
+    }
+
+    /// A name is pinned to the owner its marker names: one naming another peer is no member at all.
+    @Test func aDeclarationNamingAnotherPeerIsNoMember() {
+        let owner = Identity(), other = Identity()
+        let item = DHTItem(value: true, expirationTime: 10)
+        #expect(DHTMember(key: "k", subkey: owner.ownerMarker + "https://\(other.peerID)@127.0.0.1:1", item: item) == nil)
+        #expect(DHTMember(key: "k", subkey: owner.ownerMarker + "https://127.0.0.1:1", item: item)?.peer == "https://\(owner.peerID)@127.0.0.1:1")
+        #expect(DHTMember(key: "k", subkey: owner.ownerMarker + "https://\(owner.peerID)@127.0.0.1:1", item: item)?.peer == "https://\(owner.peerID)@127.0.0.1:1")
+        #expect(DHTMember(key: "k", subkey: "https://127.0.0.1:1", item: item) == nil, "an unowned subkey")
+        #expect(DHTMember(key: "k", subkey: owner.ownerMarker + "trainer-1", item: item)?.peer == "trainer-1")
     }
 
     @Test func messagesRoundTripThroughJSON() throws {

@@ -71,6 +71,17 @@ public enum RecordOwnership {
         return owner
     }
 
+    /// The name an owned subkey gives (the subkey `unmarked`) as a reader may
+    /// use it: a URL pinned to `owner`, the signer the reader verified (see
+    /// `PeerAddress`), so that it leads to the signer's server or to nobody;
+    /// nil when the name is the address of another peer. A declarer may thus
+    /// leave its own peer id out of the name: the marker holds it already.
+    public static func name(ofSubkey subkey: String, owner: String) -> String? {
+        let name = unmarked(subkey)
+        guard name.contains("://") else { return name }
+        return PeerAddress.pinned(name, to: owner)
+    }
+
     // Every DHT read parses the markers of every subkey, so the two functions below scan bytes, not characters.
 
     /// `text` without its owner markers: the name a subkey gives before its owner (`14` of `14[owner:...]`).

@@ -40,7 +40,8 @@ final class AveragerCluster: Sendable {
             serverConfiguration.threads = 2
             let server = try HTTPServer(configuration: serverConfiguration, router: AveragerRouter.build(averager, intercept: intercept(index)),
                                         metrics: metrics, logger: logger)
-            averager.start(address: "http://127.0.0.1:\(server.port)")
+            // As hivemind-averager does: its peer address names its identity.
+            averager.start(address: PeerAddress.pinned("http://127.0.0.1:\(server.port)", to: averager.identity.peerID)!)
             averagers.append(averager)
             servers.append(server)
             clients.append(client)

@@ -6,33 +6,29 @@ import Synchronization
 /// subkey's value is replaced only by a later expiration; expired subkeys are
 /// invisible), for tests of matchmaking and state sharing without a DHT node.
 final class InMemoryDHT: AveragerDHT {
-    private let records = Mutex<[String: [String: DHTMember]]>([:])
-    private let signatures = Mutex<[String: String]>([:])
-
-    private func plant(key: String, subkey: String, value: JSON, expiration: Double) {
-        guard expiration > Clock.epoch else { return }
-        records.withLock { records in
-            if let stored = records[key]?[subkey], stored.expiration >= expiration { return }
-            records[key, default: [:]][subkey] = DHTMember(subkey: subkey, value: value, expiration: expiration)
-        }
-    }
+    /// Per key, per subkey: the item as a DHT node returns it, signature included.
+    private let records = Mutex<[String: [String: DHTItem]]>([:])
 
     /// Refuses what a DHT node refuses: an owned record without its owner's valid signature.
     func declare(key: String, subkey: String, value: JSON, expiration: Double, signedBy identity: Identity) async throws {
         let record = identity.sign(DHTRecord(key: key, subkey: subkey, value: value, expirationTime: expiration))
         try RecordOwnership.verify(record)
-        signatures.withLock { $0["\(key)\u{0}\(subkey)\u{0}\(expiration)"] = record.signature }
-        plant(key: key, subkey: subkey, value: value, expiration: expiration)
+        plant(record)
     }
 
-    /// As a DHT node's members: only records whose owner signed them.
-    func members(key: String) async throws -> [DHTMember] {
-        let now = Clock.epoch
-        let stored = records.withLock { Array(($0[key] ?? [:]).values.filter { $0.expiration > now }) }
-        return stored.filter { member in
-            let signature = signatures.withLock { $0["\(key)\u{0}\(member.subkey)\u{0}\(member.expiration)"] }
-            return RecordOwnership.verifiedOwner(DHTRecord(key: key, subkey: member.subkey, value: member.value,
-                                                           expirationTime: member.expiration, signature: signature)) != nil
+    /// Stores `record` unchecked, as a hostile DHT node would answer it.
+    func plant(_ record: DHTRecord) {
+        guard record.expirationTime > Clock.epoch, let subkey = record.subkey else { return }
+        records.withLock { records in
+            if let stored = records[record.key]?[subkey], stored.expirationTime >= record.expirationTime { return }
+            records[record.key, default: [:]][subkey] = DHTItem(value: record.value, expirationTime: record.expirationTime, signature: record.signature)
         }
+    }
+
+    /// As a DHT node's members: the owned subkeys, whoever signed them.
+    func unverifiedMembers(key: String) async throws -> [DHTMember] {
+        let now = Clock.epoch
+        let stored = records.withLock { $0[key] ?? [:] }
+        return stored.compactMap { subkey, item in item.expirationTime > now ? DHTMember(key: key, subkey: subkey, item: item) : nil }
     }
 }

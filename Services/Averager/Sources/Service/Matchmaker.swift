@@ -208,14 +208,15 @@ actor Matchmaker {
     }
 
     /// Asks earlier-declared peers to lead us, earliest first, re-reading the
-    /// DHT with a growing pause while nobody qualifies.
+    /// DHT with a growing pause while nobody qualifies. Of each read, only the
+    /// declaration of the peer we ask is verified (`LeaderCandidates`).
     private func searchForLeaders(deadline: Double) async {
         var pause = 0.02
         while isSearching, !Task.isCancelled, Clock.epoch < deadline {
             let ownExpiration = state.settings.clientMode ? Double.infinity : state.declaredExpiration
-            let members = (try? await dht.members(key: state.groupKey.key)) ?? []
+            let members = (try? await dht.unverifiedMembers(key: state.groupKey.key)) ?? []
             guard isSearching, !Task.isCancelled else { return }
-            if let candidate = candidates.next(from: members, me: me, expiration: ownExpiration, now: Clock.epoch) {
+            if let candidate = candidates.next(from: members, me: me, expiration: ownExpiration, now: Clock.epoch, authentic: authentic) {
                 pause = 0.02
                 if let group = await requestToJoin(candidate.peer, deadline: deadline) {
                     finish(group)
@@ -226,6 +227,15 @@ actor Matchmaker {
             try? await Task.sleep(for: .seconds(pause))
             pause = min(pause * 2, 0.5)
         }
+    }
+
+    /// Whether a declaration we are about to act on carries its owner's signature.
+    private func authentic(_ member: DHTMember) -> Bool {
+        guard member.isAuthentic else {
+            logger.warning("passed over a group declaration whose signature does not verify", ["subkey": String(member.subkey.prefix(200))])
+            return false
+        }
+        return true
     }
 
     /// Asks `leader` to take us; if it accepts, waits for its outcome.

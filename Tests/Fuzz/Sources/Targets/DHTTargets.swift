@@ -79,14 +79,18 @@ extension FuzzTarget {
                 if let found = ExpertDeclaration.read(key: entry.key, subkey: subkey, item: item) {
                     fuzzCheck(found.owner == owner, "a declaration believed without its owner's signature: \(record)")
                 }
-                _ = DHTMember(subkey: subkey, value: item.value, expiration: item.expirationTime).peer
+                if let member = DHTMember(key: entry.key, subkey: subkey, item: item) {
+                    fuzzCheck(member.isAuthentic == (owner != nil), "a member's authenticity is not its signature's: \(record)")
+                }
             }
             if let uid = ExpertUID(entry.key), let claim = ExpertDeclaration.claim(of: uid, in: entry) {
                 fuzzCheck(claim.uid == uid && claim.coordinate == nil, "a claim of \(claim.uid) read from the key of \(uid)")
             }
-            let members = items.map { DHTMember(subkey: $0.key, value: $0.value.value, expiration: $0.value.expirationTime) }
+            let members = items.compactMap { DHTMember(key: entry.key, subkey: $0.key, item: $0.value) }
             var candidates = LeaderCandidates()
-            while candidates.next(from: members, me: "http://127.0.0.1:1", expiration: .infinity, now: now) != nil {}
+            while let chosen = candidates.next(from: members, me: "http://127.0.0.1:1", expiration: .infinity, now: now, authentic: \.isAuthentic) {
+                fuzzCheck(members.contains { $0.peer == chosen.peer && $0.isAuthentic }, "a leader chosen without its owner's signature: \(chosen.peer)")
+            }
             var generator = SplitMix64(seed: 1)
             _ = StateLoader.order(members, excluding: "http://127.0.0.1:1", using: &generator)
             let progress = items.compactMap { TrainerProgress(subkey: $0.key, json: $0.value.value) }

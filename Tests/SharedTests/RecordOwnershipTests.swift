@@ -83,6 +83,15 @@ import Shared
         #expect(RecordOwnership.verifiedOwner(stranger.sign(conflicting)) == nil)
     }
 
+    /// A name read from an owned subkey leads to its owner or nowhere.
+    @Test func aSubkeysNameIsPinnedToItsOwner() {
+        let k = owner.publicKeyHex, m = owner.ownerMarker
+        #expect(RecordOwnership.name(ofSubkey: m + "https://127.0.0.1:1", owner: k) == "https://\(k)@127.0.0.1:1")
+        #expect(RecordOwnership.name(ofSubkey: m + "https://\(k)@127.0.0.1:1", owner: k) == "https://\(k)@127.0.0.1:1")
+        #expect(RecordOwnership.name(ofSubkey: m + "https://\(stranger.publicKeyHex)@127.0.0.1:1", owner: k) == nil)
+        #expect(RecordOwnership.name(ofSubkey: m + "trainer-1", owner: k) == "trainer-1")
+    }
+
     @Test func identityFileIsCreatedOnceAndReadBack() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("identity-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -148,30 +148,34 @@ extension Gateway {
             return .object(section)
         }
         let now = Clock.epoch
-        /// Every unexpired subkey of `key` that its owner signed, with its value and seconds left
+        /// Every unexpired subkey of `key` that its owner signed, with its name pinned to that
+        /// owner (`RecordOwnership.name(ofSubkey:owner:)`), its value and seconds left
         /// (averagers sign what they declare; anything else in the DHT is anybody's).
-        func members(_ key: String) -> [(subkey: String, value: JSON, expiresIn: Double)] {
-            (entries[key]?.subkeys ?? [:]).filter { subkey, item in
-                item.expirationTime > now && RecordOwnership.verifiedOwner(DHTRecord(key: key, subkey: subkey, value: item.value,
-                                                                                   expirationTime: item.expirationTime, signature: item.signature)) != nil
-            }.sorted { $0.key < $1.key }.map { ($0.key, $0.value.value, $0.value.expirationTime - now) }
+        func members(_ key: String) -> [(subkey: String, name: String, value: JSON, expiresIn: Double)] {
+            (entries[key]?.subkeys ?? [:]).sorted { $0.key < $1.key }.compactMap { subkey, item in
+                guard item.expirationTime > now,
+                      let owner = RecordOwnership.verifiedOwner(DHTRecord(key: key, subkey: subkey, value: item.value,
+                                                                          expirationTime: item.expirationTime, signature: item.signature)),
+                      let name = RecordOwnership.name(ofSubkey: subkey, owner: owner) else { return nil }
+                return (subkey, name, item.value, item.expirationTime - now)
+            }
         }
 
         var peers: Set<String> = []
         section["groups"] = .array(query.groupKeys.compactMap { key in
             let declared = members(key)
             guard !declared.isEmpty else { return nil }
-            peers.formUnion(declared.map { RecordOwnership.unmarked($0.subkey) })
+            peers.formUnion(declared.map(\.name))
             return ["key": .string(key), "peers": .array(declared.map {
-                ["peer": .string(RecordOwnership.unmarked($0.subkey)), "looking": .bool($0.value.boolValue ?? false), "expires_in": .double($0.expiresIn)]
+                ["peer": .string($0.name), "looking": .bool($0.value.boolValue ?? false), "expires_in": .double($0.expiresIn)]
             })]
         })
         section["donors"] = .array(query.donorKeys.compactMap { key in
             let declared = members(key)
             guard !declared.isEmpty else { return nil }
-            peers.formUnion(declared.map { RecordOwnership.unmarked($0.subkey) })
+            peers.formUnion(declared.map(\.name))
             return ["key": .string(key), "peers": .array(declared.map {
-                ["peer": .string(RecordOwnership.unmarked($0.subkey)), "priority": $0.value, "expires_in": .double($0.expiresIn)]
+                ["peer": .string($0.name), "priority": $0.value, "expires_in": .double($0.expiresIn)]
             })]
         })
         // A null value is a trainer that left (the collaborative averagers overwrite its record so).
@@ -179,7 +183,7 @@ extension Gateway {
             var trainer = record.value.objectValue ?? ["value": record.value]
             trainer["subkey"] = .string(record.subkey)
             trainer["expires_in"] = .double(record.expiresIn)
-            if trainer["trainer"] == nil { trainer["trainer"] = .string(RecordOwnership.unmarked(record.subkey)) }
+            if trainer["trainer"] == nil { trainer["trainer"] = .string(record.name) }
             return .object(trainer)
         })
 

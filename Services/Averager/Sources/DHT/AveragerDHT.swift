@@ -62,8 +62,13 @@ public protocol AveragerDHT: Sendable {
 }
 
 extension AveragerDHT {
-    /// Declares `value` under `key` in `identity`'s own subkey for `name` (`[owner:KEY]name`).
+    /// Declares `value` under `key` in `identity`'s own subkey for `name`
+    /// (`[owner:KEY]name`). A peer address goes without its peer id, which the
+    /// marker holds already: readers pin the name to the signer
+    /// (`RecordOwnership.name(ofSubkey:owner:)`), and the subkey, read in
+    /// every matchmaking search, is a third as long.
     func declare(key: String, name: String, value: JSON, expiration: Double, signedBy identity: Identity) async throws {
+        let name = PeerAddress.peer(in: name) == identity.peerID ? PeerAddress.unpinned(name) : name
         try await declare(key: key, subkey: identity.ownerMarker + name, value: value, expiration: expiration, signedBy: identity)
     }
 

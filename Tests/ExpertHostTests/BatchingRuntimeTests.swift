@@ -33,6 +33,23 @@ import Glibc
         #expect(metrics.value("runtime_samples_total", labels: ["pool": "double"]) == 64)
     }
 
+    @Test func aPoolThatDoesNotMergeRunsEveryRequestAlone() async throws {
+        let metrics = Metrics(namespace: "test")
+        let runtime = BatchingRuntime(maxBatchSize: 64, metrics: metrics)
+        defer { runtime.shutdown() }
+        let pool = runtime.makePool(name: "alone", merges: false, compute: Self.slowDoubling)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    let input = try Tensor(shape: [2, 1], scalars: [Float(client), 1])
+                    #expect(try await runtime.submit([input], to: pool)[0].scalars == [Float(2 * client), 2])
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(metrics.count("runtime_batch_size", labels: ["pool": "alone"]) == 8)
+    }
+
     @Test func batchesNeverExceedTheMaximum() async throws {
         let runtime = BatchingRuntime(maxBatchSize: 8)
         defer { runtime.shutdown() }

@@ -63,6 +63,31 @@ import Shared
         }
     }
 
+    /// Concurrent backward calls merge into fewer steps by default; with `--step-per-call`
+    /// each is one step, so an expert trains as far on a number of samples whatever the load.
+    @Test(arguments: [false, true]) func concurrentBackwardCalls(stepPerCall: Bool) async throws {
+        try await withExpertHost(["--expert-uids", "ffn.0", "--hidden-dim", "512"] + (stepPerCall ? ["--step-per-call"] : [])) { url, host in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in 0..<16 {
+                    group.addTask {
+                        var generator = SplitMix64(seed: UInt64(client))
+                        let input = Tensor.randomNormal(shape: [16, 512], using: &generator)
+                        let gradient = Tensor.randomNormal(shape: [16, 512], using: &generator)
+                        _ = try await post("\(url)/v1/experts/ffn.0/backward", [("input", [input]), ("grad_output", [gradient])])
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let batches = host.metrics.count("runtime_batch_size", labels: ["pool": "ffn.0/backward"])
+            #expect(host.backends["ffn.0"]!.steps == batches)
+            if stepPerCall {
+                #expect(batches == 16)
+            } else {
+                #expect(batches < 16, "16 concurrent backward calls ran as \(batches) batches")
+            }
+        }
+    }
+
     @Test func backwardWithoutTheTokenIsRefusedAndChangesNothing() async throws {
         try await withExpertHost(["--expert-uids", "ffn.0", "--hidden-dim", "8", "--backward-token", "secret"]) { url, host in
             let before = host.backends["ffn.0"]!.expert.parametersByName

@@ -5,6 +5,12 @@ import Synchronization
 /// pools in the batching runtime. Every backward batch is a training step:
 /// gradients, then one optimizer step (with its schedule step), on the
 /// runtime thread, so steps of one expert never overlap.
+///
+/// Concurrent backward calls merge into one batch, as in the reference: one
+/// larger step, faster, but the busier the host the fewer steps its experts
+/// take per sample. With `stepPerCall` every call is a batch and a step of its
+/// own, so how far an expert trains on a number of samples does not depend on
+/// the load.
 public final class ExpertBackend: Sendable {
     public let uid: ExpertUID
     public let className: String
@@ -14,8 +20,11 @@ public final class ExpertBackend: Sendable {
     private let backwardPool: BatchingRuntime.Pool
     private let runtime: BatchingRuntime
 
-    /// - Parameter optimizer: nil serves the expert frozen (`--optimizer none`).
-    public init(uid: ExpertUID, className: String, expert: any Expert, optimizer: Optimizer?, runtime: BatchingRuntime, metrics: Metrics?) {
+    /// - Parameters:
+    ///   - optimizer: nil serves the expert frozen (`--optimizer none`).
+    ///   - stepPerCall: one optimizer step per backward call rather than per merged batch (`--step-per-call`).
+    public init(uid: ExpertUID, className: String, expert: any Expert, optimizer: Optimizer?, stepPerCall: Bool = false,
+                runtime: BatchingRuntime, metrics: Metrics?) {
         self.uid = uid
         self.className = className
         self.expert = expert
@@ -24,7 +33,7 @@ public final class ExpertBackend: Sendable {
         self.trainer = trainer
         let inputCount = expert.schema.inputs.count
         forwardPool = runtime.makePool(name: "\(uid)/forward") { inputs in try expert.forward(inputs: inputs) }
-        backwardPool = runtime.makePool(name: "\(uid)/backward") { tensors in
+        backwardPool = runtime.makePool(name: "\(uid)/backward", merges: !stepPerCall) { tensors in
             let result = try expert.backward(inputs: Array(tensors[..<inputCount]), gradOutputs: Array(tensors[inputCount...]))
             try trainer.step(result.parameterGradients)
             return result.outputs + result.gradInputs

@@ -31,7 +31,8 @@ public final class ExpertHost: Sendable {
             let expert = try registry.make(configuration.expertClass, hiddenSize: configuration.hiddenSize,
                                            seed: Self.expertSeed(base: configuration.seed, index: index))
             backends[uid.description] = ExpertBackend(uid: uid, className: configuration.expertClass, expert: expert,
-                                                      optimizer: configuration.optimizer, runtime: runtime, metrics: metrics)
+                                                      optimizer: configuration.optimizer, stepPerCall: configuration.stepPerCall,
+                                                      runtime: runtime, metrics: metrics)
         }
         self.backends = backends
         try restoreCheckpoints()

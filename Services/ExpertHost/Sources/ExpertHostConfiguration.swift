@@ -23,6 +23,7 @@ public struct ExpertHostConfiguration: Sendable {
         OptionSpec("dht", help: "comma-separated URLs of DHT nodes to declare the experts through"),
         OptionSpec("backward-token", help: "when set, backward needs 'Authorization: Bearer TOKEN'"),
         OptionSpec("forward-token", help: "when set, forward needs 'Authorization: Bearer TOKEN' too"),
+        OptionSpec("step-per-call", help: "every backward call is an optimizer step of its own; by default concurrent backward calls to an expert are merged into one batch and one step, as the reference does: faster under load, but the busier the host, the fewer steps its experts take per sample", isSwitch: true),
         OptionSpec("allow-non-finite", help: "accept inputs and gradients with NaN or infinity (refused with 422 by default: one such backward call would poison an expert for good)", isSwitch: true),
     ]
 
@@ -40,6 +41,8 @@ public struct ExpertHostConfiguration: Sendable {
     public var dhtNodes: [String]
     public var backwardToken: String?
     public var forwardToken: String?
+    /// Whether every backward call is its own optimizer step (off by default: concurrent calls merge).
+    public var stepPerCall: Bool
     /// Whether non-finite inputs and output gradients are accepted (off by default).
     public var allowsNonFinite: Bool
 
@@ -64,6 +67,7 @@ public struct ExpertHostConfiguration: Sendable {
         dhtNodes = options.list("dht")
         backwardToken = options.string("backward-token")
         forwardToken = options.string("forward-token")
+        stepPerCall = try options.bool("step-per-call")
         allowsNonFinite = try options.bool("allow-non-finite")
         guard maxBatchSize > 0 else { throw OptionError("--max-batch-size must be positive, got \(maxBatchSize)") }
         optimizer = try Self.optimizer(options)

@@ -33,6 +33,7 @@ public final class BatchingRuntime: Sendable {
     private struct State {
         var names: [String] = []
         var computes: [Compute] = []
+        var merges: [Bool] = []
         var queues: [[Request]] = []
         var stopped = false
     }
@@ -56,10 +57,13 @@ public final class BatchingRuntime: Sendable {
     }
 
     /// Adds a pool; its computation runs only on the runtime thread.
-    public func makePool(name: String, compute: @escaping Compute) -> Pool {
+    /// - Parameter merges: false runs each request as a batch of its own (for
+    ///   computations with a side effect per request, such as a training step).
+    public func makePool(name: String, merges: Bool = true, compute: @escaping Compute) -> Pool {
         state.withLock { state in
             state.names.append(name)
             state.computes.append(compute)
+            state.merges.append(merges)
             state.queues.append([])
             return Pool(index: state.computes.count - 1, name: name)
         }
@@ -112,7 +116,8 @@ public final class BatchingRuntime: Sendable {
         }
     }
 
-    /// Takes the requests of the pool whose oldest request is oldest, up to `maxBatchSize` samples.
+    /// Takes the requests of the pool whose oldest request is oldest, up to `maxBatchSize` samples
+    /// (only the oldest where the pool does not merge).
     private func nextBatch() -> (String, Compute, [Request])? {
         state.withLock { state in
             guard !state.stopped else { return nil }
@@ -120,7 +125,7 @@ public final class BatchingRuntime: Sendable {
             guard let index = candidates.min(by: { state.queues[$0][0].enqueued < state.queues[$1][0].enqueued }) else { return nil }
             var batch: [Request] = []
             var samples = 0
-            while let next = state.queues[index].first, samples + next.batchSize <= maxBatchSize {
+            while let next = state.queues[index].first, samples + next.batchSize <= maxBatchSize, batch.isEmpty || state.merges[index] {
                 batch.append(state.queues[index].removeFirst())
                 samples += next.batchSize
             }

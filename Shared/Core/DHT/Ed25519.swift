@@ -27,8 +27,8 @@ public enum Ed25519 {
     }
 
     /// A private key imported into libcrypto once, to sign many messages: a
-    /// service signs every declaration it makes, and importing the key costs
-    /// as much as a signature.
+    /// service signs every declaration it makes, and an import derives the
+    /// public key, a scalar multiplication like the one each signature makes.
     ///
     /// `@unchecked Sendable`: the key is never modified after `init`, and each
     /// signature has its own `EVP_MD_CTX`; libcrypto allows concurrent

@@ -12,11 +12,15 @@ gradients averaged every target_batch_size samples of the run) for the same numb
   averagers; trainers use hivemind_mesh.RemoteMixtureOfExperts and hivemind_mesh.Optimizer.
 - Reference: hivemind from PyPI in a virtual environment this script makes (sharing this Python's torch),
   one hivemind Server with the 16 experts and its DHT; trainers use hivemind.moe.RemoteMixtureOfExperts
-  and hivemind.Optimizer with the same arguments. It runs in a new network namespace whose only interface
+  and hivemind.Optimizer with the same arguments. Its experts start from the mesh host's initial
+  parameters (read from ``GET /v1/experts/{uid}/state``), so both sides train the same initial model. It runs in a new network namespace whose only interface
   is loopback (``unshare -n``), since the reference's p2p daemon otherwise announces public addresses.
 
-Prints each side's samples per second (both trainers, after warm-up steps) and held-out loss and accuracy
-at equal samples, and the ratios, as one JSON line at the end.
+Each seed (``--seeds``) draws other experts (the host's ``--seed``), dense layers and batches, the same on
+both sides. The mesh runs twice per seed: with ``--step-per-call`` (every backward call an optimizer step of its
+experts, the headline figure) and with the host's default, where concurrent backward calls merge into one step
+(``mesh_merged_backward``): faster, but its experts take fewer steps for the same samples. Prints each side's samples per second (both trainers, after warm-up steps) and held-out loss
+and accuracy at equal samples per seed, their means and the ratios of the means, as one JSON line at the end.
 """
 from __future__ import annotations
 
@@ -54,13 +58,13 @@ def train(args, moe, make_optimizer, name: str) -> Dict[str, float]:
     import torch
 
     torch.set_num_threads(1)
-    torch.manual_seed(0)  # the same dense layers and gate on both sides and in both trainers
+    torch.manual_seed(args.seed)  # the same dense layers and gate on both sides and in both trainers
     proj, head = torch.nn.Linear(64, args.hidden), torch.nn.Linear(args.hidden, 10)
     gate = moe()
     model = torch.nn.ModuleDict({"proj": proj, "moe": gate, "head": head})
     opt = make_optimizer(model)
     (x, y), (tx, ty) = digits()
-    rng = np.random.default_rng(args.index + 1)
+    rng = np.random.default_rng([args.seed, args.index + 1])
     losses: List[float] = []
     order = np.array([], dtype=np.int64)
     for step in range(args.steps):
@@ -100,18 +104,27 @@ def mesh_trainer(args) -> None:
     print(json.dumps(result), flush=True)
 
 
-def run_mesh(args) -> List[Dict[str, float]]:
+def run_mesh(args, step_per_call: bool) -> Dict[str, object]:
+    """Trains through the mesh; first saves the host's initial experts to ``args.experts`` for the reference side.
+    Gradient clipping is off, as in the reference's Server; ``step_per_call`` runs the host with ``--step-per-call``."""
+    import hivemind_mesh as hm
     from hivemind_mesh.local import LocalMesh, wait_for_experts
 
     with LocalMesh(args.bin) as mesh:
         dht = mesh.dht(1, "--log-level", "warning")[0].url
-        mesh.start("hivemind-expert-host", "--dht", dht, "--expert-uids", ",".join(UIDS), "--expert-class", "ffn", "--hidden-dim", str(args.hidden),
-                   "--learning-rate", "0.001", "--max-batch-size", "4096", "--log-level", "warning")
+        host = mesh.start("hivemind-expert-host", "--dht", dht, "--expert-uids", ",".join(UIDS), "--expert-class", "ffn",
+                          "--hidden-dim", str(args.hidden), "--learning-rate", "0.001", "--max-batch-size", "4096", "--seed", str(args.seed), "--clip-grad-norm", "0",
+                          *(["--step-per-call"] if step_per_call else []), "--log-level", "warning").url
         gateway = mesh.start("hivemind-gateway", "--dht", dht, "--log-level", "warning").url
         averagers = [mesh.start("hivemind-averager", "--dht", dht, "--min-matchmaking-time", str(args.matchmaking_time),
                                 "--log-level", "warning").url for _ in range(args.trainers)]
         wait_for_experts(gateway, "ffn.", len(UIDS))
-        return spawn([[sys.executable, __file__, "mesh-trainer", "--gateway", gateway, "--averager", averagers[i]] for i in range(args.trainers)], args)
+        client = hm.ExpertHostClient(host)
+        np.savez(args.experts, **{f"{uid}/{name}": value for uid in UIDS for name, value in client.state(uid).items()
+                                  if not name.startswith("optimizer.")})
+        trainers = spawn([[sys.executable, __file__, "mesh-trainer", "--gateway", gateway, "--averager", averagers[i]] for i in range(args.trainers)],
+                         args)
+        return {"trainers": trainers, "expert_updates": float(np.mean([expert["steps"] for expert in client.experts()]))}
 
 
 # ---- the reference side (inside the namespace) ----
@@ -137,16 +150,23 @@ def reference_swarm(args) -> None:
 
     # 4 connection handlers, as the expert host's 4 HTTP threads (the default, 8 per expert, would be 128 processes on 2 cores).
     server = Server.create(expert_uids=UIDS, expert_cls="ffn", hidden_dim=args.hidden, optim_cls=partial(torch.optim.Adam, lr=1e-3),
-                           num_handlers=4, max_batch_size=4096, start=True, host_maddrs=["/ip4/127.0.0.1/tcp/0"])
+                           num_handlers=4, max_batch_size=4096, start=False, host_maddrs=["/ip4/127.0.0.1/tcp/0"])
+    with np.load(args.experts) as archive:  # the mesh host's initial experts
+        for uid, backend in server.module_backends.items():
+            backend.module.load_state_dict({key.split("/", 1)[1]: torch.from_numpy(archive[key]) for key in archive.files
+                                            if key.startswith(uid + "/")})
+    server.run_in_background(await_ready=True)
     peers = ",".join(str(a) for a in server.dht.get_visible_maddrs())
     try:
         results = spawn([[sys.executable, __file__, "reference-trainer", "--initial-peers", peers] for _ in range(args.trainers)], args)
+        steps = [max((int(state["step"]) for state in backend.optimizer.state.values()), default=0)
+                 for backend in server.module_backends.values()]
     finally:
         server.shutdown()
-    print(json.dumps(results), flush=True)
+    print(json.dumps({"trainers": results, "expert_updates": float(np.mean(steps))}), flush=True)
 
 
-def run_reference(args) -> List[Dict[str, float]]:
+def run_reference(args) -> Dict[str, object]:
     python = ensure_hivemind(args.venv)
     inner = [python, __file__, "reference-swarm", *forwarded(args)]
     command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *inner]
@@ -173,7 +193,8 @@ def ensure_hivemind(venv: str) -> str:
 def forwarded(args) -> List[str]:
     return ["--batch", str(args.batch), "--hidden", str(args.hidden), "--steps", str(args.steps), "--warmup", str(args.warmup),
             "--target", str(args.target), "--trainers", str(args.trainers), "--matchmaking-time", str(args.matchmaking_time),
-            "--averaging-timeout", str(args.averaging_timeout), "--max-seconds", str(args.max_seconds)]
+            "--averaging-timeout", str(args.averaging_timeout), "--max-seconds", str(args.max_seconds), "--seed", str(args.seed),
+            "--experts", args.experts]
 
 
 def spawn(commands: List[List[str]], args) -> List[Dict[str, float]]:
@@ -195,16 +216,23 @@ def spawn(commands: List[List[str]], args) -> List[Dict[str, float]]:
     return results
 
 
-def totals(results: List[Dict[str, float]]) -> Dict[str, object]:
-    """Both trainers' samples per second and the first one's held-out figures (None where a trainer did not finish)."""
+def totals(run: Dict[str, object]) -> Dict[str, object]:
+    """Both trainers' samples per second, the first one's held-out figures (None where a trainer did not finish) and the
+    experts' mean number of optimizer steps."""
+    results = run["trainers"]
     if any("error" in r for r in results):
-        return {"samples_per_second": None, "held_out_loss": None, "held_out_accuracy": None, "trainers": results}
+        return {"samples_per_second": None, "held_out_loss": None, "held_out_accuracy": None, **run}
     return {"samples_per_second": sum(r["samples_per_second"] for r in results), "held_out_loss": results[0]["held_out_loss"],
-            "held_out_accuracy": results[0]["held_out_accuracy"], "trainers": results}
+            "held_out_accuracy": results[0]["held_out_accuracy"], **run}
 
 
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return a / b if a is not None and b else None
+
+
+def mean(runs: List[Dict[str, object]], key: str) -> Optional[float]:
+    values = [run[key] for run in runs]
+    return None if any(v is None for v in values) else float(np.mean(values))
 
 
 def main() -> None:
@@ -221,6 +249,9 @@ def main() -> None:
     parser.add_argument("--matchmaking-time", type=float, default=5.0, help="the reference warns below its 3 s request timeout")
     parser.add_argument("--averaging-timeout", type=float, default=15.0)
     parser.add_argument("--max-seconds", type=float, default=900, help="a side's trainers that have not finished by then count as failed")
+    parser.add_argument("--seeds", type=int, default=3, help="runs per side, each from other initial experts, layers and batches")
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--experts", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--gateway")
     parser.add_argument("--averager")
@@ -232,18 +263,31 @@ def main() -> None:
         return reference_trainer(args)
     if args.role == "reference-swarm":
         return reference_swarm(args)
-    print("mesh side ...", file=sys.stderr, flush=True)
-    mesh = totals(run_mesh(args))
-    print(f"mesh: {mesh['samples_per_second']} samples/s, held-out loss {mesh['held_out_loss']}", file=sys.stderr, flush=True)
-    print("reference side (hivemind from PyPI, loopback-only namespace) ...", file=sys.stderr, flush=True)
-    reference = totals(run_reference(args))
-    print(f"reference: {reference['samples_per_second']} samples/s, held-out loss {reference['held_out_loss']}", file=sys.stderr, flush=True)
-    print(json.dumps({"mesh": mesh, "reference": reference,
-                      "throughput_ratio": ratio(mesh["samples_per_second"], reference["samples_per_second"]),
-                      "held_out_loss_ratio": ratio(mesh["held_out_loss"], reference["held_out_loss"]),
+    os.makedirs(os.path.dirname(os.path.abspath(args.venv)), exist_ok=True)
+    runs = {"mesh": partial(run_mesh, step_per_call=True), "mesh_merged_backward": partial(run_mesh, step_per_call=False),
+            "reference": run_reference}
+    sides: Dict[str, List[Dict[str, object]]] = {side: [] for side in runs}
+    for seed in range(args.seeds):
+        args.seed = seed
+        args.experts = os.path.join(os.path.dirname(os.path.abspath(args.venv)), f"experts-seed{seed}.npz")
+        for side, run in runs.items():
+            print(f"seed {seed}, {side} side ...", file=sys.stderr, flush=True)
+            result = totals(run(args))
+            sides[side].append(result)
+            print(f"seed {seed}, {side}: {result['samples_per_second']} samples/s, held-out loss {result['held_out_loss']}, "
+                  f"accuracy {result['held_out_accuracy']}, {result['expert_updates']} updates per expert", file=sys.stderr, flush=True)
+    means = {side: {key: mean(results, key) for key in ("samples_per_second", "held_out_loss", "held_out_accuracy", "expert_updates")}
+             for side, results in sides.items()}
+    reference = means["reference"]
+    for side, figures in means.items():
+        print(f"{side:22} {figures['samples_per_second']} samples/s ({ratio(figures['samples_per_second'], reference['samples_per_second'])} x), "
+              f"held-out loss {figures['held_out_loss']} ({ratio(figures['held_out_loss'], reference['held_out_loss'])} x), "
+              f"accuracy {figures['held_out_accuracy']}, {figures['expert_updates']} updates per expert", file=sys.stderr, flush=True)
+    print(json.dumps({**means, "seeds": sides,
+                      "throughput_ratio": ratio(means["mesh"]["samples_per_second"], reference["samples_per_second"]),
+                      "held_out_loss_ratio": ratio(means["mesh"]["held_out_loss"], reference["held_out_loss"]),
                       "settings": {k: v for k, v in vars(args).items() if k in ("batch", "hidden", "steps", "warmup", "target", "trainers",
-                                                                              "matchmaking_time", "averaging_timeout")}}))
-
+                                                                              "matchmaking_time", "averaging_timeout", "seeds")}}))
 
 if __name__ == "__main__":
     main()

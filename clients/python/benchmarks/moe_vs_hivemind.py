@@ -13,14 +13,18 @@ gradients averaged every target_batch_size samples of the run) for the same numb
 - Reference: hivemind from PyPI in a virtual environment this script makes (sharing this Python's torch),
   one hivemind Server with the 16 experts and its DHT; trainers use hivemind.moe.RemoteMixtureOfExperts
   and hivemind.Optimizer with the same arguments. Its experts start from the mesh host's initial
-  parameters (read from ``GET /v1/experts/{uid}/state``), so both sides train the same initial model. It runs in a new network namespace whose only interface
-  is loopback (``unshare -n``), since the reference's p2p daemon otherwise announces public addresses.
+  parameters (read from ``GET /v1/experts/{uid}/state``), so both sides train the same initial model.
+  It runs in a new network namespace whose only interface is loopback (``unshare -n``), since the
+  reference's p2p daemon otherwise announces public addresses.
 
 Each seed (``--seeds``) draws other experts (the host's ``--seed``), dense layers and batches, the same on
-both sides. The mesh runs twice per seed: with ``--step-per-call`` (every backward call an optimizer step of its
-experts, the headline figure) and with the host's default, where concurrent backward calls merge into one step
-(``mesh_merged_backward``): faster, but its experts take fewer steps for the same samples. Prints each side's samples per second (both trainers, after warm-up steps) and held-out loss
-and accuracy at equal samples per seed, their means and the ratios of the means, as one JSON line at the end.
+both sides. The mesh runs twice per seed: with ``--step-per-call`` (every backward call an optimizer step of
+its expert, the headline figure) and with the host's default, where concurrent backward calls merge into one
+step (``mesh_merged_backward``): faster, but its experts take fewer steps for the same samples.
+
+Prints each side's samples per second (both trainers, after warm-up steps), held-out loss and accuracy at
+equal samples and the experts' optimizer steps per seed, their means and the ratios of the means, as one JSON
+line at the end.
 """
 from __future__ import annotations
 
@@ -113,8 +117,9 @@ def run_mesh(args, step_per_call: bool) -> Dict[str, object]:
     with LocalMesh(args.bin) as mesh:
         dht = mesh.dht(1, "--log-level", "warning")[0].url
         host = mesh.start("hivemind-expert-host", "--dht", dht, "--expert-uids", ",".join(UIDS), "--expert-class", "ffn",
-                          "--hidden-dim", str(args.hidden), "--learning-rate", "0.001", "--max-batch-size", "4096", "--seed", str(args.seed), "--clip-grad-norm", "0",
-                          *(["--step-per-call"] if step_per_call else []), "--log-level", "warning").url
+                          "--hidden-dim", str(args.hidden), "--learning-rate", "0.001", "--max-batch-size", "4096",
+                          "--seed", str(args.seed), "--clip-grad-norm", "0", *(["--step-per-call"] if step_per_call else []),
+                          "--log-level", "warning").url
         gateway = mesh.start("hivemind-gateway", "--dht", dht, "--log-level", "warning").url
         averagers = [mesh.start("hivemind-averager", "--dht", dht, "--min-matchmaking-time", str(args.matchmaking_time),
                                 "--log-level", "warning").url for _ in range(args.trainers)]

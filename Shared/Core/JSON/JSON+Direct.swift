@@ -1,11 +1,16 @@
-/// JSON read and written in Swift for the common simple case, with jansson as
-/// the reference for everything else. jansson costs about 10 ns per byte of a
-/// long string each way (a gateway's routing record in a safetensors header
-/// is tens of kilobytes); these loops cost about one.
+import CJansson
+
+/// JSON read and written in Swift, with jansson as the reference and the
+/// fallback for what these loops leave to it. jansson builds a tree of its own
+/// for every document and writes each one twice (once to measure it); it
+/// costs about 10 ns per byte of a long string each way (a gateway's routing
+/// record in a safetensors header is tens of kilobytes), these loops about
+/// one, and a DHT node spent a fifth of its time in jansson.
 extension JSON {
-    /// Parses objects, arrays, strings and integers; nil for anything else (reals, true, false,
-    /// null, nesting deeper than 64, and every malformed document), which `parse` then reads or
-    /// rejects with its error. On what it accepts it gives what `parse` gives.
+    /// Parses any document jansson reads the same way; nil for what it leaves to jansson
+    /// (integers beyond 64 bits, reals beyond the double range, NUL in a key, nesting deeper
+    /// than 64, and every malformed document), which `janssonParse` then reads or rejects
+    /// with its error. On what it accepts it gives what jansson gives.
     package static func parseDirect(_ bytes: UnsafeRawBufferPointer) -> JSON? {
         var reader = DirectReader(bytes: bytes.bindMemory(to: UInt8.self))
         reader.skipSpace()
@@ -16,8 +21,8 @@ extension JSON {
         return value
     }
 
-    /// `serializedBytes()` (compact, keys sorted) written directly for values without doubles and
-    /// without NUL in object keys (which jansson would cut short); nil for those.
+    /// `serializedBytes()` (compact, keys sorted, reals as jansson writes them) written directly;
+    /// nil for a value with NUL in an object key (which jansson cuts short).
     package func serializedBytesDirect() -> [UInt8]? {
         var output: [UInt8] = []
         return write(into: &output) ? output : nil
@@ -28,7 +33,7 @@ extension JSON {
         case .null: output.append(contentsOf: "null".utf8)
         case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
         case .int(let value): output.append(contentsOf: String(value).utf8)
-        case .double: return false
+        case .double(let value): Self.writeReal(value, into: &output)
         case .string(let value): Self.writeString(value, into: &output)
         case .array(let elements):
             output.append(UInt8(ascii: "["))
@@ -51,6 +56,29 @@ extension JSON {
             output.append(UInt8(ascii: "}"))
         }
         return true
+    }
+
+    /// A real as jansson writes it at JSON_REAL_PRECISION(17): `%.17g`, then
+    /// `.0` when that reads as an integer, the exponent without `+` and
+    /// leading zeros; `null` for what is not finite (jansson has no such real).
+    private static func writeReal(_ value: Double, into output: inout [UInt8]) {
+        guard value.isFinite else { return output.append(contentsOf: "null".utf8) }
+        var text = [UInt8](repeating: 0, count: 32)
+        let length = text.withUnsafeMutableBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { Int(cjansson_format_real($0.baseAddress, $0.count, value)) }
+        }
+        text.removeSubrange(length...)
+        // A locale's decimal comma, as jansson undoes it.
+        if let comma = text.firstIndex(of: UInt8(ascii: ",")) { text[comma] = UInt8(ascii: ".") }
+        if !text.contains(UInt8(ascii: ".")) && !text.contains(UInt8(ascii: "e")) { text.append(contentsOf: ".0".utf8) }
+        if let e = text.firstIndex(of: UInt8(ascii: "e")) {
+            var start = e + 1
+            var end = start + 1
+            if text[start] == UInt8(ascii: "-") { start += 1 }
+            while end < text.count, text[end] == UInt8(ascii: "0") { end += 1 }
+            text.removeSubrange(start..<end)
+        }
+        output.append(contentsOf: text)
     }
 
     /// What follows the backslash when a byte has a two-character escape.
@@ -152,10 +180,23 @@ private struct DirectReader {
             position += 1
             return string().map(JSON.string)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return integer().map(JSON.int)
+            return number()
+        case UInt8(ascii: "t"): return literal("true", .bool(true))
+        case UInt8(ascii: "f"): return literal("false", .bool(false))
+        case UInt8(ascii: "n"): return literal("null", .null)
         default:
             return nil
         }
+    }
+
+    /// `word` and then no letter (jansson reads a run of letters as one token).
+    mutating func literal(_ word: StaticString, _ value: JSON) -> JSON? {
+        let count = word.utf8CodeUnitCount
+        guard position + count <= bytes.count,
+              word.withUTF8Buffer({ $0.elementsEqual(bytes[position..<(position + count)]) }) else { return nil }
+        position += count
+        if position < bytes.count, (bytes[position] | 0x20) >= UInt8(ascii: "a"), (bytes[position] | 0x20) <= UInt8(ascii: "z") { return nil }
+        return value
     }
 
     /// The rest of a string after its opening quote, escapes resolved; nil for control characters,
@@ -229,16 +270,45 @@ private struct DirectReader {
         return value
     }
 
-    /// `-?(0|[1-9][0-9]*)` not followed by a fraction or exponent, within Int; nil otherwise.
-    mutating func integer() -> Int? {
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, jansson's numbers: an integer
+    /// within Int without fraction or exponent, else a finite real; nil otherwise.
+    mutating func number() -> JSON? {
+        let tokenStart = position
         let negative = take(UInt8(ascii: "-"))
         let start = position
-        while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
+        skipDigits()
         let digits = position - start
         guard digits > 0, digits == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
-        if position < bytes.count, bytes[position] == UInt8(ascii: ".") || bytes[position] | 0x20 == UInt8(ascii: "e") { return nil }
+        var isReal = false
+        if take(UInt8(ascii: ".")) {
+            guard skipDigits() > 0 else { return nil }
+            isReal = true
+        }
+        if position < bytes.count, bytes[position] | 0x20 == UInt8(ascii: "e") {
+            position += 1
+            if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
+            guard skipDigits() > 0 else { return nil }
+            isReal = true
+        }
+        guard isReal else { return integer(digits: start..<position, negative: negative).map(JSON.int) }
+        // strtod as jansson's, correctly rounded; an overflow is jansson's error to report.
+        guard let value = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[tokenStart..<position]), as: UTF8.self)),
+              value.isFinite else { return nil }
+        return .double(value)
+    }
+
+    /// Moves past decimal digits; how many.
+    @discardableResult
+    mutating func skipDigits() -> Int {
+        let start = position
+        while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
+        return position - start
+    }
+
+    /// The integer of `digits`, nil beyond Int (jansson then reads it as a real, as JavaScript does).
+    func integer(digits: Range<Int>, negative: Bool) -> Int? {
         var value = 0
-        for index in start..<position {
+        for index in digits {
             let digit = Int(bytes[index] - UInt8(ascii: "0"))
             let (shifted, overflow) = value.multipliedReportingOverflow(by: 10)
             // Negative numbers accumulate downwards so Int.min fits.

@@ -27,6 +27,13 @@ extension JSON {
     /// A document with an integer beyond 64 bits (valid JSON) is read again
     /// with every integer as a double, as JavaScript reads JSON.
     public static func parse<Bytes: Collection>(_ bytes: Bytes) throws(JSONParseError) -> JSON where Bytes.Element == UInt8 {
+        if let direct = bytes.withContiguousStorageIfAvailable({ parseDirect(UnsafeRawBufferPointer($0)) }) ?? nil { return direct }
+        return try janssonParse(bytes)
+    }
+
+    /// `parse` by jansson alone: what the direct reader leaves to it, and the
+    /// reference it is tested against.
+    package static func janssonParse<Bytes: Collection>(_ bytes: Bytes) throws(JSONParseError) -> JSON where Bytes.Element == UInt8 {
         do {
             return try load(bytes, flags: Int(JSON_DECODE_ANY))
         } catch where error.reason.hasPrefix("too big integer") || error.reason.hasPrefix("too big negative") {
@@ -92,6 +99,12 @@ extension JSON {
 
     /// The UTF-8 bytes of `serialized()`.
     public func serializedBytes() -> [UInt8] {
+        serializedBytesDirect() ?? janssonSerializedBytes()
+    }
+
+    /// `serializedBytes()` by jansson alone: what the direct writer leaves to
+    /// it, and the reference it is tested against.
+    package func janssonSerializedBytes() -> [UInt8] {
         let node = makeNode()
         defer { cjansson_decref(node) }
         let flags = Int(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION_17)

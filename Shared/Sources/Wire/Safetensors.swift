@@ -68,7 +68,7 @@ public enum Safetensors {
             offset = end
         }
         if !metadata.isEmpty { header["__metadata__"] = .object(metadata.mapValues(JSON.string)) }
-        var headerBytes = JSON.object(header).serializedBytesDirect() ?? JSON.object(header).serializedBytes()
+        var headerBytes = JSON.object(header).serializedBytes()
         headerBytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - headerBytes.count % 8) % 8))
 
         let total = 8 + headerBytes.count + offset

@@ -51,11 +51,7 @@ struct SafetensorsHeader {
         }
         let text = UnsafeRawBufferPointer(rebasing: buffer[8..<(8 + headerLength)])
         let json: JSON
-        if let direct = JSON.parseDirect(text) {
-            json = direct
-        } else {
-            do { json = try JSON.parse(text) } catch { throw SafetensorsError(.invalidHeader, "header is not valid JSON: \(error)") }
-        }
+        do { json = try JSON.parse(text) } catch { throw SafetensorsError(.invalidHeader, "header is not valid JSON: \(error)") }
         guard case .object(let members) = json else {
             throw SafetensorsError(.invalidHeader, "header must be a JSON object, got \(json.typeName)")
         }

@@ -5,18 +5,18 @@ extension FuzzTarget {
     /// that must agree with it wherever they answer.
     static let json = FuzzTarget(
         name: "json",
-        about: "JSON.parse (jansson) against JSON.parseDirect, and serializedBytes against serializedBytesDirect",
+        about: "jansson (JSON.janssonParse, janssonSerializedBytes) against the direct reader and writer",
         seeds: { JSONSeeds.documents.map { ($0.name, Array(seed: $0.text)) } }
     ) { bytes in
         let direct = JSON.parseDirect(bytes)
-        let parsed = try? JSON.parse(bytes)
+        let parsed = try? JSON.janssonParse(bytes)
         if let direct {
-            fuzzCheck(parsed == direct, "parseDirect read \(direct.serialized()) where parse read \(parsed.map { $0.serialized() } ?? "an error")")
+            fuzzCheck(parsed == direct, "parseDirect read \(direct.serialized()) where jansson read \(parsed.map { $0.serialized() } ?? "an error")")
         }
         guard let parsed else { return }
         // What jansson writes, it reads back as the same value; the direct writer writes the same bytes.
-        let written = parsed.serializedBytes()
-        let reread = try? JSON.parse(written)
+        let written = parsed.janssonSerializedBytes()
+        let reread = try? JSON.janssonParse(written)
         fuzzCheck(reread == parsed, "\(String(decoding: written, as: UTF8.self)) reads back as \(reread.map { $0.serialized() } ?? "an error")")
         if let directBytes = parsed.serializedBytesDirect() {
             fuzzCheck(directBytes == written, "serializedBytesDirect wrote \(String(decoding: directBytes, as: UTF8.self)), jansson \(String(decoding: written, as: UTF8.self))")

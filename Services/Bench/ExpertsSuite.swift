@@ -75,6 +75,7 @@ func runExpertClient(_ arguments: [String]) throws {
         throw BenchError("usage: expert-client URL UID BATCH HIDDEN train|forward SECONDS")
     }
     let (url, uid, mode) = (arguments[0], arguments[1], arguments[4])
+    AllocatorTuning.keepFreedMemory()  // as the services do: a client also allocates megabytes per call
     // A member of a TLS swarm when the environment says so (the tls suite).
     TLSClientSettings.current = try TLSClientSettings(clientOptions: ServiceOptions(
         service: "expert-client", specs: TLSClientSettings.clientOptions, arguments: [], environment: processEnvironment()))

@@ -5,6 +5,7 @@ import Glibc
 #endif
 
 let options = ServiceOptions.parseOrExit(service: "hivemind-expert-host", specs: ExpertHostConfiguration.options)
+AllocatorTuning.keepFreedMemory()  // every call allocates its request, batch and answer anew
 let host: ExpertHost
 let logger: Logger
 let dht: DHTClient?

@@ -440,6 +440,10 @@ struct TransferTLS {
     var unverified = false
 
     func apply(to easy: UnsafeMutableRawPointer) {
+        // AES-128-GCM first: the same AEAD with 10 rounds instead of 14, about
+        // 10% less CPU per byte here (OpenSSL and GnuTLS alike), and 128-bit keys
+        // are TLS 1.3's own default; a server that prefers another still gets it.
+        ccurl_easy_setopt_string(easy, CURLOPT_TLS13_CIPHERS, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256")
         if !pins.isEmpty || unverified {
             // The key is the identity: pinned, it needs no authority and no name.
             ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0)

@@ -6,7 +6,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # What building and the demo need.
-DEMO_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansson-dev libssl-dev pkg-config gzip python3
+DEMO_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libopenblas-dev libjansson-dev libssl-dev libsodium-dev pkg-config gzip python3
 # What the tests need too: headless Chromium renders the gateway's /dashboard; docker-compose validates
 # docker-compose.yml; iproute2 and curl run the network-namespace mesh; iptables makes the NAT routers of the
 # WAN tests; pip installs the Python packages.

@@ -27,6 +27,9 @@ static inline CURLcode ccurl_easy_setopt_opensocket_function(CURL *handle,
     curl_socket_t (*callback)(void *, curlsocktype, struct curl_sockaddr *)) {
     return curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, callback);
 }
+static inline CURLcode ccurl_easy_setopt_ssl_ctx_function(CURL *handle, CURLcode (*callback)(CURL *, void *, void *)) {
+    return curl_easy_setopt(handle, CURLOPT_SSL_CTX_FUNCTION, callback);
+}
 /// The address inside libcurl's `struct curl_sockaddr` (which may be longer than `struct sockaddr`).
 static inline const struct sockaddr *ccurl_sockaddr_address(const struct curl_sockaddr *address) {
     return &address->addr;
@@ -39,11 +42,6 @@ static inline CURLcode ccurl_easy_getinfo_double(CURL *handle, CURLINFO info, do
 }
 static inline CURLcode ccurl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
     return curl_easy_getinfo(handle, info, value);
-}
-/// Sets a blob option (a certificate or key in memory); libcurl copies the bytes.
-static inline CURLcode ccurl_easy_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length) {
-    struct curl_blob blob = { (void *)data, length, CURL_BLOB_COPY };
-    return curl_easy_setopt(handle, option, &blob);
 }
 /// Makes the easy handles of a share use one TLS session cache (resumed handshakes).
 static inline CURLSHcode ccurl_share_ssl_sessions(CURLSH *share) {

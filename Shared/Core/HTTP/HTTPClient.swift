@@ -437,7 +437,17 @@ struct TransferTLS {
     /// `sha256//...` pins: the server must present one of these keys.
     let pins: [String]
     /// Check nothing about the server (only for `GET /v1/identity`, whose answer is signed).
-    var unverified = false
+    let unverified: Bool
+    /// The client certificate and key, and the swarm's roots where they decide; held for the transfer's life.
+    let credentials: TLSClientCredentials
+
+    init(settings: TLSClientSettings, pins: [String], unverified: Bool = false) {
+        self.settings = settings
+        self.pins = pins
+        self.unverified = unverified
+        let roots = pins.isEmpty && !unverified ? settings.authoritiesPEM : nil
+        credentials = .cached(certificatePEM: settings.certificatePEM, privateKeyPEM: settings.privateKeyPEM, authoritiesPEM: roots)
+    }
 
     func apply(to easy: UnsafeMutableRawPointer) {
         // AES-128-GCM first: the same AEAD with 10 rounds instead of 14, about
@@ -449,21 +459,24 @@ struct TransferTLS {
             ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0)
             ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
             if !pins.isEmpty { ccurl_easy_setopt_string(easy, CURLOPT_PINNEDPUBLICKEY, pins.joined(separator: ";")) }
-        } else if let authorities = settings.authoritiesPEM {
+        } else if settings.authoritiesPEM != nil {
             // Any member of the swarm: its root signed the certificate; members have keys, not names.
+            // Only the swarm's roots (installed with the credentials), never the system's.
             ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
-            Self.setBlob(easy, CURLOPT_CAINFO_BLOB, authorities)
+            ccurl_easy_setopt_pointer(easy, CURLOPT_CAINFO, nil)
+            ccurl_easy_setopt_pointer(easy, CURLOPT_CAPATH, nil)
         }
-        if let certificate = settings.certificatePEM, let key = settings.privateKeyPEM {
-            Self.setBlob(easy, CURLOPT_SSLCERT_BLOB, certificate)
-            Self.setBlob(easy, CURLOPT_SSLKEY_BLOB, key)
-        }
+        ccurl_easy_setopt_ssl_ctx_function(easy, installCredentials)
+        ccurl_easy_setopt_pointer(easy, CURLOPT_SSL_CTX_DATA, Unmanaged.passUnretained(credentials).toOpaque())
     }
+}
 
-    private static func setBlob(_ easy: UnsafeMutableRawPointer, _ option: CURLoption, _ text: String) {
-        var text = text
-        text.withUTF8 { _ = ccurl_easy_setopt_blob(easy, option, $0.baseAddress, $0.count) }
-    }
+/// libcurl's `CURLOPT_SSL_CTX_FUNCTION`: a new connection's context gets the transfer's credentials.
+private func installCredentials(_ easy: UnsafeMutableRawPointer?, _ context: UnsafeMutableRawPointer?,
+                                _ credentials: UnsafeMutableRawPointer?) -> CURLcode {
+    guard let context, let credentials else { return CURLE_SSL_CERTPROBLEM }
+    return Unmanaged<TLSClientCredentials>.fromOpaque(credentials).takeUnretainedValue().install(into: OpaquePointer(context))
+        ? CURLE_OK : CURLE_SSL_CERTPROBLEM
 }
 
 extension Substring {

@@ -17,34 +17,34 @@ final class TLSClientCredentials: @unchecked Sendable {
     private let key: OpaquePointer?
     /// X509 *: the roots a server's chain must reach.
     private let roots: [OpaquePointer]
-    /// Why the PEM text could not be used; `install` then fails the connection.
-    let problem: String?
+    /// Whether all of the PEM text decoded; if not, `install` fails the connection
+    /// (services check their files at start, so this is a caller's mistake).
+    private let complete: Bool
 
     private init(certificatePEM: String?, privateKeyPEM: String?, authoritiesPEM: String?) {
-        var problems: [String] = []
-        func certificates(_ pem: String?, _ what: String) -> [OpaquePointer] {
+        func certificates(_ pem: String?) -> [OpaquePointer]? {
             guard let pem else { return [] }
-            let blocks = (try? PEM.decode(pem, label: "CERTIFICATE")) ?? []
+            guard let blocks = try? PEM.decode(pem, label: "CERTIFICATE"), !blocks.isEmpty else { return nil }
             let decoded = blocks.compactMap { der in der.withUnsafeBufferPointer { buffer in
                 var pointer = buffer.baseAddress
                 return d2i_X509(nil, &pointer, buffer.count)
             } }
-            if decoded.isEmpty || decoded.count != blocks.count { problems.append("the \(what) is not PEM certificates") }
+            guard decoded.count == blocks.count else {
+                decoded.forEach { X509_free($0) }
+                return nil
+            }
             return decoded
         }
-        chain = certificates(certificatePEM, "client certificate")
-        roots = certificates(authoritiesPEM, "swarm's roots")
-        if let privateKeyPEM {
-            let der = (try? PEM.decode(privateKeyPEM, label: "PRIVATE KEY"))?.first ?? []
-            key = der.withUnsafeBufferPointer { buffer in
+        let (chain, roots) = (certificates(certificatePEM), certificates(authoritiesPEM))
+        self.chain = chain ?? []
+        self.roots = roots ?? []
+        key = privateKeyPEM.flatMap { try? PEM.decode($0, label: "PRIVATE KEY").first }.flatMap { der in
+            der.withUnsafeBufferPointer { buffer in
                 var pointer = buffer.baseAddress
                 return d2i_AutoPrivateKey(nil, &pointer, buffer.count)
             }
-            if key == nil { problems.append("the private key is not a PEM 'PRIVATE KEY'") }
-        } else {
-            key = nil
         }
-        problem = problems.isEmpty ? nil : problems.joined(separator: "; ")
+        complete = chain != nil && roots != nil && (key != nil) == (privateKeyPEM != nil)
     }
 
     deinit {
@@ -54,7 +54,7 @@ final class TLSClientCredentials: @unchecked Sendable {
 
     /// Puts the certificate, key and roots into a new connection's `SSL_CTX`; false if OpenSSL refuses them.
     func install(into context: OpaquePointer) -> Bool {
-        guard problem == nil else { return false }
+        guard complete else { return false }
         if let key, let certificate = chain.first {
             guard SSL_CTX_use_certificate(context, certificate) == 1, SSL_CTX_use_PrivateKey(context, key) == 1 else { return false }
             for link in chain.dropFirst() where copenssl_ctx_add1_chain_cert(context, link) != 1 { return false }

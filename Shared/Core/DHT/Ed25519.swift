@@ -38,20 +38,29 @@ public enum Ed25519 {
 
     /// A private key expanded once, to sign many messages: the expansion derives
     /// the public key, a scalar multiplication like the one each signature makes.
-    public struct SigningKey: Sendable {
+    /// The expanded key lives in memory of its own, wiped when the key goes.
+    ///
+    /// `@unchecked Sendable`: the secret key is written once, in `init`, and only read after.
+    public final class SigningKey: @unchecked Sendable {
         /// libsodium's secret key: the seed, then the public key.
-        private let secretKey: [UInt8]
+        private let secretKey = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * keyLength)
         /// The raw 32-byte public key.
-        public var publicKey: [UInt8] { Array(secretKey[keyLength...]) }
+        public let publicKey: [UInt8]
 
         /// The key whose raw 32-byte private key (the seed) is given; nil if it is not 32 bytes.
         /// The corresponding C function is `crypto_sign_seed_keypair`.
         public init?(privateKey: [UInt8]) {
-            guard ready, privateKey.count == keyLength else { return nil }
             var publicKey = [UInt8](repeating: 0, count: keyLength)
-            var secretKey = [UInt8](repeating: 0, count: 2 * keyLength)
-            guard crypto_sign_seed_keypair(&publicKey, &secretKey, privateKey) == 0 else { return nil }
-            self.secretKey = secretKey
+            guard ready, privateKey.count == keyLength, crypto_sign_seed_keypair(&publicKey, secretKey, privateKey) == 0 else {
+                secretKey.deallocate()
+                return nil
+            }
+            self.publicKey = publicKey
+        }
+
+        deinit {
+            sodium_memzero(secretKey, 2 * keyLength)
+            secretKey.deallocate()
         }
 
         /// The signature of `message` (never nil; optional as the other ways to sign are).

@@ -439,6 +439,11 @@ struct TransferTLS {
     /// Check nothing about the server (only for `GET /v1/identity`, whose answer is signed).
     let unverified: Bool
     /// The client certificate and key, and the swarm's roots where they decide; held for the transfer's life.
+    ///
+    /// libcurl (7.88) reuses a pooled connection or a TLS session without comparing
+    /// the credentials a context callback installs, so one `HTTPClient` must call
+    /// with one set: services install theirs once, at start; a caller with other
+    /// credentials makes an `HTTPClient` of its own (`Configuration.tls`).
     let credentials: TLSClientCredentials
 
     init(settings: TLSClientSettings, pins: [String], unverified: Bool = false) {
@@ -465,6 +470,9 @@ struct TransferTLS {
             ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
             ccurl_easy_setopt_pointer(easy, CURLOPT_CAINFO, nil)
             ccurl_easy_setopt_pointer(easy, CURLOPT_CAPATH, nil)
+            // libcurl would otherwise cache the first connection's store for every later one
+            // without a CA file, whatever roots their credentials hold.
+            ccurl_easy_setopt_long(easy, CURLOPT_CA_CACHE_TIMEOUT, 0)
         }
         ccurl_easy_setopt_ssl_ctx_function(easy, installCredentials)
         ccurl_easy_setopt_pointer(easy, CURLOPT_SSL_CTX_DATA, Unmanaged.passUnretained(credentials).toOpaque())

@@ -63,11 +63,11 @@ public enum Ed25519 {
             secretKey.deallocate()
         }
 
-        /// The signature of `message` (never nil; optional as the other ways to sign are).
-        /// The corresponding C function is `crypto_sign_detached`.
-        public func signature(for message: [UInt8]) -> [UInt8]? {
+        /// The signature of `message`.
+        /// The corresponding C function is `crypto_sign_detached` (it cannot fail with an expanded key).
+        public func signature(for message: [UInt8]) -> [UInt8] {
             var signature = [UInt8](repeating: 0, count: signatureLength)
-            guard crypto_sign_detached(&signature, nil, message, UInt64(message.count), secretKey) == 0 else { return nil }
+            crypto_sign_detached(&signature, nil, message, UInt64(message.count), secretKey)
             return signature
         }
     }

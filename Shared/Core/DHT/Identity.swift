@@ -11,7 +11,7 @@ public struct Identity: Sendable {
     public let privateKey: [UInt8]
     /// The raw 32-byte public key.
     public var publicKey: [UInt8] { signingKey.publicKey }
-    /// The private key as libcrypto holds it, imported once for all the signatures the identity makes.
+    /// The private key expanded once, for all the signatures the identity makes.
     private let signingKey: Ed25519.SigningKey
 
     /// A new random key pair.
@@ -68,8 +68,7 @@ public struct Identity: Sendable {
 
     /// This identity's Ed25519 signature of `message`.
     public func signature(for message: [UInt8]) -> [UInt8] {
-        // Signing fails only if OpenSSL cannot allocate, which is not recoverable here.
-        signingKey.signature(for: message)!
+        signingKey.signature(for: message)
     }
 
     /// Reads the key file at `path`, or creates it (mode 0600, PEM) with a new

@@ -268,6 +268,8 @@ private final class Transfer: @unchecked Sendable {
     /// Set when the transfer was stopped by the byte cap or the egress policy.
     var stopped: HTTPClientError?
     let tls: TransferTLS
+    /// The TLS credentials libcurl's context callback reads; held for the transfer's life (https only).
+    private var credentials: TLSClientCredentials?
 
     init(_ request: HTTPClientRequest, timeout: Double, connectTimeout: Double, maxResponseBytes: Int, policy: EgressPolicy,
          tls: TransferTLS, share: UnsafeMutableRawPointer) {
@@ -283,7 +285,7 @@ private final class Transfer: @unchecked Sendable {
         ccurl_easy_setopt_string(easy, CURLOPT_URL, PeerAddress.unpinned(request.url))  // the peer id is for us, never sent
         if request.url.prefix(6).lowercased() == "https:" {
             ccurl_easy_setopt_pointer(easy, CURLOPT_SHARE, share)
-            tls.apply(to: easy)
+            credentials = tls.apply(to: easy)
         }
         ccurl_easy_setopt_string(easy, CURLOPT_PROXY, "")  // loopback and peers never go through a proxy
         // Only HTTP(S), never a redirect: a URL from a record cannot become file://, gopher:// or another host.
@@ -437,24 +439,16 @@ struct TransferTLS {
     /// `sha256//...` pins: the server must present one of these keys.
     let pins: [String]
     /// Check nothing about the server (only for `GET /v1/identity`, whose answer is signed).
-    let unverified: Bool
-    /// The client certificate and key, and the swarm's roots where they decide; held for the transfer's life.
+    var unverified = false
+
+    /// Sets up an HTTPS transfer.
     ///
     /// libcurl (7.88) reuses a pooled connection or a TLS session without comparing
     /// the credentials a context callback installs, so one `HTTPClient` must call
     /// with one set: services install theirs once, at start; a caller with other
     /// credentials makes an `HTTPClient` of its own (`Configuration.tls`).
-    let credentials: TLSClientCredentials
-
-    init(settings: TLSClientSettings, pins: [String], unverified: Bool = false) {
-        self.settings = settings
-        self.pins = pins
-        self.unverified = unverified
-        let roots = pins.isEmpty && !unverified ? settings.authoritiesPEM : nil
-        credentials = .cached(certificatePEM: settings.certificatePEM, privateKeyPEM: settings.privateKeyPEM, authoritiesPEM: roots)
-    }
-
-    func apply(to easy: UnsafeMutableRawPointer) {
+    /// - Returns: the credentials the transfer's connections get, which the transfer must keep.
+    func apply(to easy: UnsafeMutableRawPointer) -> TLSClientCredentials {
         // AES-128-GCM first: the same AEAD with 10 rounds instead of 14, about
         // 10% less CPU per byte here (OpenSSL and GnuTLS alike), and 128-bit keys
         // are TLS 1.3's own default; a server that prefers another still gets it.
@@ -474,8 +468,12 @@ struct TransferTLS {
             // without a CA file, whatever roots their credentials hold.
             ccurl_easy_setopt_long(easy, CURLOPT_CA_CACHE_TIMEOUT, 0)
         }
+        let roots = pins.isEmpty && !unverified ? settings.authoritiesPEM : nil
+        let credentials = TLSClientCredentials.cached(certificatePEM: settings.certificatePEM, privateKeyPEM: settings.privateKeyPEM,
+                                                      authoritiesPEM: roots)
         ccurl_easy_setopt_ssl_ctx_function(easy, installCredentials)
         ccurl_easy_setopt_pointer(easy, CURLOPT_SSL_CTX_DATA, Unmanaged.passUnretained(credentials).toOpaque())
+        return credentials
     }
 }
 

@@ -69,7 +69,7 @@ final class TLSClientCredentials: @unchecked Sendable {
     /// so at most 16 are kept and the cache starts over when full (transfers
     /// hold their own references).
     static func cached(certificatePEM: String?, privateKeyPEM: String?, authoritiesPEM: String?) -> TLSClientCredentials {
-        let key = [certificatePEM, privateKeyPEM, authoritiesPEM].map { $0 ?? "" }.joined(separator: "\u{0}")
+        let key = CacheKey(certificatePEM: certificatePEM, privateKeyPEM: privateKeyPEM, authoritiesPEM: authoritiesPEM)
         if let known = cache.withLock({ $0[key] }) { return known }
         let credentials = TLSClientCredentials(certificatePEM: certificatePEM, privateKeyPEM: privateKeyPEM, authoritiesPEM: authoritiesPEM)
         cache.withLock { cache in
@@ -79,5 +79,8 @@ final class TLSClientCredentials: @unchecked Sendable {
         return credentials
     }
 
-    private static let cache = Mutex<[String: TLSClientCredentials]>([:])
+    private struct CacheKey: Hashable {
+        let certificatePEM, privateKeyPEM, authoritiesPEM: String?
+    }
+    private static let cache = Mutex<[CacheKey: TLSClientCredentials]>([:])
 }

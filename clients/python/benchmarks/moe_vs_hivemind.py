@@ -294,5 +294,6 @@ def main() -> None:
                       "settings": {k: v for k, v in vars(args).items() if k in ("batch", "hidden", "steps", "warmup", "target", "trainers",
                                                                               "matchmaking_time", "averaging_timeout", "seeds")}}))
 
+
 if __name__ == "__main__":
     main()

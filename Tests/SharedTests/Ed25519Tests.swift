@@ -1,9 +1,10 @@
+import COpenSSL
 import Testing
 @testable import SharedCore
 
-/// Ed25519 and SHA-1 over libcrypto, against published answers: RFC 8032
+/// Ed25519 (libsodium) and SHA-1 (ours), against published answers: RFC 8032
 /// section 7.1 (tests 1 and 2, also checked with Python's `cryptography`) and
-/// FIPS 180 ("abc").
+/// FIPS 180 ("abc"); SHA-1 also against libcrypto's.
 @Suite struct Ed25519Tests {
     static let vectors: [(privateKey: String, publicKey: String, message: String, signature: String)] = [
         ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
@@ -59,6 +60,23 @@ import Testing
     @Test func sha1OfABC() {
         #expect(SHA1Digest.hash(Array("abc".utf8)).hexString == "a9993e364706816aba3e25717850c26c9cd0d89d")
         #expect(SHA1Digest.hash([]).hexString == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        // FIPS 180's two-block message (56 bytes: the padding spills into a second block).
+        #expect(SHA1Digest.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)).hexString
+                == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
+    }
+
+    /// Every length from 0 to 300 bytes (each padding case, one to five blocks) agrees with libcrypto.
+    @Test func sha1AgreesWithLibcrypto() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0...300 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var expected = [UInt8](repeating: 0, count: 20)
+            var size: UInt32 = 0
+            #expect(EVP_Digest(bytes, bytes.count, &expected, &size, EVP_sha1(), nil) == 1)
+            let ours = SHA1Digest.hash(bytes)
+            #expect(ours == expected, "length \(length)")
+            if ours != expected { return }
+        }
     }
 }
 

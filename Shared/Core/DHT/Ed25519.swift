@@ -1,4 +1,3 @@
-import COpenSSL
 import CSodium
 import Synchronization
 
@@ -76,25 +75,15 @@ public enum Ed25519 {
     /// The corresponding C function is `crypto_sign_verify_detached`.
     public static func isValidSignature(_ signature: [UInt8], for message: [UInt8], publicKey: [UInt8]) -> Bool {
         guard ready, signature.count == signatureLength, publicKey.count == keyLength else { return false }
-        let digest = (publicKey + signature + message).withUnsafeBytes(MessageAuthentication.sha256)
+        var digest = [UInt8](repeating: 0, count: 32)
+        let signed = publicKey + signature + message
+        crypto_generichash(&digest, 32, signed, UInt64(signed.count), nil, 0)
         if recentlyValid.withLock({ $0.contains(digest) }) { return true }
         guard crypto_sign_verify_detached(signature, message, UInt64(message.count), publicKey) == 0 else { return false }
         recentlyValid.withLock { $0.insert(digest) }
         return true
     }
 
-    /// Signatures verified lately, by the SHA-256 of key, signature and message: 65,536 slots, 1 MiB.
+    /// Signatures verified lately, by the BLAKE2b-256 of key, signature and message: 65,536 slots, 1 MiB.
     private static let recentlyValid = Mutex(RecentSignatures(slots: 1 << 16))
-}
-
-/// SHA-1 (the Kademlia id of a key or a public key).
-public enum SHA1Digest {
-    /// The 20-byte digest of `bytes`.
-    public static func hash(_ bytes: [UInt8]) -> [UInt8] {
-        var digest = [UInt8](repeating: 0, count: 20)
-        var length: UInt32 = 0
-        precondition(EVP_Digest(bytes, bytes.count, &digest, &length, EVP_sha1(), nil) == 1 && length == 20,
-                     "OpenSSL's SHA-1 failed")
-        return digest
-    }
 }

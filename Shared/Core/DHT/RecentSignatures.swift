@@ -1,7 +1,7 @@
 /// Signatures verified lately, so that a record seen again (every replica's
 /// copy, every poll of a group key) costs a hash instead of a verification.
 /// A direct-mapped table of fixed size, like a CPU cache: each digest (the
-/// SHA-256 of key, signature and message) has one slot, chosen by some of its
+/// BLAKE2b-256 of key, signature and message) has one slot, chosen by some of its
 /// bits, and keeps 128 others there as its tag. A newer digest for the same
 /// slot replaces the older one. Its memory is therefore fixed from the start
 /// (16 bytes a slot) however many records pass, and a match needs the whole

@@ -85,10 +85,18 @@ let package = Package(
         + service("Averager", folder: "Averager")
 )
 
+// Release executables are linked by lld with packed relative relocations (DT_RELR, glibc 2.36 and
+// later): the Swift metadata's 26,000 relocations take 5 KB instead of 600, which the loader reads at
+// every start and which stayed resident in every process (an idle DHT node: 0.55 MB of its 19).
+for target in package.targets where target.type == .executable {
+    target.linkerSettings = [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                                          .when(platforms: [.linux], configuration: .release))]
+}
+
 // The DHT node's release binary links the Swift runtime statically: only the
 // runtime pages it touches are resident, which keeps an idle node under 20 MB.
 for target in package.targets where target.name == "DHTNodeMain" {
-    target.linkerSettings = [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
+    target.linkerSettings! += [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
 }
 
 // `make fuzz`: one executable holds every libFuzzer target (Tests/Fuzz). It has no `main` of its own,

@@ -36,7 +36,7 @@ let package = Package(
         systemLibrary("CCurl", pkgConfig: "libcurl", apt: "libcurl4-openssl-dev"),
         systemLibrary("CJansson", pkgConfig: "jansson", apt: "libjansson-dev"),
         systemLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
-        // SHA-1 ids, certificates and digests, from the libcrypto that libcurl loads anyway.
+        // Certificates, SHA-256 and HMAC, from the libcrypto that libcurl loads anyway.
         systemLibrary("COpenSSL", pkgConfig: "libcrypto", apt: "libssl-dev"),
         systemLibrary("CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),  // Ed25519, twice as fast as libcrypto's
         .systemLibrary(name: "CMalloc", path: "Shared/C/CMalloc"),  // glibc's malloc.h, for buffer reuse (AllocatorTuning)

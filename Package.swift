@@ -85,12 +85,26 @@ let package = Package(
         + service("Averager", folder: "Averager")
 )
 
-// Release executables are linked by lld with packed relative relocations (DT_RELR, glibc 2.36 and
-// later): the Swift metadata's 26,000 relocations take 5 KB instead of 600, which the loader reads at
-// every start and which stayed resident in every process (an idle DHT node: 0.55 MB of its 19).
+// Release executables are linked by lld with packed relative relocations (DT_RELR): the Swift
+// metadata's 26,000 relocations take 5 KB instead of 600, which the loader reads at every start and
+// which stayed resident in every process (an idle DHT node: 0.55 MB of its 19). Only glibc 2.36 and
+// later load them (Debian 12, Ubuntu 23.04), so a build on an older glibc keeps the classic format.
+#if canImport(Glibc)
+import Glibc
+let loaderReadsPackedRelocations: Bool = {
+    var text = [CChar](repeating: 0, count: 64)  // "glibc 2.36"
+    _ = confstr(Int32(_CS_GNU_LIBC_VERSION), &text, text.count)
+    let version = String(decoding: text.prefix { $0 != 0 }.map { UInt8($0) }, as: UTF8.self)
+        .split(separator: " ").last?.split(separator: ".").compactMap { Int($0) } ?? []
+    return !version.lexicographicallyPrecedes([2, 36])
+}()
+#else
+let loaderReadsPackedRelocations = false
+#endif
 for target in package.targets where target.type == .executable {
-    target.linkerSettings = [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
-                                          .when(platforms: [.linux], configuration: .release))]
+    target.linkerSettings = loaderReadsPackedRelocations
+        ? [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux], configuration: .release))]
+        : []
 }
 
 // The DHT node's release binary links the Swift runtime statically: only the

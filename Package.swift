@@ -103,7 +103,7 @@ let loaderReadsPackedRelocations = false
 #endif
 for target in package.targets where target.type == .executable {
     target.linkerSettings = loaderReadsPackedRelocations
-        ? [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux], configuration: .release))]
+        ? [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release))]
         : []
 }
 

@@ -112,6 +112,12 @@ for target in package.targets where target.type == .executable {
 for target in package.targets where target.name == "DHTNodeMain" {
     target.linkerSettings! += [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
 }
+// Nor does the DHT node's code import `_StringProcessing` (implicit otherwise): its searchers and
+// the regex parser they bring were a megabyte of the binary, some of it touched at start.
+// SharedCore searches text with its own Text/TextSearch.swift.
+for target in package.targets where ["SharedCore", "DHTNode", "DHTNodeMain"].contains(target.name) {
+    target.swiftSettings = [.unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"])]
+}
 
 // `make fuzz`: one executable holds every libFuzzer target (Tests/Fuzz). It has no `main` of its own,
 // libFuzzer's is linked in by `--sanitize=fuzzer`, so it exists only in the fuzzing build, which sets

@@ -37,7 +37,7 @@ public struct Identity: Sendable {
     /// The key pair whose private key is PEM text (PKCS #8, as OpenSSL, curl
     /// and Python write Ed25519 keys) or, as identity files were first written, 64 hex digits.
     public init(text: String) throws(IdentityError) {
-        if text.contains("-----BEGIN") {
+        if text.containsUTF8("-----BEGIN") {
             guard let der = try? PEM.decode(text, label: "PRIVATE KEY").first,
                   der.count == Self.pkcs8Prefix.count + Ed25519.keyLength, der.starts(with: Self.pkcs8Prefix) else {
                 throw IdentityError("an identity in PEM is an Ed25519 private key ('-----BEGIN PRIVATE KEY-----', PKCS #8)")

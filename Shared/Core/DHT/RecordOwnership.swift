@@ -78,7 +78,7 @@ public enum RecordOwnership {
     /// leave its own peer id out of the name: the marker holds it already.
     public static func name(ofSubkey subkey: String, owner: String) -> String? {
         let name = unmarked(subkey)
-        guard name.contains("://") else { return name }
+        guard name.containsUTF8("://") else { return name }
         return PeerAddress.pinned(name, to: owner)
     }
 

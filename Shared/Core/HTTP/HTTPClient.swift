@@ -398,9 +398,9 @@ private final class Transfer: @unchecked Sendable {
                     : "not called: the server's certificate is not trusted for its name (\(message)); name the peer to pin its key: https://PEER_ID@host:port")
             // A plain server answers a ClientHello with a plain 400 ("wrong version number") or, when it
             // closes before OpenSSL reads that, with nothing (SSL_ERROR_SYSCALL).
-            case CURLE_SSL_CONNECT_ERROR where message.contains("wrong version number"):
+            case CURLE_SSL_CONNECT_ERROR where message.containsUTF8("wrong version number"):
                 HTTPClientError(.transport, url: url, message: "the server does not speak TLS (\(message)): call http:// if it is not started with --tls")
-            case CURLE_SSL_CONNECT_ERROR where message.contains("SSL_ERROR_SYSCALL"):
+            case CURLE_SSL_CONNECT_ERROR where message.containsUTF8("SSL_ERROR_SYSCALL"):
                 HTTPClientError(.transport, url: url, message: "the server closed the connection during the TLS handshake (\(message)): "
                     + "it does not speak TLS (call http:// if it is not started with --tls), or it went away")
             case CURLE_OPERATION_TIMEDOUT: HTTPClientError(.timeout, url: url, message: "timed out: \(message)")

@@ -29,7 +29,7 @@ public struct OutboundURL: Sendable, Equatable {
         guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\\") && $0 != UInt8(ascii: "#") }) else {
             throw EgressError("the URL '\(shown)' has spaces, control characters, '\\' or '#'; expected a plain http(s) URL")
         }
-        guard let separator = text.firstRange(of: "://") else {
+        guard let separator = text.firstUTF8Range(of: "://") else {
             throw EgressError("'\(shown)' is not a URL; expected http://HOST:PORT or https://HOST:PORT")
         }
         let scheme = text[..<separator.lowerBound].lowercased()

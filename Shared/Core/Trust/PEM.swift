@@ -23,9 +23,9 @@ public enum PEM {
         let begin = "-----BEGIN \(label)-----", end = "-----END \(label)-----"
         var blocks: [[UInt8]] = []
         var rest = Substring(text)
-        while let start = rest.firstRange(of: begin) {
+        while let start = rest.firstUTF8Range(of: begin) {
             rest = rest[start.upperBound...]
-            guard let stop = rest.firstRange(of: end) else { throw PEMError("a '\(begin)' block has no '\(end)' line") }
+            guard let stop = rest.firstUTF8Range(of: end) else { throw PEMError("a '\(begin)' block has no '\(end)' line") }
             let body = rest[..<stop.lowerBound].filter { !$0.isWhitespace }
             guard let bytes = Base64.decode(String(body)) else { throw PEMError("a '\(label)' block is not base64 text") }
             blocks.append(bytes)

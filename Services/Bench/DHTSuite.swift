@@ -55,11 +55,12 @@ private func measureIdleNode() async throws {
     print("  exec -> ready line          median \(milliseconds(median(readyTimes)))  max \(milliseconds(readyTimes.max()!))  (10 starts)")
     print("  exec -> first /healthz 200  median \(milliseconds(median(servingTimes)))  max \(milliseconds(servingTimes.max()!))  target < 100 ms \(verdict(median(servingTimes) < 0.1))")
     print("  resident memory after 1 s   RSS \(megabytes(rss))  target < 20 MB \(verdict(rss < 20_000_000))")
-    print("    of which private dirty    \(megabytes(memory["Private_Dirty"] ?? 0))  (the rest is library code, shared by every node on a host)")
+    print("    of which anonymous        \(megabytes(memory["Anonymous"] ?? 0))  (heap, stacks, written data; the rest is code, shared by every node on a host)")
     print("    proportional share (PSS)  \(megabytes(memory["Pss"] ?? 0))")
 }
 
-/// The totals of /proc/PID/smaps_rollup, in bytes, by name (Rss, Pss, Private_Dirty...).
+/// The totals of /proc/PID/smaps_rollup, in bytes, by name (Rss, Pss, Anonymous...). Not Private_Dirty
+/// for the node's own memory: it also counts the pages of a binary just built and not yet written to disk.
 func memoryFigures(of pid: pid_t) -> [String: Int] {
     let text = (try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8)) ?? ""
     var figures: [String: Int] = [:]

@@ -1,7 +1,7 @@
 /// Searching text for text, without the `_StringProcessing` module: SharedCore
 /// does not import it (Package.swift), because its searchers and the regex
-/// parser they bring were a megabyte of every service's code, and an idle DHT
-/// node touched pages of it to split a flag.
+/// parser they bring were a megabyte of the DHT node's code, and an idle node
+/// touched pages of it to split a flag.
 ///
 /// Matches are by UTF-8 bytes, exactly (no Unicode normalisation), which is what
 /// the protocol text searched here (URLs, PEM armour, libcurl's messages) needs;
@@ -26,13 +26,12 @@ extension StringProtocol {
 extension String {
     /// Every occurrence of `target` replaced by `replacement`.
     func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty, var found = firstUTF8Range(of: target) else { return self }
+        guard !target.isEmpty, containsUTF8(target) else { return self }
         var result = "", rest = self[...]
-        while true {
+        while let found = rest.firstUTF8Range(of: target) {
             result += rest[..<found.lowerBound] + replacement
             rest = rest[found.upperBound...]
-            guard let next = rest.firstUTF8Range(of: target) else { return result + rest }
-            found = next
         }
+        return result + rest
     }
 }

@@ -87,7 +87,7 @@ let package = Package(
 
 // Release executables are linked by lld with packed relative relocations (DT_RELR): the Swift
 // metadata's 26,000 relocations take 5 KB instead of 600, which the loader reads at every start and
-// which stayed resident in every process (an idle DHT node: 0.55 MB of its 19). Only glibc 2.36 and
+// which stayed resident in every process (0.55 MB of an idle DHT node's). Only glibc 2.36 and
 // later load them (Debian 12, Ubuntu 23.04), so a build on an older glibc keeps the classic format.
 #if canImport(Glibc)
 import Glibc

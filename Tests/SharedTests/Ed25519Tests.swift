@@ -67,7 +67,7 @@ import Testing
 
     /// Every length from 0 to 300 bytes (each padding case, one to five blocks) agrees with libcrypto.
     @Test func sha1AgreesWithLibcrypto() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SplitMix64(seed: 180)
         for length in 0...300 {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             var expected = [UInt8](repeating: 0, count: 20)

@@ -1,4 +1,4 @@
-// OpenSSL's libcrypto for SHA-1 ids, digests and the X.509 certificates of TLS
+// OpenSSL's libcrypto for SHA-256, HMAC and the X.509 certificates of TLS
 // identities and swarm memberships, and libssl's context calls for the
 // credentials our HTTPS calls present. libcurl (the OpenSSL flavour) loads and
 // initialises both in every service anyway, so using them costs no extra memory.

@@ -143,7 +143,8 @@ public struct Certificate: Sendable, Equatable {
         return try! Certificate(der: der)
     }
 
-    private static func handle(_ der: [UInt8]) -> OpaquePointer? {
+    /// libcrypto's X509 of DER bytes, or nil; the caller frees it (`X509_free`).
+    static func handle(_ der: [UInt8]) -> OpaquePointer? {
         der.withUnsafeBufferPointer { buffer in
             var pointer = buffer.baseAddress
             return d2i_X509(nil, &pointer, buffer.count)

@@ -25,10 +25,7 @@ final class TLSClientCredentials: @unchecked Sendable {
         func certificates(_ pem: String?) -> [OpaquePointer]? {
             guard let pem else { return [] }
             guard let blocks = try? PEM.decode(pem, label: "CERTIFICATE"), !blocks.isEmpty else { return nil }
-            let decoded = blocks.compactMap { der in der.withUnsafeBufferPointer { buffer in
-                var pointer = buffer.baseAddress
-                return d2i_X509(nil, &pointer, buffer.count)
-            } }
+            let decoded = blocks.compactMap(Certificate.handle)
             guard decoded.count == blocks.count else {
                 decoded.forEach { X509_free($0) }
                 return nil

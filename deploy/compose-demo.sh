@@ -66,7 +66,8 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/hivemind-compose.XXXX")
 cleanup() {
     local status=$?
-    [ $status = 0 ] || { log "--- ${compose[0]}"; tail -n 20 "$work/compose.log" >&2; }
+    # The log's last lines, without podman-compose's repeated warning that podman < 4.6 cannot wait for healthchecks.
+    [ $status = 0 ] || { log "--- ${compose[0]}"; grep -v "condition check due to podman" "$work/compose.log" | tail -n 30 >&2; }
     remove
     # The swarm's files belong to the containers' user (uid 10001); rootless podman maps it to another uid.
     rm -rf "$work" 2> /dev/null || { [ "$ENGINE" = podman ] && podman unshare rm -rf "$work"; } || true
@@ -105,8 +106,10 @@ log "16 experts alive on 4 expert hosts"
 hosts=$("$ENGINE" ps --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=expert-host" -q | wc -l)
 log "scaled to $hosts expert hosts"
 
-"${compose[@]}" --profile train run --rm trainer train --gateway https://gateway:8080 --averager https://averager-1:8100 \
-    --epochs "$epochs" > "$work/trainer.json" 2>> "$work/compose.log"
+# -T: no pseudo-terminal, so the trainer's errors reach compose.log instead of mixing into its JSON output;
+# --no-deps: the mesh is up (podman-compose would otherwise run `up` on the trainer's dependencies again).
+"${compose[@]}" --profile train run --rm -T --no-deps trainer train --gateway https://gateway:8080 --averager https://averager-1:8100 \
+    --epochs "$epochs" --mesh-wait 60 > "$work/trainer.json" 2>> "$work/compose.log"
 python3 - "$work/trainer.json" "$experts" "$hosts" <<'EOF'
 import json, sys
 lines = [line for line in open(sys.argv[1]) if line.startswith("{")]

@@ -38,6 +38,7 @@ func runTrain(_ arguments: [String]) async throws {
         OptionSpec("grad-compression", default: "none", help: "codec of the all-reduce at each epoch's end (none, float16, bfloat16, mean_std_16bit, uniform_8bit, quantile_8bit, blockwise_8bit): 8-bit moves a quarter of the bytes over slow links"),
         OptionSpec("state-compression", default: "none", help: "codec of the state a late or lagging trainer downloads from a peer (the same names): float32 tensors of 1024 values or more travel compressed, all else exact (counters, biases, Adam's second moments)"),
         OptionSpec("delay-grad-averaging", help: "overlap averaging with compute: an epoch's gradients average in the background while the next epoch computes, and apply one step late (the reference's delay_grad_averaging and delay_optimizer_step; gradients mode)", isSwitch: true),
+        OptionSpec("mesh-wait", default: "10", help: "seconds to wait before training for a gateway that does not answer yet, reaches no DHT node yet or lists no expert yet (a mesh still starting)"),
         OptionSpec("averaging-timeout", default: "5", help: "seconds an epoch's averaging may take before a trainer goes on with its own"),
         OptionSpec("run", default: "digits", help: "the run id shared by the run's trainers"),
         OptionSpec("run-token", help: "the averager's --run-token, sent with the run's calls and shared states (needed when the averager is not on loopback)"),
@@ -71,6 +72,7 @@ struct TrainerConfiguration {
     let mode: OptimizerMode
     let targetBatchSize: Int
     let averagingTimeout: Double
+    let meshWait: Double
     /// Averaging overlaps the next epoch's compute; its result applies one step late.
     let delayGradAveraging: Bool
     /// Compression of the all-reduce between averagers at each epoch's end.
@@ -119,6 +121,7 @@ struct TrainerConfiguration {
         self.mode = mode
         targetBatchSize = try options.int("target-batch-size") ?? 128
         averagingTimeout = try options.seconds("averaging-timeout", atLeast: DurationLimits.minimumTimeout) ?? 5
+        meshWait = try options.seconds("mesh-wait", atLeast: 0) ?? 10
         delayGradAveraging = try options.bool("delay-grad-averaging")
         do { gradCompression = try CompressionCodec(parsing: options.string("grad-compression") ?? "none") } catch {
             throw OptionError("--grad-compression: \(error.message)")
@@ -170,13 +173,19 @@ struct TrainerConfiguration {
 }
 
 /// Refuses to start against a mesh that cannot train: no gateway answers,
-/// the gateway reaches no DHT node, or no expert is alive under the prefix
-/// (waits up to 10 s for hosts that are still declaring theirs).
+/// the gateway reaches no DHT node, or no expert is alive under the prefix.
+/// Each of these may be a mesh still starting (a compose file's trainer can
+/// start with its gateway: podman before 4.6 does not wait for healthchecks),
+/// so it asks again for up to `--mesh-wait` seconds; a gateway that refuses
+/// the listing (4xx, e.g. an unknown membership) is not going to change, and
+/// ends the wait at once.
 func checkMesh(_ config: TrainerConfiguration) async throws {
-    let deadline = Clock.now + 10
+    let deadline = Clock.now + config.meshWait
     var problems: [String] = []
+    var waiting = false
     while true {
         problems = []
+        var hopeless = false
         for gateway in config.gateways {
             do {
                 let response = try await HTTPClient.shared.get("\(gateway)/v1/experts?prefix=\(config.prefix)", timeout: 5)
@@ -187,12 +196,16 @@ func checkMesh(_ config: TrainerConfiguration) async throws {
                 problems.append("the gateway at \(gateway) reaches no DHT node: \(explained(error))")
             } catch let error as HTTPClientError where error.kind == .httpStatus {
                 problems.append("the gateway at \(gateway) refused the expert listing: \(explained(error))")
+                hopeless = true
             } catch {
                 problems.append("cannot reach the gateway at \(gateway): \(explained(error))")
             }
         }
-        // A gateway that reaches no DHT is not going to recover within seconds; experts still declaring may.
-        guard Clock.now < deadline, problems.allSatisfy({ $0.hasPrefix("no expert") }) else { break }
+        guard Clock.now < deadline, !hopeless else { break }
+        if !waiting {
+            FileHandle.standardError.write(Data("[\(config.name)] waiting up to \(Int(config.meshWait.rounded(.up))) s for the mesh: \(problems.joined(separator: "; "))\n".utf8))
+            waiting = true
+        }
         try await Task.sleep(for: .milliseconds(500))
     }
     throw OptionError(problems.joined(separator: "; "))

@@ -35,13 +35,16 @@ extension CLI {
         }
 
         @Test func noGatewayReachable() async throws {
-            try await expectRefusal(["train", "--data", digitsPath, "--gateway", "http://127.0.0.1:1"], saying: "cannot reach the gateway at http://127.0.0.1:1")
+            try await expectRefusal(["train", "--data", digitsPath, "--gateway", "http://127.0.0.1:1", "--mesh-wait", "1"],
+                                    saying: "waiting up to 1 s for the mesh: cannot reach the gateway at http://127.0.0.1:1")
+            try await expectRefusal(["train", "--data", digitsPath, "--gateway", "http://127.0.0.1:1", "--mesh-wait", "0"],
+                                    saying: "hivemind train: cannot reach the gateway at http://127.0.0.1:1")
         }
 
         @Test func noDHTReachable() async throws {
             // A gateway whose only DHT node does not exist.
             let gateway = try await ServiceProcess.start("hivemind-gateway", ["--port", "0", "--log-level", "error", "--dht", "http://127.0.0.1:1"])
-            try await expectRefusal(["train", "--data", digitsPath, "--gateway", gateway.url], saying: "reaches no DHT node")
+            try await expectRefusal(["train", "--data", digitsPath, "--gateway", gateway.url, "--mesh-wait", "1"], saying: "reaches no DHT node")
             try await expectRefusal(["mesh", "status", "--dht", "http://127.0.0.1:1"], saying: "no DHT node answers at http://127.0.0.1:1")
             try await expectRefusal(["dht", "--dht", "http://127.0.0.1:1", "get", "some-key"], saying: "no DHT node answered")
         }

@@ -37,6 +37,13 @@ for target in builder runtime-files "${targets[@]}"; do
         --build-arg VERSION="$version" --build-arg REVISION="$revision" \
         -t "hivemind-swift/$target:latest" . >&2
 done
+# The version and revision once more, on top of each image: podman's layer cache reuses the Dockerfile's
+# LABEL step whatever VERSION and REVISION are, so an image rebuilt at a later commit kept the first
+# build's labels (and --label is dropped when every step comes from the cache).
+for target in "${targets[@]}"; do
+    printf 'FROM hivemind-swift/%s:latest\nLABEL org.opencontainers.image.version="%s" org.opencontainers.image.revision="%s"\n' \
+        "$target" "$version" "$revision" | "$ENGINE" build "${BUILD_FLAGS[@]}" --no-cache -q -t "hivemind-swift/$target:latest" -f - deploy > /dev/null
+done
 
 # What earlier builds left: images of ours that no tag and no later stage uses any more.
 "$ENGINE" image prune -f --filter "label=org.opencontainers.image.vendor=Hivemind in Swift" > /dev/null

@@ -108,9 +108,10 @@ def mesh_trainer(args) -> None:
     print(json.dumps(result), flush=True)
 
 
-def run_mesh(args, step_per_call: bool) -> Dict[str, object]:
-    """Trains through the mesh; first saves the host's initial experts to ``args.experts`` for the reference side.
-    Gradient clipping is off, as in the reference's Server; ``step_per_call`` runs the host with ``--step-per-call``."""
+def run_mesh(args, step_per_call: bool, save_experts: bool) -> Dict[str, object]:
+    """Trains through the mesh; with ``save_experts``, first saves the host's initial experts (the same for a seed on
+    both mesh sides) to ``args.experts`` for the reference side. Gradient clipping is off, as in the reference's Server;
+    ``step_per_call`` runs the host with ``--step-per-call``."""
     import hivemind_mesh as hm
     from hivemind_mesh.local import LocalMesh, wait_for_experts
 
@@ -125,8 +126,9 @@ def run_mesh(args, step_per_call: bool) -> Dict[str, object]:
                                 "--log-level", "warning").url for _ in range(args.trainers)]
         wait_for_experts(gateway, "ffn.", len(UIDS))
         client = hm.ExpertHostClient(host)
-        np.savez(args.experts, **{f"{uid}/{name}": value for uid in UIDS for name, value in client.state(uid).items()
-                                  if not name.startswith("optimizer.")})
+        if save_experts:
+                np.savez(args.experts, **{f"{uid}/{name}": value for uid in UIDS for name, value in client.state(uid).items()
+                                      if not name.startswith("optimizer.")})
         trainers = spawn([[sys.executable, __file__, "mesh-trainer", "--gateway", gateway, "--averager", averagers[i]] for i in range(args.trainers)],
                          args)
         return {"trainers": trainers, "expert_updates": float(np.mean([expert["steps"] for expert in client.experts()]))}
@@ -269,7 +271,8 @@ def main() -> None:
     if args.role == "reference-swarm":
         return reference_swarm(args)
     os.makedirs(os.path.dirname(os.path.abspath(args.venv)), exist_ok=True)
-    runs = {"mesh": partial(run_mesh, step_per_call=True), "mesh_merged_backward": partial(run_mesh, step_per_call=False),
+    runs = {"mesh": partial(run_mesh, step_per_call=True, save_experts=True),
+            "mesh_merged_backward": partial(run_mesh, step_per_call=False, save_experts=False),
             "reference": run_reference}
     sides: Dict[str, List[Dict[str, object]]] = {side: [] for side in runs}
     for seed in range(args.seeds):
